@@ -1,0 +1,324 @@
+"""The ``opsloop`` command (typer + rich).
+
+Human output goes to the terminal (progress to stderr); ``--json`` prints one JSON document on
+stdout. Input errors exit with code 2 and a message naming the file, line and field.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from opsloop.config import Settings
+from opsloop.data.loaders import InputError
+from opsloop.domain import ActionStatus, Incident, utc
+from opsloop.store import repository as repo
+from opsloop.store.session import open_store
+
+app = typer.Typer(help="opsloop: incident intelligence for SREs (observe → reason → decide → act).",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+incidents_app = typer.Typer(help="Review incidents.", no_args_is_help=True)
+actions_app = typer.Typer(help="Review, approve and reject proposed actions.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
+app.add_typer(incidents_app, name="incidents")
+app.add_typer(actions_app, name="actions")
+app.add_typer(audit_app, name="audit")
+
+out = Console()
+err = Console(stderr=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+
+
+def _store(settings: Settings):
+    return open_store(settings.resolved_database_url())
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _parse_time(value: Optional[str], name: str) -> Optional[datetime]:
+    if not value:
+        return None
+    try:
+        return utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+    except ValueError:
+        _fail(f"--{name}: not an ISO-8601 time: {value!r}")
+    return None
+
+
+def _incident_json(inc: Incident) -> dict[str, Any]:
+    a = inc.assessment
+    return {
+        "id": inc.id, "fingerprint": inc.fingerprint, "status": inc.status.value, "kind": inc.kind.value,
+        "severity": inc.severity.value, "title": inc.title, "first_seen": inc.first_seen.isoformat(),
+        "last_seen": inc.last_seen.isoformat(), "category": a.category if a else None,
+        "confidence": a.confidence if a else None, "affected": inc.affected,
+        "revenue_at_risk_per_hour": a.risk.revenue_at_risk_per_hour if a else None,
+        "anomalies": len(inc.anomalies), "clusters": [c.label for c in inc.clusters],
+        "citations": [f"{c.document} > {c.section}" for c in a.citations] if a else [],
+        "actions": [{"id": x.id, "type": x.type, "risk": x.risk.value, "status": x.status.value} for x in inc.actions],
+    }
+
+
+def _incident_table(incidents: list[Incident]) -> Table:
+    t = Table(title=f"{len(incidents)} incident(s)", show_lines=False)
+    for col in ("id", "severity", "kind", "category", "title", "first seen (UTC)", "last", "$/h at risk", "actions"):
+        t.add_column(col)
+    colors = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "green"}
+    for i in incidents:
+        a = i.assessment
+        money = a.risk.revenue_at_risk_per_hour if a and a.risk.revenue_at_risk_per_hour is not None else None
+        t.add_row(i.id, f"[{colors[i.severity.value]}]{i.severity.value}[/]", i.kind.value, a.category if a else "-",
+                  i.title, f"{i.first_seen:%Y-%m-%d %H:%M}", f"{i.last_seen:%m-%d %H:%M}",
+                  f"{money:,.0f}" if money is not None else "-",
+                  ", ".join(f"{x.type}:{x.status.value}" for x in i.actions) or "-")
+    return t
+
+
+def _run(settings: Settings, tickets, logs, kpis, runbooks, start, end, as_json: bool, extra=None):
+    from opsloop.pipeline.cycle import run_cycle
+    from opsloop.pipeline.observe import observe
+
+    t0 = time.perf_counter()
+    try:
+        with err.status("observe: loading signals") as status:
+            signals = observe(tickets=tickets, logs=logs, kpis=kpis, start=start, end=end)
+            result = run_cycle(signals, _store(settings), settings, runbooks=runbooks,
+                               progress=lambda s: status.update(f"{s} …"))
+    except InputError as exc:
+        _fail(str(exc))
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    wall = time.perf_counter() - t0
+    report = result.report
+    if as_json:
+        doc = {"report": report.model_dump(mode="json"), "wall_seconds": round(wall, 2),
+               "incidents": [_incident_json(i) for i in result.incidents]}
+        if extra:
+            doc.update(extra(result))
+        typer.echo(json.dumps(doc, indent=2))
+        return result
+    out.print(_incident_table(result.incidents))
+    c = report.counts
+    out.print(f"cycle {report.id}: window {report.window.start:%Y-%m-%d %H:%M} → {report.window.end:%Y-%m-%d %H:%M} UTC; "
+              f"{c.get('tickets', 0)} tickets, {c.get('log_events', 0)} log events, {c.get('kpi_points', 0)} KPI points, "
+              f"{c.get('quarantined', 0)} quarantined; {c['anomalies']} anomalies, {c['clusters']} ticket clusters; "
+              f"{c['incidents_new']} new / {c['incidents_updated']} updated incidents; {c['actions_new']} new actions "
+              f"({c['actions_auto_executed']} auto-executed) in {wall:.1f} s", highlight=False)
+    for q in report.quarantined[:10]:
+        err.print(f"[yellow]quarantined[/] {q.file}:{q.line}: {q.field or '-'}: {q.reason}", highlight=False)
+    if len(report.quarantined) > 10:
+        err.print(f"[yellow]… and {len(report.quarantined) - 10} more quarantined rows[/]")
+    for d in report.degradations:
+        err.print(f"[yellow]degraded:[/] {d}", highlight=False)
+    return result
+
+
+@app.command()
+def demo(
+    seed: Annotated[int, typer.Option(help="Scenario seed.")] = 7,
+    days: Annotated[int, typer.Option(help="Days to simulate (>= 3).")] = 7,
+    as_json: JsonOpt = False,
+) -> None:
+    """Simulate the checkout-migration scenario, run one cycle on it, and compare with its ground truth."""
+    from opsloop.data.simulator import simulate, write_scenario
+    from opsloop.pipeline.evaluate import match_ground_truth
+
+    settings = Settings()
+    target = settings.home / "demo" / f"seed{seed}-days{days}"
+    with err.status(f"simulating {days} days (seed {seed}) into {target}"):
+        scenario = simulate(seed=seed, days=days)
+        paths = write_scenario(scenario, target)
+    truth = json.loads(paths["ground_truth"].read_text())
+
+    def extra(result):
+        return {"ground_truth": truth, "match": match_ground_truth(result.incidents, truth), "data": str(target)}
+
+    result = _run(settings, paths["tickets"], paths["logs"], [paths["kpis"]], None, None, None, as_json, extra)
+    if not as_json:
+        m = match_ground_truth(result.incidents, truth)
+        out.print(f"ground truth: found {len(m['found'])} of {len(truth)} injected incidents "
+                  f"({sum(f['category_correct'] for f in m['found'])} with the right category), "
+                  f"{len(m['false_incidents'])} false incident(s). Data: {target}", highlight=False)
+        for miss in m["missed"]:
+            out.print(f"[red]missed[/] {miss['truth']} {miss['name']}", highlight=False)
+        out.print("Next: [bold]opsloop incidents show ID[/], [bold]opsloop actions list[/]")
+
+
+@app.command()
+def simulate(
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory to write the scenario into.")],
+    seed: Annotated[int, typer.Option(help="Scenario seed.")] = 7,
+    days: Annotated[int, typer.Option(help="Days to simulate (>= 3).")] = 7,
+) -> None:
+    """Write the checkout-migration scenario (tickets, logs, KPIs, ground truth) to a directory."""
+    from opsloop.data.simulator import simulate as run_sim
+    from opsloop.data.simulator import write_scenario
+
+    try:
+        scenario = run_sim(seed=seed, days=days)
+    except ValueError as exc:
+        _fail(str(exc))
+    paths = write_scenario(scenario, out_dir)
+    for name, p in paths.items():
+        out.print(f"{name:>12}: {p}")
+
+
+def _split_paths(values: Optional[list[str]]) -> list[Path]:
+    return [Path(p) for v in values or [] for p in v.split(",") if p]
+
+
+@app.command()
+def cycle(
+    tickets: Annotated[Optional[Path], typer.Option(help="Tickets file (CSV, JSONL or Parquet).")] = None,
+    logs: Annotated[Optional[Path], typer.Option(help="Log events file (CSV, JSONL or Parquet).")] = None,
+    kpis: Annotated[Optional[list[str]], typer.Option(help="KPI file(s), comma-separated or repeated; long or NAB form.")] = None,
+    runbooks: Annotated[Optional[Path], typer.Option(help="Runbook directory (default: the bundled runbooks).")] = None,
+    start: Annotated[Optional[str], typer.Option(help="Window start, ISO-8601 (default: start of data).")] = None,
+    end: Annotated[Optional[str], typer.Option(help="Window end, ISO-8601, exclusive (default: end of data).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run one cycle on files (any subset of tickets, logs, KPIs)."""
+    kpi_paths = _split_paths(kpis)
+    if not (tickets or logs or kpi_paths):
+        _fail("give at least one of --tickets, --logs, --kpis")
+    _run(Settings(), tickets, logs, kpi_paths, runbooks, _parse_time(start, "start"), _parse_time(end, "end"), as_json)
+
+
+@incidents_app.command("list")
+def incidents_list(
+    status: Annotated[Optional[str], typer.Option(help="open, mitigating or resolved.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Incidents, most severe first."""
+    with _store(Settings())() as s:
+        incs = [repo.get_incident(s, i.id) for i in repo.list_incidents(s, status)]
+    if as_json:
+        typer.echo(json.dumps([_incident_json(i) for i in incs], indent=2))
+    else:
+        out.print(_incident_table(incs))
+
+
+@incidents_app.command("show")
+def incidents_show(incident_id: str, as_json: JsonOpt = False) -> None:
+    """One incident in full: assessment, evidence, citations, risk and actions."""
+    with _store(Settings())() as s:
+        try:
+            inc = repo.get_incident(s, incident_id)
+        except repo.NotFound as exc:
+            _fail(str(exc), 1)
+    if as_json:
+        typer.echo(inc.model_dump_json(indent=2))
+        return
+    a = inc.assessment
+    out.print(f"[bold]{inc.id}[/] {inc.severity.value} {inc.kind.value}: {inc.title}", highlight=False)
+    out.print(f"{inc.first_seen:%Y-%m-%d %H:%M} → {inc.last_seen:%Y-%m-%d %H:%M} UTC; fingerprint {inc.fingerprint}")
+    out.print(f"affected: {json.dumps(inc.affected)}", highlight=False)
+    if a:
+        out.print(f"\n[bold]Assessment[/] ({a.generated_by}, category {a.category}, confidence {a.confidence:.2f})")
+        out.print(a.summary, highlight=False)
+        out.print(f"[bold]Root cause:[/] {a.root_cause}", highlight=False)
+        out.print("[bold]Evidence:[/]")
+        for e in a.evidence:
+            out.print(f"  • {e}", highlight=False)
+        for u in a.uncertainties:
+            out.print(f"  ? {u}", highlight=False)
+        r = a.risk
+        if r.revenue_at_risk_per_hour is not None:
+            out.print(f"[bold]Revenue at risk:[/] {r.lost_orders:.0f} lost orders, {r.revenue_at_risk_window:,.0f} "
+                      f"{r.currency} over the span ({r.revenue_at_risk_per_hour:,.0f}/h, {r.revenue_at_risk_per_day:,.0f}/day; "
+                      f"95% {r.interval[0]:,.0f}–{r.interval[1]:,.0f})", highlight=False)
+        out.print(f"[dim]{r.method}[/]", highlight=False)
+        out.print("[bold]Runbook passages:[/]")
+        for c in a.citations:
+            out.print(f"  [{c.chunk_id}] {c.document} › {c.section} (score {c.score:.2f})", highlight=False)
+    for c in inc.clusters:
+        out.print(f"[bold]Tickets:[/] {c.size} × '{c.label}' ({', '.join(c.top_terms)})", highlight=False)
+    for sig in inc.signatures:
+        out.print(f"[bold]Log:[/] {sig.count} × {sig.template}", highlight=False)
+    if inc.actions:
+        t = Table(title="actions")
+        for col in ("id", "type", "risk", "status", "needs approval", "params"):
+            t.add_column(col)
+        for x in inc.actions:
+            t.add_row(x.id, x.type, x.risk.value, x.status.value, "yes" if x.requires_approval else "no",
+                      json.dumps(x.params))
+        out.print(t)
+
+
+@actions_app.command("list")
+def actions_list(
+    status: Annotated[Optional[str], typer.Option(help="proposed, approved, rejected, succeeded, …")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Actions and their state."""
+    with _store(Settings())() as s:
+        acts = repo.list_actions(s, status)
+    if as_json:
+        typer.echo(json.dumps([a.model_dump(mode="json") for a in acts], indent=2))
+        return
+    t = Table(title=f"{len(acts)} action(s)")
+    for col in ("id", "incident", "type", "risk", "confidence", "status", "needs approval"):
+        t.add_column(col)
+    for a in acts:
+        t.add_row(a.id, a.incident_id, a.type, a.risk.value, f"{a.confidence:.2f}", a.status.value,
+                  "yes" if a.requires_approval else "no")
+    out.print(t)
+
+
+def _decide(action_id: str, to: ActionStatus, actor: Optional[str], reason: Optional[str]) -> None:
+    with _store(Settings()).begin() as s:
+        try:
+            a = repo.transition_action(s, action_id, ActionStatus.proposed, to, actor or getpass.getuser(), reason)
+        except (repo.NotFound, repo.Conflict) as exc:
+            _fail(str(exc), 1)
+    out.print(f"{a.id} ({a.type}) is now [bold]{a.status.value}[/]")
+
+
+@actions_app.command("approve")
+def actions_approve(
+    action_id: str,
+    actor: Annotated[Optional[str], typer.Option(help="Who approves (default: the OS user).")] = None,
+) -> None:
+    """Approve a proposed action (``proposed → approved``)."""
+    _decide(action_id, ActionStatus.approved, actor, None)
+
+
+@actions_app.command("reject")
+def actions_reject(
+    action_id: str,
+    reason: Annotated[str, typer.Option(help="Why the action is rejected (required).")],
+    actor: Annotated[Optional[str], typer.Option(help="Who rejects (default: the OS user).")] = None,
+) -> None:
+    """Reject a proposed action with a reason (``proposed → rejected``)."""
+    if not reason.strip():
+        _fail("--reason must not be empty")
+    _decide(action_id, ActionStatus.rejected, actor, reason)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the audit hash chain; exit 1 if any event was edited or deleted."""
+    with _store(Settings())() as s:
+        problems = repo.verify_audit(s)
+        n = repo.count_rows(s)["audit_events"]
+    if problems:
+        for p in problems:
+            err.print(f"[red]{p}[/]")
+        raise typer.Exit(1)
+    out.print(f"audit chain intact ({n} events)")
+
+
+if __name__ == "__main__":
+    app()

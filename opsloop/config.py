@@ -1,0 +1,42 @@
+"""Settings read from the environment (prefix ``OPSLOOP_``) via pydantic-settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime configuration.
+
+    * ``home`` (``OPSLOOP_HOME``): where the embedded SQLite store, indexes and demo data live
+      (default ``~/.opsloop``).
+    * ``database_url`` (``OPSLOOP_DATABASE_URL``): SQLAlchemy URL; empty means SQLite under ``home``.
+    * ``llm`` (``OPSLOOP_LLM``): ``off`` (rules only, default), ``ollama`` or ``llamacpp``.
+    * thresholds: detector thresholds in each detector's score unit, the confidence above which
+      low-risk actions auto-execute, and the gap (seconds) within which a recurring fingerprint
+      updates its incident instead of opening a new one.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="OPSLOOP_", extra="ignore")
+
+    home: Path = Field(default_factory=lambda: Path.home() / ".opsloop")
+    database_url: str = ""
+    llm: Literal["off", "ollama", "llamacpp"] = "off"
+    embedder: Literal["minilm", "tfidf"] = "minilm"
+
+    kpi_z_threshold: float = 4.0
+    count_threshold: float = 8.0  # -log10 p of the Poisson/binomial tail tests
+    auto_execute_confidence: float = 0.7
+    incident_merge_gap_seconds: float = 6 * 3600.0
+    rag_top_k: int = 3
+
+    def resolved_database_url(self) -> str:
+        """The SQLAlchemy URL in force: ``database_url`` or SQLite at ``home/opsloop.db``."""
+        if self.database_url:
+            return self.database_url
+        self.home.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{self.home / 'opsloop.db'}"

@@ -1,0 +1,20 @@
+"""Turn per-point anomaly flags into anomalous intervals."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def flag_runs(flags: np.ndarray, max_gap: int = 0, min_len: int = 1) -> list[tuple[int, int]]:
+    """Runs of ``True`` in ``flags`` (shape (n,)) as inclusive ``(first, last)`` index pairs.
+
+    Runs separated by at most ``max_gap`` unflagged points are merged; merged runs with fewer than
+    ``min_len`` flagged points are dropped.
+    """
+    idx = np.flatnonzero(flags)
+    if idx.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(idx) > max_gap + 1)
+    starts = np.concatenate([[0], breaks + 1])
+    ends = np.concatenate([breaks, [idx.size - 1]])
+    return [(int(idx[s]), int(idx[e])) for s, e in zip(starts, ends) if e - s + 1 >= min_len]

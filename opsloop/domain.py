@@ -1,0 +1,336 @@
+"""Domain models shared by every stage of the loop (see ``DESIGN.md``).
+
+Entities travel as pydantic models; bulk signals (tickets, log events, KPI points) travel as
+pandas DataFrames with a UTC ``ts`` column (see :mod:`opsloop.data.contracts`). All timestamps are
+timezone-aware UTC; money is in the scenario's currency (USD for the bundled simulator).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+def utc(ts: datetime) -> datetime:
+    """Return ``ts`` as an aware UTC datetime (naive input is taken to be UTC)."""
+    if ts.tzinfo is None:
+        return ts.replace(tzinfo=timezone.utc)
+    return ts.astimezone(timezone.utc)
+
+
+def stable_hash(payload: Any, length: int = 16) -> str:
+    """SHA-256 hex digest (first ``length`` chars) of ``payload`` serialised as canonical JSON."""
+    text = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Kind(str, Enum):
+    """What sort of failure an anomaly or incident is.
+
+    ``hard``: requests fail visibly (error status codes, latency); ``soft``: requests succeed but an
+    expected downstream outcome is missing; ``business``: a business KPI moves with no technical error.
+    """
+
+    hard = "hard"
+    soft = "soft"
+    business = "business"
+
+
+KIND_PRECEDENCE = {Kind.hard: 3, Kind.soft: 2, Kind.business: 1}
+
+
+class Severity(str, Enum):
+    """Incident / anomaly severity, ``critical`` highest."""
+
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
+
+
+SEVERITY_RANK = {Severity.low: 1, Severity.medium: 2, Severity.high: 3, Severity.critical: 4}
+
+
+class Risk(str, Enum):
+    """Risk of executing an action."""
+
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
+
+
+class IncidentStatus(str, Enum):
+    open = "open"
+    mitigating = "mitigating"
+    resolved = "resolved"
+
+
+class ActionStatus(str, Enum):
+    """Action lifecycle: ``proposed → approved|rejected|expired``, ``approved → executing →
+    succeeded|failed``."""
+
+    proposed = "proposed"
+    approved = "approved"
+    rejected = "rejected"
+    expired = "expired"
+    executing = "executing"
+    succeeded = "succeeded"
+    failed = "failed"
+
+
+class Window(_Model):
+    """Half-open UTC interval ``[start, end)``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    start: datetime
+    end: datetime
+
+    @field_validator("start", "end")
+    @classmethod
+    def _utc(cls, v: datetime) -> datetime:
+        return utc(v)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Window":
+        if self.end <= self.start:
+            raise ValueError(f"window end {self.end} must be after start {self.start}")
+        return self
+
+    def contains(self, ts: datetime) -> bool:
+        return self.start <= utc(ts) < self.end
+
+
+class SeriesKey(_Model):
+    """Identity of one time series: a metric name plus sorted label pairs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    metric: str
+    labels: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, metric: str, **labels: Any) -> "SeriesKey":
+        return cls(metric=metric, labels=tuple(sorted((k, str(v)) for k, v in labels.items() if v is not None)))
+
+    @property
+    def label_dict(self) -> dict[str, str]:
+        return dict(self.labels)
+
+    def __str__(self) -> str:
+        if not self.labels:
+            return self.metric
+        inner = ",".join(f'{k}="{v}"' for k, v in self.labels)
+        return f"{self.metric}{{{inner}}}"
+
+
+class Ticket(_Model):
+    """One support ticket (input contract: see :data:`opsloop.data.contracts.TICKETS`)."""
+
+    id: str
+    created_at: datetime
+    subject: str
+    body: str
+    merchant_id: str | None = None
+    stage: str | None = None
+    priority: str | None = None
+    channel: str | None = None
+
+
+class LogEvent(_Model):
+    """One application log event; ``latency_ms`` in milliseconds."""
+
+    ts: datetime
+    service: str
+    endpoint: str
+    status: int
+    level: str
+    message: str
+    merchant_id: str | None = None
+    stage: str | None = None
+    event: str | None = None
+    order_id: str | None = None
+    latency_ms: float | None = None
+
+
+class KpiPoint(_Model):
+    """One KPI observation of ``key`` at ``ts``."""
+
+    ts: datetime
+    key: SeriesKey
+    value: float
+
+
+class Anomaly(_Model):
+    """An anomalous interval found by one detector on one series.
+
+    ``score`` is the detector's anomaly score at the peak (higher is more anomalous; its unit is the
+    detector's, e.g. modified z or -log10 p-value). ``observed``/``expected`` are the series value and
+    the detector's expectation at ``peak``. ``evidence`` holds detector-specific facts (counts, rates,
+    affected merchants, example log lines).
+    """
+
+    detector: str
+    kind: Kind
+    series: SeriesKey
+    start: datetime
+    end: datetime
+    peak: datetime
+    score: float
+    severity: Severity
+    observed: float | None = None
+    expected: float | None = None
+    direction: str = "up"
+    evidence: dict[str, Any] = Field(default_factory=dict)
+
+
+class TicketCluster(_Model):
+    """A group of similar tickets (DBSCAN on sentence embeddings).
+
+    ``affected`` maps a label name (``merchant_id``, ``stage``) to the sorted values seen.
+    """
+
+    id: str
+    size: int
+    top_terms: list[str]
+    examples: list[dict[str, Any]]
+    label: str
+    first_seen: datetime
+    last_seen: datetime
+    affected: dict[str, list[str]] = Field(default_factory=dict)
+    ticket_ids: list[str] = Field(default_factory=list)
+
+
+class LogSignature(_Model):
+    """A log template and its rate in the window against a trailing baseline (events per hour)."""
+
+    template_id: str
+    template: str
+    count: int
+    baseline_rate: float
+    rate: float
+
+
+class Citation(_Model):
+    """A retrieved runbook passage that an assessment relies on."""
+
+    chunk_id: str
+    document: str
+    section: str
+    score: float
+    text: str = ""
+
+
+class RiskReport(_Model):
+    """Revenue at risk for one incident.
+
+    ``lost_orders`` is expected minus observed orders over the incident span (expected from the
+    pre-incident conversion rate applied to observed sessions); money in the KPI currency.
+    ``interval`` is an approximate 95% interval on revenue at risk for the window. Fields are ``None``
+    where the inputs needed (orders, sessions, average order value) are absent; ``method`` says why.
+    """
+
+    lost_orders: float | None = None
+    revenue_at_risk_window: float | None = None
+    revenue_at_risk_per_hour: float | None = None
+    revenue_at_risk_per_day: float | None = None
+    interval: tuple[float, float] | None = None
+    currency: str = "USD"
+    method: str = ""
+
+
+class Assessment(_Model):
+    """What an incident is, why we think so, and how sure we are. ``confidence`` in [0, 1]."""
+
+    summary: str
+    root_cause: str
+    category: str
+    confidence: float = Field(ge=0.0, le=1.0)
+    evidence: list[str]
+    assumptions: list[str] = Field(default_factory=list)
+    uncertainties: list[str] = Field(default_factory=list)
+    blast_radius: dict[str, list[str]] = Field(default_factory=dict)
+    risk: RiskReport = Field(default_factory=RiskReport)
+    citations: list[Citation] = Field(default_factory=list)
+    generated_by: str = "rules"
+
+
+class ProposedAction(_Model):
+    """An action proposed for an incident, waiting behind the approval gate unless auto-executed."""
+
+    id: str
+    incident_id: str
+    type: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    rationale: str
+    risk: Risk
+    confidence: float = Field(ge=0.0, le=1.0)
+    requires_approval: bool
+    status: ActionStatus = ActionStatus.proposed
+    idempotency_key: str
+
+
+class Incident(_Model):
+    """A deduplicated problem: correlated anomalies, ticket clusters and log signatures.
+
+    ``fingerprint`` is stable across cycles for the same problem (it hashes what failed, not when),
+    so a recurring problem updates its open incident instead of opening a new one.
+    """
+
+    id: str
+    fingerprint: str
+    status: IncidentStatus = IncidentStatus.open
+    kind: Kind
+    first_seen: datetime
+    last_seen: datetime
+    severity: Severity
+    title: str = ""
+    anomalies: list[Anomaly] = Field(default_factory=list)
+    clusters: list[TicketCluster] = Field(default_factory=list)
+    signatures: list[LogSignature] = Field(default_factory=list)
+    affected: dict[str, list[str]] = Field(default_factory=dict)
+    assessment: Assessment | None = None
+    actions: list[ProposedAction] = Field(default_factory=list)
+
+
+class AuditEvent(_Model):
+    """One append-only audit record; ``hash`` covers the event and ``prev_hash`` (a hash chain)."""
+
+    seq: int
+    at: datetime
+    actor: str
+    verb: str
+    subject: str
+    detail: dict[str, Any] = Field(default_factory=dict)
+    prev_hash: str
+    hash: str
+
+
+class Quarantined(_Model):
+    """A rejected input row: where it came from and why."""
+
+    file: str
+    line: int
+    field: str | None = None
+    reason: str
+
+
+class CycleReport(_Model):
+    """What one cycle did: counts per stage, seconds per stage, degradations and errors."""
+
+    id: str
+    window: Window
+    counts: dict[str, int] = Field(default_factory=dict)
+    stage_seconds: dict[str, float] = Field(default_factory=dict)
+    degradations: list[str] = Field(default_factory=list)
+    errors: list[str] = Field(default_factory=list)
+    quarantined: list[Quarantined] = Field(default_factory=list)
+    incident_ids: list[str] = Field(default_factory=list)

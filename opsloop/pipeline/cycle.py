@@ -1,0 +1,166 @@
+"""``run_cycle``: one observe → reason → decide → act pass over already observed signals.
+
+Stages only exchange typed values (DataFrames, domain models); this module wires them, times
+them, records degradations, and stores the result deduplicated by fingerprint.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy.orm import Session, sessionmaker
+
+from opsloop.actions.catalog import load_catalog, propose_actions, simulate_execution
+from opsloop.clustering.embedders import get_embedder
+from opsloop.clustering.logs import signatures
+from opsloop.clustering.tickets import cluster_tickets
+from opsloop.config import Settings
+from opsloop.domain import ActionStatus, Anomaly, CycleReport, Incident, TicketCluster
+from opsloop.pipeline.correlate import correlate
+from opsloop.pipeline.decide import assess, risk_report
+from opsloop.pipeline.detect import DetectionSettings, detect_event_ratios, detect_kpis, detect_log_errors
+from opsloop.pipeline.observe import Signals
+from opsloop.rag.documents import bundled_runbooks_dir, load_documents
+from opsloop.rag.index import RunbookIndex
+from opsloop.store import repository as repo
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class CycleResult:
+    """The stored cycle report and the incidents it created or updated (with their actions)."""
+
+    report: CycleReport
+    incidents: list[Incident] = field(default_factory=list)
+    anomalies: list[Anomaly] = field(default_factory=list)
+    clusters: list[TicketCluster] = field(default_factory=list)
+
+
+class _Clock:
+    def __init__(self, progress: Progress | None) -> None:
+        self.seconds: dict[str, float] = {}
+        self.progress = progress
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        if self.progress:
+            self.progress(name)
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - t0, 3)
+
+
+def reason(signals: Signals, settings: Settings, clock: _Clock, degradations: list[str]):
+    """Anomalies, ticket clusters and incident candidates for the window."""
+    ds = DetectionSettings(kpi_threshold=settings.kpi_z_threshold, count_threshold=settings.count_threshold)
+    w = signals.window
+    with clock.stage("detect"):
+        anomalies = (detect_kpis(signals.kpis, w, ds) + detect_log_errors(signals.logs, w, ds)
+                     + detect_event_ratios(signals.logs, w, ds))
+    with clock.stage("cluster"):
+        t = signals.tickets
+        in_window = t[(t["created_at"] >= pd.Timestamp(w.start)) & (t["created_at"] < pd.Timestamp(w.end))]
+        clusters: list[TicketCluster] = []
+        if len(in_window):
+            embedder, note = get_embedder(settings.embedder)
+            if note:
+                degradations.append(note)
+            clusters = cluster_tickets(in_window, embedder)
+    with clock.stage("correlate"):
+        candidates = correlate(anomalies, clusters, in_window if len(t) else t)
+    return anomalies, clusters, candidates
+
+
+def _runbook_index(runbooks: Path | None, settings: Settings, degradations: list[str]) -> RunbookIndex | None:
+    try:
+        chunks = load_documents(runbooks or bundled_runbooks_dir())
+    except (FileNotFoundError, ValueError) as exc:
+        degradations.append(f"no runbook retrieval: {exc}")
+        return None
+    embedder, note = get_embedder(settings.embedder)
+    if note and note not in degradations:
+        degradations.append(note)
+    if embedder.name == "tfidf":  # a TF-IDF space is per corpus: give the index its own
+        embedder = type(embedder)()
+    return RunbookIndex(chunks, embedder)
+
+
+def decide(candidates: list[Incident], signals: Signals, index: RunbookIndex | None, settings: Settings) -> list[Incident]:
+    """Log signatures, risk report and rule-based assessment for each candidate."""
+    out = []
+    for inc in candidates:
+        logs = signals.logs
+        stages = inc.affected.get("stage")
+        if stages and "stage" in logs and not logs.empty:
+            logs = logs[logs["stage"].isin(stages) | logs["stage"].isna()]
+        sigs = signatures(logs, inc.first_seen, inc.last_seen) if not logs.empty else []
+        inc = inc.model_copy(update={"signatures": sigs})
+        risk = risk_report(inc, signals.kpis)
+        out.append(inc.model_copy(update={"assessment": assess(inc, index, risk, k=settings.rag_top_k)}))
+    return out
+
+
+def act(session: Session, incidents: list[Incident], settings: Settings) -> tuple[list[Incident], dict[str, int]]:
+    """Store incidents (dedup by fingerprint), propose catalog actions, auto-execute the allowed ones."""
+    catalog = load_catalog()
+    gap = timedelta(seconds=settings.incident_merge_gap_seconds)
+    counts = {"incidents_new": 0, "incidents_updated": 0, "actions_new": 0, "actions_auto_executed": 0}
+    stored = []
+    for inc in incidents:
+        inc, created = repo.upsert_incident(session, inc, gap)
+        counts["incidents_new" if created else "incidents_updated"] += 1
+        for action in propose_actions(inc, catalog, settings.auto_execute_confidence):
+            action, new = repo.add_action(session, action)
+            counts["actions_new"] += new
+            if new and not action.requires_approval:
+                repo.transition_action(session, action.id, ActionStatus.proposed, ActionStatus.approved, "policy",
+                                       reason="low risk above the auto-execute confidence")
+                repo.transition_action(session, action.id, ActionStatus.approved, ActionStatus.executing, "policy")
+                repo.transition_action(session, action.id, ActionStatus.executing, ActionStatus.succeeded, "policy",
+                                       result=simulate_execution(action, datetime.now(timezone.utc)))
+                counts["actions_auto_executed"] += 1
+        stored.append(repo.get_incident(session, inc.id))
+    return stored, counts
+
+
+def run_cycle(
+    signals: Signals, store: sessionmaker[Session], settings: Settings | None = None,
+    runbooks: Path | None = None, progress: Progress | None = None,
+) -> CycleResult:
+    """Run reason → decide → act on ``signals`` and store the results.
+
+    ``runbooks``: a directory (or file) of runbooks; default the bundled ones. Returns the report
+    (also stored) and the stored incidents. Running the same window twice creates no new incidents
+    or actions.
+    """
+    settings = settings or Settings()
+    clock = _Clock(progress)
+    degradations: list[str] = []
+    anomalies, clusters, candidates = reason(signals, settings, clock, degradations)
+    with clock.stage("retrieve"):
+        index = _runbook_index(runbooks, settings, degradations) if candidates else None
+    with clock.stage("assess"):
+        assessed = decide(candidates, signals, index, settings)
+    with clock.stage("act"):
+        with store.begin() as session:
+            incidents, act_counts = act(session, assessed, settings)
+            report = CycleReport(
+                id="cyc-" + uuid.uuid4().hex[:12], window=signals.window,
+                counts={**signals.counts(), "anomalies": len(anomalies), "clusters": len(clusters),
+                        "incidents": len(incidents), **act_counts},
+                stage_seconds=clock.seconds, degradations=degradations, quarantined=signals.quarantined,
+                incident_ids=[i.id for i in incidents],
+            )
+            repo.record_cycle(session, report)
+    report.stage_seconds["act"] = clock.seconds.get("act", 0.0)
+    return CycleResult(report=report, incidents=incidents, anomalies=anomalies, clusters=clusters)

@@ -1,0 +1,212 @@
+"""Reason stage, part 1: run the detectors over the window's signals and return anomalies.
+
+* KPIs: the robust z-score per series (metric + labels), one-sided where the metric has a bad
+  direction (conversion down, latency up).
+* Logs → error counts per endpoint and status code per bucket: the error-rate detector (hard).
+* Logs → event counts per stage per bucket: the ratio detector on ``downstream / upstream`` event
+  pairs such as ``order.created / payment.succeeded`` (soft).
+
+Only anomalies whose peak lies in the window are returned; data before the window is history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from opsloop.data import contracts as C
+from opsloop.detectors.base import BaseDetector
+from opsloop.detectors.intervals import flag_runs
+from opsloop.detectors.registry import create
+from opsloop.domain import Anomaly, Kind, SeriesKey, Severity, Window
+
+#: Direction in which a KPI going is bad; metrics not listed are watched both ways. ``None``: not
+#: watched by the trailing robust z, because these volumes follow the daily cycle, which a trailing
+#: median lags; their signal reaches us through the rates they are the denominators of.
+BAD_DIRECTION: dict[str, str | None] = {
+    C.METRIC_CONVERSION: "down", C.METRIC_SUCCESS_RATE: "down", C.METRIC_P95_LATENCY: "up",
+    C.METRIC_ATTEMPTS: None, C.METRIC_ORDERS: None, C.METRIC_SESSIONS: None,
+}
+#: Event pairs (upstream, downstream) whose ratio is an invariant of a healthy checkout.
+EVENT_PAIRS = [
+    (C.EVENT_PAYMENT_SUCCEEDED, C.EVENT_ORDER_CREATED),
+    (C.EVENT_SESSION_CREATED, C.EVENT_PAYMENT_SUCCEEDED),
+]
+
+
+@dataclass(frozen=True)
+class DetectionSettings:
+    """Thresholds (in each detector's unit) and bucketing; ``bucket`` is a pandas offset alias."""
+
+    kpi_threshold: float = 4.0
+    count_threshold: float = 8.0
+    bucket: str = "5min"
+    kpi_window: int = 240
+    kpi_smooth: int = 15
+
+
+def kpi_kind(metric: str) -> Kind:
+    """Latency KPIs are hard failures; every other KPI is a business signal."""
+    return Kind.hard if "latency" in metric else Kind.business
+
+
+def severity_of(score: float, threshold: float, kind: Kind) -> Severity:
+    """Severity from how far the score passes the threshold; hard/soft failures rank one step up."""
+    ratio = score / threshold if threshold > 0 else 1.0
+    rank = 1 if ratio < 1.5 else 2 if ratio < 3 else 3 if ratio < 6 else 4
+    if kind in (Kind.hard, Kind.soft):
+        rank = min(rank + 1, 4)
+    return [Severity.low, Severity.medium, Severity.high, Severity.critical][rank - 1]
+
+
+def _intervals(detector: BaseDetector, frame: pd.DataFrame, window: Window, max_gap: int, min_len: int):
+    """(first, last, peak) positions of flagged runs whose peak lies inside the window."""
+    score = frame["score"].to_numpy(dtype=float)
+    flags = np.nan_to_num(score, nan=0.0) > detector.threshold_
+    idx = frame.index
+    for first, last in flag_runs(flags, max_gap=max_gap, min_len=min_len):
+        peak = first + int(np.nanargmax(score[first : last + 1]))
+        if window.contains(idx[peak].to_pydatetime()):
+            yield first, last, peak
+
+
+def detect_kpis(kpis: pd.DataFrame, window: Window, s: DetectionSettings) -> list[Anomaly]:
+    """Robust z anomalies on every KPI series in ``kpis`` (long form) up to the window's end."""
+    if kpis.empty:
+        return []
+    kpis = kpis[kpis["ts"] < pd.Timestamp(window.end)]
+    label_cols = [c for c in kpis.columns if c not in ("ts", "metric", "value")]
+    out: list[Anomaly] = []
+    for keys, grp in kpis.groupby(["metric", *label_cols], dropna=False, sort=True):
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        metric, labels = str(keys[0]), {c: v for c, v in zip(label_cols, keys[1:]) if isinstance(v, str)}
+        direction = BAD_DIRECTION.get(metric, "both")
+        series = grp.groupby("ts")["value"].mean().sort_index()
+        if direction is None or len(series) < 10:
+            continue
+        det = create("robust_z", threshold=s.kpi_threshold, window=s.kpi_window, min_periods=s.kpi_window // 4,
+                     smooth=s.kpi_smooth, direction=direction).fit(series)
+        frame = det.score_frame(series)
+        kind = kpi_kind(metric)
+        key = SeriesKey.of(metric, **labels)
+        for first, last, peak in _intervals(det, frame, window, max_gap=10, min_len=3):
+            score = float(frame["score"].iat[peak])
+            observed, expected = float(series.iat[peak]), float(frame["expected"].iat[peak])
+            span = series.iloc[first : last + 1]
+            out.append(Anomaly(
+                detector=det.name, kind=kind, series=key, start=series.index[first].to_pydatetime(),
+                end=series.index[last].to_pydatetime(), peak=series.index[peak].to_pydatetime(), score=score,
+                severity=severity_of(score, det.threshold_, kind), observed=observed, expected=expected,
+                direction="down" if observed < expected else "up",
+                evidence={"metric": metric, **labels, "span_mean": float(span.mean()),
+                          "affected": {"stage": [labels["stage"]]} if labels.get("stage", "all") != "all" else {},
+                          "expected_at_peak": expected, "points": int(last - first + 1)},
+            ))
+    return out
+
+
+def _bucketed(logs: pd.DataFrame, by: list[str], bucket: str) -> pd.DataFrame:
+    return logs.groupby([pd.Grouper(key="ts", freq=bucket), *by], observed=True).size().rename("n").reset_index()
+
+
+def _affected(rows: pd.DataFrame, top: int = 20) -> dict[str, list[str]]:
+    out = {}
+    for col in ("merchant_id", "stage"):
+        if col in rows:
+            vals = rows[col].dropna().astype(str).value_counts().head(top).index.tolist()
+            if vals:
+                out[col] = sorted(vals)
+    return out
+
+
+def detect_log_errors(logs: pd.DataFrame, window: Window, s: DetectionSettings) -> list[Anomaly]:
+    """Error-rate anomalies per (endpoint, status >= 400) against all calls to that endpoint."""
+    if logs.empty:
+        return []
+    logs = logs[logs["ts"] < pd.Timestamp(window.end)]
+    totals = _bucketed(logs, ["endpoint"], s.bucket).pivot(index="ts", columns="endpoint", values="n").fillna(0)
+    full_index = pd.date_range(totals.index.min(), totals.index.max(), freq=s.bucket, tz="UTC")
+    totals = totals.reindex(full_index, fill_value=0)
+    errors = logs[logs["status"] >= 400]
+    if errors.empty:
+        return []
+    err = _bucketed(errors, ["endpoint", "status"], s.bucket)
+    out: list[Anomaly] = []
+    step = pd.Timedelta(s.bucket)
+    for (endpoint, status), grp in err.groupby(["endpoint", "status"], sort=True):
+        k = grp.set_index("ts")["n"].reindex(full_index, fill_value=0)
+        frame_in = pd.DataFrame({"errors": k, "total": totals[endpoint]})
+        det = create("error_rate", threshold=s.count_threshold).fit(frame_in)
+        frame = det.score_frame(frame_in)
+        for first, last, peak in _intervals(det, frame, window, max_gap=2, min_len=1):
+            start, end = full_index[first], full_index[last] + step
+            rows = errors[(errors["endpoint"] == endpoint) & (errors["status"] == status)
+                          & (errors["ts"] >= start) & (errors["ts"] < end)]
+            n_err, n_tot = int(frame_in["errors"].iloc[first : last + 1].sum()), int(frame_in["total"].iloc[first : last + 1].sum())
+            score = float(frame["score"].iat[peak])
+            base = float(frame["baseline_rate"].iat[first])
+            examples = rows["message"].drop_duplicates().head(3).tolist()
+            out.append(Anomaly(
+                detector=det.name, kind=Kind.hard, series=SeriesKey.of("http_errors", endpoint=endpoint, status=int(status)),
+                start=start.to_pydatetime(), end=end.to_pydatetime(), peak=full_index[peak].to_pydatetime(),
+                score=score, severity=severity_of(score, det.threshold_, Kind.hard),
+                observed=n_err / max(n_tot, 1), expected=base, direction="up",
+                evidence={"endpoint": endpoint, "status": int(status), "errors": n_err, "requests": n_tot,
+                          "error_rate": n_err / max(n_tot, 1), "baseline_rate": base,
+                          "services": sorted(rows["service"].dropna().unique().tolist()),
+                          "examples": examples, "affected": _affected(rows)},
+            ))
+    return out
+
+
+def detect_event_ratios(logs: pd.DataFrame, window: Window, s: DetectionSettings) -> list[Anomaly]:
+    """Ratio anomalies of each pair in :data:`EVENT_PAIRS`, per stage and overall."""
+    if logs.empty or "event" not in logs or logs["event"].isna().all():
+        return []
+    logs = logs[logs["ts"] < pd.Timestamp(window.end)]
+    names = {e for pair in EVENT_PAIRS for e in pair}
+    ev = logs[logs["event"].isin(names)].copy()
+    if ev.empty:
+        return []
+    ev["stage"] = ev["stage"].fillna("all") if "stage" in ev else "all"
+    counts = _bucketed(ev, ["stage", "event"], s.bucket)
+    overall = counts.groupby(["ts", "event"], as_index=False)["n"].sum().assign(stage="all")
+    if counts["stage"].nunique() > 1:
+        counts = pd.concat([counts, overall], ignore_index=True)
+    full_index = pd.date_range(counts["ts"].min(), counts["ts"].max(), freq=s.bucket, tz="UTC")
+    step = pd.Timedelta(s.bucket)
+    out: list[Anomaly] = []
+    for stage, grp in counts.groupby("stage", sort=True):
+        table = grp.pivot(index="ts", columns="event", values="n").reindex(full_index).fillna(0)
+        for up, down in EVENT_PAIRS:
+            if up not in table or down not in table:
+                continue
+            frame_in = pd.DataFrame({"downstream": table[down], "upstream": table[up]})
+            det = create("ratio", threshold=s.count_threshold).fit(frame_in)
+            frame = det.score_frame(frame_in)
+            for first, last, peak in _intervals(det, frame, window, max_gap=2, min_len=1):
+                start, end = full_index[first], full_index[last] + step
+                n_up = int(frame_in["upstream"].iloc[first : last + 1].sum())
+                n_down = int(frame_in["downstream"].iloc[first : last + 1].sum())
+                base = float(frame["baseline_ratio"].iat[first])
+                span = ev[(ev["ts"] >= start) & (ev["ts"] < end) & ((ev["stage"] == stage) | (stage == "all"))]
+                evidence = {"upstream_event": up, "downstream_event": down, "stage": stage, "upstream": n_up,
+                            "downstream": n_down, "ratio": n_down / max(n_up, 1), "baseline_ratio": base,
+                            "missing": max(int(round(base * n_up)) - n_down, 0)}
+                if "order_id" in span and up == C.EVENT_PAYMENT_SUCCEEDED:
+                    paid = span[span["event"] == up]
+                    done = set(span.loc[span["event"] == down, "order_id"].dropna())
+                    orphans = paid[~paid["order_id"].isin(done)]
+                    evidence.update(orphaned_ids=orphans["order_id"].dropna().head(5).tolist(), affected=_affected(orphans))
+                else:
+                    evidence["affected"] = _affected(span[span["event"] == up])
+                score = float(frame["score"].iat[peak])
+                out.append(Anomaly(
+                    detector=det.name, kind=Kind.soft, series=SeriesKey.of(f"{down}/{up}", stage=stage),
+                    start=start.to_pydatetime(), end=end.to_pydatetime(), peak=full_index[peak].to_pydatetime(),
+                    score=score, severity=severity_of(score, det.threshold_, Kind.soft),
+                    observed=n_down / max(n_up, 1), expected=base, direction="down", evidence=evidence,
+                ))
+    return out

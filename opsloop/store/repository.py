@@ -1,0 +1,258 @@
+"""Repository functions: one per store operation, called by the pipeline, CLI and (later) API alike.
+
+Every function takes an open :class:`~sqlalchemy.orm.Session`; the caller commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from opsloop.domain import (
+    SEVERITY_RANK,
+    ActionStatus,
+    AuditEvent,
+    CycleReport,
+    Incident,
+    ProposedAction,
+    Quarantined,
+    Severity,
+    stable_hash,
+)
+from opsloop.store.models import ActionRow, AuditRow, CycleRow, IncidentRow, QuarantineRow
+
+GENESIS = "0" * 64
+
+
+class NotFound(LookupError):
+    """No row with that id."""
+
+
+class Conflict(RuntimeError):
+    """A conditional state change did not apply (the row is not in the expected state)."""
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# -- audit --------------------------------------------------------------------------------------
+def _event_hash(seq: int, at: datetime, actor: str, verb: str, subject: str, detail: dict, prev: str) -> str:
+    payload = json.dumps(
+        [seq, at.astimezone(timezone.utc).isoformat(), actor, verb, subject, detail, prev],
+        sort_keys=True, default=str, separators=(",", ":"),
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def append_audit(session: Session, actor: str, verb: str, subject: str, detail: dict[str, Any] | None = None) -> AuditEvent:
+    """Append an audit event whose hash covers its content and the previous event's hash."""
+    last = session.execute(select(AuditRow).order_by(AuditRow.seq.desc()).limit(1)).scalar_one_or_none()
+    seq = (last.seq + 1) if last else 1
+    prev = last.hash if last else GENESIS
+    at = now().replace(microsecond=0)
+    detail = json.loads(json.dumps(detail or {}, default=str))
+    h = _event_hash(seq, at, actor, verb, subject, detail, prev)
+    session.add(AuditRow(seq=seq, at=at, actor=actor, verb=verb, subject=subject, detail=detail, prev_hash=prev, hash=h))
+    session.flush()
+    return AuditEvent(seq=seq, at=at, actor=actor, verb=verb, subject=subject, detail=detail, prev_hash=prev, hash=h)
+
+
+def verify_audit(session: Session) -> list[str]:
+    """Problems found in the audit chain (empty when intact): edited, deleted or reordered events."""
+    problems = []
+    prev = GENESIS
+    expected_seq = 1
+    for row in session.execute(select(AuditRow).order_by(AuditRow.seq)).scalars():
+        if row.seq != expected_seq:
+            problems.append(f"event {expected_seq} is missing (next is {row.seq})")
+        if row.prev_hash != prev:
+            problems.append(f"event {row.seq}: prev_hash does not match the previous event")
+        if _event_hash(row.seq, row.at, row.actor, row.verb, row.subject, row.detail, row.prev_hash) != row.hash:
+            problems.append(f"event {row.seq}: content does not match its hash (edited)")
+        prev = row.hash
+        expected_seq = row.seq + 1
+    return problems
+
+
+# -- cycles -------------------------------------------------------------------------------------
+def record_cycle(session: Session, report: CycleReport) -> None:
+    """Store a cycle report and its quarantined rows."""
+    session.add(
+        CycleRow(id=report.id, window_start=report.window.start, window_end=report.window.end,
+                 started_at=now(), report=report.model_dump(mode="json", exclude={"quarantined"}))
+    )
+    session.add_all(
+        QuarantineRow(cycle_id=report.id, file=q.file, line=q.line, field=q.field, reason=q.reason)
+        for q in report.quarantined
+    )
+
+
+def list_cycles(session: Session, limit: int = 50) -> list[dict[str, Any]]:
+    rows = session.execute(select(CycleRow).order_by(CycleRow.started_at.desc()).limit(limit)).scalars()
+    return [r.report for r in rows]
+
+
+def list_quarantine(session: Session, cycle_id: str) -> list[Quarantined]:
+    rows = session.execute(select(QuarantineRow).where(QuarantineRow.cycle_id == cycle_id).order_by(QuarantineRow.id))
+    return [Quarantined(file=r.file, line=r.line, field=r.field, reason=r.reason) for r in rows.scalars()]
+
+
+# -- incidents ----------------------------------------------------------------------------------
+def _incident_from_row(row: IncidentRow, actions: list[ProposedAction] | None = None) -> Incident:
+    data = dict(row.data)
+    data.update(
+        id=row.id, fingerprint=row.fingerprint, status=row.status, kind=row.kind, severity=row.severity,
+        title=row.title, first_seen=row.first_seen, last_seen=row.last_seen, actions=actions or [],
+    )
+    return Incident.model_validate(data)
+
+
+def _incident_data(inc: Incident) -> dict[str, Any]:
+    return inc.model_dump(
+        mode="json", include={"anomalies", "clusters", "signatures", "affected", "assessment"}
+    )
+
+
+def find_matching_incident(session: Session, fingerprint: str, first_seen: datetime, last_seen: datetime,
+                           gap: timedelta) -> IncidentRow | None:
+    """The open incident with ``fingerprint`` whose span, widened by ``gap``, overlaps the given one."""
+    rows = session.execute(
+        select(IncidentRow).where(IncidentRow.fingerprint == fingerprint, IncidentRow.status != "resolved")
+        .order_by(IncidentRow.last_seen.desc())
+    ).scalars()
+    for row in rows:
+        if row.first_seen - gap <= last_seen and first_seen <= row.last_seen + gap:
+            return row
+    return None
+
+
+def upsert_incident(session: Session, inc: Incident, gap: timedelta) -> tuple[Incident, bool]:
+    """Store ``inc`` deduplicated by fingerprint; returns (the stored incident, created?).
+
+    A recurring problem (same fingerprint, span within ``gap`` of an open incident) updates that
+    incident: span widened, severity raised to the worse of the two, evidence replaced by the newer.
+    """
+    row = find_matching_incident(session, inc.fingerprint, inc.first_seen, inc.last_seen, gap)
+    category = inc.assessment.category if inc.assessment else "unknown"
+    t = now()
+    if row is None:
+        inc = inc.model_copy(update={"id": "inc-" + stable_hash([inc.fingerprint, inc.first_seen.isoformat()], 12)})
+        session.add(
+            IncidentRow(id=inc.id, fingerprint=inc.fingerprint, status=inc.status.value, kind=inc.kind.value,
+                        severity=inc.severity.value, category=category, title=inc.title, first_seen=inc.first_seen,
+                        last_seen=inc.last_seen, times_seen=1, data=_incident_data(inc), created_at=t, updated_at=t)
+        )
+        session.flush()
+        append_audit(session, "opsloop", "incident.opened", inc.id,
+                     {"fingerprint": inc.fingerprint, "severity": inc.severity.value, "title": inc.title})
+        return inc, True
+    severity = max(Severity(row.severity), inc.severity, key=SEVERITY_RANK.__getitem__)
+    first, last = min(row.first_seen, inc.first_seen), max(row.last_seen, inc.last_seen)
+    changed = (first, last, severity.value) != (row.first_seen, row.last_seen, row.severity)
+    row.first_seen, row.last_seen, row.severity = first, last, severity.value
+    row.kind, row.category, row.title = inc.kind.value, category, inc.title
+    row.data = _incident_data(inc)
+    row.updated_at = t
+    if changed:
+        row.times_seen += 1
+    session.flush()
+    return _incident_from_row(row), False
+
+
+def list_incidents(session: Session, status: str | None = None) -> list[Incident]:
+    """Incidents, most severe first, then most recent."""
+    q = select(IncidentRow)
+    if status:
+        q = q.where(IncidentRow.status == status)
+    rows = list(session.execute(q).scalars())
+    rows.sort(key=lambda r: (-SEVERITY_RANK[Severity(r.severity)], -r.last_seen.timestamp()))
+    return [_incident_from_row(r) for r in rows]
+
+
+def get_incident(session: Session, incident_id: str) -> Incident:
+    """The incident with its actions; ``NotFound`` if absent."""
+    row = session.get(IncidentRow, incident_id)
+    if row is None:
+        raise NotFound(f"no incident {incident_id!r}")
+    return _incident_from_row(row, list_actions(session, incident_id=incident_id))
+
+
+def count_rows(session: Session) -> dict[str, int]:
+    """Row counts of the main tables."""
+    return {
+        name: session.execute(select(func.count()).select_from(model)).scalar_one()
+        for name, model in (("incidents", IncidentRow), ("actions", ActionRow), ("cycles", CycleRow),
+                            ("audit_events", AuditRow))
+    }
+
+
+# -- actions ------------------------------------------------------------------------------------
+def _action_from_row(row: ActionRow) -> ProposedAction:
+    return ProposedAction(
+        id=row.id, incident_id=row.incident_id, type=row.type, params=row.params, rationale=row.rationale,
+        risk=row.risk, confidence=row.confidence, requires_approval=row.requires_approval, status=row.status,
+        idempotency_key=row.idempotency_key,
+    )
+
+
+def add_action(session: Session, action: ProposedAction, actor: str = "opsloop") -> tuple[ProposedAction, bool]:
+    """Store a proposed action unless one with its idempotency key exists; returns (stored, created?)."""
+    existing = session.execute(
+        select(ActionRow).where(ActionRow.idempotency_key == action.idempotency_key)
+    ).scalar_one_or_none()
+    if existing is not None:
+        return _action_from_row(existing), False
+    t = now()
+    session.add(
+        ActionRow(id=action.id, incident_id=action.incident_id, type=action.type, params=action.params,
+                  rationale=action.rationale, risk=action.risk.value, confidence=action.confidence,
+                  requires_approval=action.requires_approval, status=ActionStatus.proposed.value,
+                  idempotency_key=action.idempotency_key, created_at=t, updated_at=t)
+    )
+    session.flush()
+    append_audit(session, actor, "action.proposed", action.id,
+                 {"type": action.type, "risk": action.risk.value, "incident": action.incident_id})
+    return action.model_copy(update={"status": ActionStatus.proposed}), True
+
+
+def list_actions(session: Session, status: str | None = None, incident_id: str | None = None) -> list[ProposedAction]:
+    q = select(ActionRow).order_by(ActionRow.created_at, ActionRow.id)
+    if status:
+        q = q.where(ActionRow.status == status)
+    if incident_id:
+        q = q.where(ActionRow.incident_id == incident_id)
+    return [_action_from_row(r) for r in session.execute(q).scalars()]
+
+
+def get_action(session: Session, action_id: str) -> ProposedAction:
+    row = session.get(ActionRow, action_id)
+    if row is None:
+        raise NotFound(f"no action {action_id!r}")
+    return _action_from_row(row)
+
+
+def transition_action(
+    session: Session, action_id: str, expected: ActionStatus, to: ActionStatus, actor: str,
+    reason: str | None = None, result: dict[str, Any] | None = None,
+) -> ProposedAction:
+    """Move an action ``expected → to`` with one conditional UPDATE, so a race or a retry applies it
+    at most once; appends an audit event. Raises ``NotFound`` or ``Conflict`` (naming the state)."""
+    values: dict[str, Any] = {"status": to.value, "updated_at": now()}
+    if to in (ActionStatus.approved, ActionStatus.rejected):
+        values.update(decided_by=actor, reason=reason)
+    if result is not None:
+        values["result"] = result
+    res = session.execute(
+        update(ActionRow).where(ActionRow.id == action_id, ActionRow.status == expected.value).values(**values)
+    )
+    if res.rowcount != 1:
+        current = get_action(session, action_id)  # raises NotFound
+        raise Conflict(f"action {action_id} is {current.status.value}, not {expected.value}; cannot move to {to.value}")
+    append_audit(session, actor, f"action.{to.value}", action_id, {"from": expected.value, "reason": reason, "result": result})
+    return get_action(session, action_id)
