@@ -18,7 +18,7 @@ _MASKS = [
     (re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+"), "<EMAIL>"),
     (re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"), "<UUID>"),
     (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b"), "<IP>"),
-    (re.compile(r"\b[a-z]{2,5}_[0-9A-Za-z]{4,}\b"), "<ID>"),
+    (re.compile(r"\b[a-z]{1,5}_(?=[0-9A-Za-z]*\d)[0-9A-Za-z]{3,}\b"), "<ID>"),
     (re.compile(r"\b(?:0x)?[0-9a-fA-F]{8,}\b"), "<HEX>"),
     (re.compile(r"\b[vV]?\d+(?:\.\d+)*\b"), "<NUM>"),
 ]

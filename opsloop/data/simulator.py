@@ -807,12 +807,18 @@ class _LogRows:
     minute: np.ndarray
     stage: np.ndarray  # -1 when the row has no stage
     amount_cents: np.ndarray  # order rows: the order total; else 0
+    cohort_minute: np.ndarray  # funnel rows: minute of their checkout attempt; else -1
+    cohort_stage: np.ndarray  # funnel rows: merchant's stage at that minute; else -1
 
 
 def _rows(ms: np.ndarray, merchant: np.ndarray, *, service: str, endpoint: str, status: Any, level: Any,
           message: pd.Series, event: Any = None, order_id: Any = None, latency: Any = np.nan,
-          amount_cents: Any = 0, stage: Any = -1) -> pd.DataFrame:
-    """One block of log rows; scalars broadcast to ``len(ms)``. ``stage`` -1 = merchant's stage."""
+          amount_cents: Any = 0, stage: Any = -1, cohort: Any = -1) -> pd.DataFrame:
+    """One block of log rows; scalars broadcast to ``len(ms)``.
+
+    ``stage`` -1 means the merchant's stage at ``ms``; ``cohort`` is the minute of the checkout
+    attempt a funnel row belongs to (-1 for rows outside the funnel); ``amount_cents`` the order total.
+    """
     n = len(ms)
 
     def col(value: Any, dtype: Any) -> np.ndarray:
@@ -825,6 +831,7 @@ def _rows(ms: np.ndarray, merchant: np.ndarray, *, service: str, endpoint: str, 
         "_merchant": np.asarray(merchant, dtype=np.int64),
         "_stage": col(stage, np.int64),
         "_amount": col(amount_cents, np.int64),
+        "_cohort": col(cohort, np.int64),
         "service": pd.Series(col(service, object), dtype="str"),
         "endpoint": pd.Series(col(endpoint, object), dtype="str"),
         "status": col(status, np.int64),
@@ -870,7 +877,8 @@ def _checkout_rows(rng: np.random.Generator, world: _World, f: _Funnel, slow: _I
     blocks.append((s == 504, 504, "ERROR", msg, None, 30_000.0 + np.round(rng.uniform(0, 400, n), 1)))
     return [
         _rows(f.t_session[m], f.merchant[m], service=GATEWAY, endpoint=CHECKOUT_ENDPOINT, status=code, level=level,
-              message=message[m].reset_index(drop=True), event=event, latency=np.asarray(lat)[m])
+              message=message[m].reset_index(drop=True), event=event, latency=np.asarray(lat)[m],
+              cohort=f.t_session[m] // MINUTE_MS)
         for m, code, level, message, event, lat in blocks
     ]
 
@@ -890,13 +898,14 @@ def _payment_rows(rng: np.random.Generator, world: _World, f: _Funnel, slow: _In
                  + " session_id=" + session + " merchant=" + merchant + " amount=" + amount + " USD")
     failed = ("card declined (" + _txt(DECLINE_REASONS[f.decline[p]]) + "): 402 Payment Required payment_id="
               + payment + " session_id=" + session + " merchant=" + merchant + " amount=" + amount + " USD")
-    ms, m = f.t_payment[p], f.merchant[p]
+    ms, m, cohort = f.t_payment[p], f.merchant[p], f.t_session[p] // MINUTE_MS
     return [
         _rows(ms[ok], m[ok], service=PAYMENTS, endpoint=PAYMENT_ENDPOINT, status=200, level="INFO",
               message=succeeded[ok].reset_index(drop=True), event=EVENT_PAYMENT_SUCCEEDED,
-              order_id=order_id[ok], latency=latency[ok]),
+              order_id=order_id[ok], latency=latency[ok], cohort=cohort[ok]),
         _rows(ms[~ok], m[~ok], service=PAYMENTS, endpoint=PAYMENT_ENDPOINT, status=402, level="WARN",
-              message=failed[~ok].reset_index(drop=True), event=EVENT_PAYMENT_FAILED, latency=latency[~ok]),
+              message=failed[~ok].reset_index(drop=True), event=EVENT_PAYMENT_FAILED, latency=latency[~ok],
+              cohort=cohort[~ok]),
     ]
 
 
@@ -912,7 +921,7 @@ def _order_rows(rng: np.random.Generator, world: _World, f: _Funnel) -> list[pd.
         message="order created: 201 Created order_id=" + oid + " merchant=" + merchant + " total="
         + _money(f.amount_cents[o]) + " USD items=" + _txt(f.items[o]) + " source=checkout",
         event=EVENT_ORDER_CREATED, order_id=order_id, latency=_lognormal_ms(rng, 35.0, 0.5, n),
-        amount_cents=f.amount_cents[o],
+        amount_cents=f.amount_cents[o], cohort=f.t_session[o] // MINUTE_MS,
     )
     status = f.webhook_status[o]
     delivery = _txt(_hex_ids(rng, n, "dlv_"))
@@ -1030,7 +1039,12 @@ def _build_logs(rng: np.random.Generator, world: _World, f: _Funnel, incidents: 
         "order_id": df["order_id"],
         "latency_ms": df["latency_ms"].astype(np.float64),
     })[LOGS.columns]
-    return _LogRows(public=public, minute=ms // MINUTE_MS, stage=stage, amount_cents=df["_amount"].to_numpy())
+    cohort = df["_cohort"].to_numpy()
+    in_funnel = cohort >= 0
+    cohort_stage = np.full(cohort.size, -1, dtype=np.int64)
+    cohort_stage[in_funnel] = world.stage_at[cohort[in_funnel], merchant[in_funnel]]
+    return _LogRows(public=public, minute=ms // MINUTE_MS, stage=stage, amount_cents=df["_amount"].to_numpy(),
+                    cohort_minute=cohort, cohort_stage=cohort_stage)
 
 
 def _epoch_ns(ts: datetime) -> int:
@@ -1072,8 +1086,12 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 def _build_kpis(world: _World, sessions: np.ndarray, rows: _LogRows) -> pd.DataFrame:
     """1-minute KPIs per stage and ``all`` in long form, computed from the log rows.
 
-    ``sessions`` ``(T, M)`` counts (sessions are not logged); everything else counts log rows by the
-    minute of their ``ts`` and their ``stage``. Ratios are omitted where the denominator is 0.
+    ``sessions`` ``(T, M)`` counts (sessions are not logged). Counts (``checkout_attempts``,
+    ``orders``) and ``avg_order_value``/``p95_latency_ms`` use log rows by the minute of their ``ts``
+    and their ``stage``. The two rates are cohort rates, so they stay in [0, 1]: payments succeeded
+    and orders are attributed to the minute (and stage) of the checkout attempt they came from (join
+    a payment to its attempt by ``session_id`` in the message, an order to its payment by
+    ``order_id``). Ratios are omitted where the denominator is 0.
     """
     logs = rows.public
     event = logs["event"].to_numpy(dtype=object)
@@ -1084,11 +1102,15 @@ def _build_kpis(world: _World, sessions: np.ndarray, rows: _LogRows) -> pd.DataF
     def count(mask: np.ndarray) -> np.ndarray:
         return _per_stage(world, minute[mask], stage[mask])
 
+    def cohort_count(mask: np.ndarray) -> np.ndarray:
+        return _per_stage(world, rows.cohort_minute[mask], rows.cohort_stage[mask])
+
     n_sessions = _per_stage(world, grid, world.stage_at.ravel().astype(np.int64), sessions.ravel().astype(np.float64))
     attempts = count(endpoint == CHECKOUT_ENDPOINT)
-    succeeded = count(event == EVENT_PAYMENT_SUCCEEDED)
     is_order = event == EVENT_ORDER_CREATED
     orders = count(is_order)
+    succeeded_cohort = cohort_count(event == EVENT_PAYMENT_SUCCEEDED)
+    orders_cohort = cohort_count(is_order)
     revenue = _per_stage(world, minute[is_order], stage[is_order], rows.amount_cents[is_order] / 100.0)
     timed = np.isin(endpoint, (CHECKOUT_ENDPOINT, PAYMENT_ENDPOINT))
     p95 = _p95_per_stage(world, minute[timed], stage[timed], logs["latency_ms"].to_numpy()[timed])
@@ -1096,9 +1118,9 @@ def _build_kpis(world: _World, sessions: np.ndarray, rows: _LogRows) -> pd.DataF
     values = np.stack([
         n_sessions,
         attempts,
-        np.round(_ratio(succeeded, attempts), 6),
+        np.round(_ratio(succeeded_cohort, attempts), 6),
         orders,
-        np.round(_ratio(orders, n_sessions), 6),
+        np.round(_ratio(orders_cohort, n_sessions), 6),
         np.round(_ratio(revenue, orders), 2),
         np.round(p95, 1),
     ], axis=1)  # (T, metrics, stages)
@@ -1137,6 +1159,7 @@ class _Draft:
 
 def _ticket_context(rng: np.random.Generator, world: _World, merchant: int, ms: int, order: str | None) -> dict[str, Any]:
     when = world.start + timedelta(milliseconds=int(ms))
+    names = rng.choice(tt.FIRST_NAMES, 2, replace=False)
     return {
         "store": world.store_names[merchant],
         "merchant": world.ids[merchant],
@@ -1147,7 +1170,8 @@ def _ticket_context(rng: np.random.Generator, world: _World, merchant: int, ms: 
         "plugin": str(rng.choice(tt.PLUGINS)),
         "invoice": f"INV-{when.year}-{int(rng.integers(1000, 99999)):05d}",
         "date": (when - timedelta(days=int(rng.integers(1, 20)))).strftime("%b %d").replace(" 0", " "),
-        "name": str(rng.choice(tt.FIRST_NAMES)),
+        "name": str(names[0]),
+        "colleague": str(names[1]),
         "country": str(rng.choice(tt.COUNTRIES)),
     }
 

@@ -3,7 +3,7 @@
 Templates are ``str.format`` strings. Every template may use any of these placeholders (unused ones
 are ignored): ``{store}`` (shop display name), ``{merchant}`` (``m_007``), ``{order}`` (an order id),
 ``{amount}`` (``72.10``), ``{when}`` (``14:20 UTC``, the time the customer noticed), ``{n}`` (a small count), ``{plugin}``,
-``{invoice}``, ``{date}`` (``Nov 3``), ``{name}`` (a person's first name), ``{country}``.
+``{invoice}``, ``{date}`` (``Nov 3``), ``{name}`` (the writer's first name), ``{colleague}``, ``{country}``.
 
 Incident tickets are written the way a merchant would: they describe the symptom and never use the
 simulator's internal category names (``webhook_auth``, ``api_auth``, ``event_loss``, ``cart_state``,
@@ -50,7 +50,7 @@ COUNTRIES = ("Germany", "Canada", "the UK", "France", "Australia", "the Netherla
 BACKGROUND: dict[str, list[tuple[str, str]]] = {
     "password_reset": [
         ("Password reset link not arriving", "I requested a password reset for the dashboard twice but the email never arrived. Can you resend it?"),
-        ("Locked out of the merchant dashboard", "One of our staff ({name}) is locked out after too many login attempts. How do we unlock the account?"),
+        ("Locked out of the merchant dashboard", "One of our staff ({colleague}) is locked out after too many login attempts. How do we unlock the account?"),
         ("Reset 2FA for a team member", "A colleague lost her phone and can't get the two-factor code. Could you reset 2FA for her login?"),
     ],
     "invoice_copy": [
@@ -97,7 +97,7 @@ BACKGROUND: dict[str, list[tuple[str, str]]] = {
     ],
     "user_permissions": [
         ("Add a new user with read-only access", "How can I add our bookkeeper with read-only access to orders and payouts?"),
-        ("Remove a former employee", "Please remove {name}'s access to our account, they left the company last week."),
+        ("Remove a former employee", "Please remove {colleague}'s access to our account, they left the company last week."),
     ],
     "export_orders": [
         ("Export orders to CSV", "Is there a way to export all orders from {date} onwards as CSV, including line items?"),

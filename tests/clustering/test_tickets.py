@@ -1,0 +1,75 @@
+"""Ticket clustering (DBSCAN on MiniLM embeddings) and log templates."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from opsloop.clustering.embedders import TfidfEmbedder, get_embedder
+from opsloop.clustering.logs import mask, signatures
+from opsloop.clustering.tickets import cluster_tickets
+
+WEBHOOK = [
+    "We stopped receiving order webhooks since this afternoon",
+    "No order notifications reach our endpoint anymore, webhooks failing",
+    "Our webhook endpoint gets nothing since 2pm, orders missing in our system",
+    "Order webhooks are not arriving, fulfilment shows no new orders",
+    "Webhook deliveries for new orders stopped, please check",
+    "Since today we don't get order webhook calls",
+]
+CART = [
+    "My cart is empty when I go to pay",
+    "Items disappear from the basket when I click checkout",
+    "Customers say the cart empties at the payment step",
+    "Basket shows zero items at checkout although I added products",
+    "Cart gets emptied at checkout, nobody can buy",
+]
+NOISE = ["How do I download last month's invoice?", "Please change my payout schedule to weekly",
+         "Can you reset my dashboard password?"]
+
+
+def frame() -> pd.DataFrame:
+    texts = WEBHOOK + CART + NOISE
+    t0 = pd.Timestamp("2026-11-03 14:00", tz="UTC")
+    return pd.DataFrame({
+        "id": [f"T-{i}" for i in range(len(texts))],
+        "created_at": [t0 + pd.Timedelta(minutes=5 * i) for i in range(len(texts))],
+        "subject": [t.split(",")[0][:40] for t in texts], "body": texts,
+        "merchant_id": [f"m_{i % 3}" for i in range(len(texts))],
+        "stage": ["headless"] * len(WEBHOOK) + ["dual_run"] * len(CART) + [None] * len(NOISE),
+    })
+
+
+def test_minilm_clusters_themes_and_leaves_noise_out():
+    embedder, note = get_embedder("minilm")
+    assert note is None
+    clusters = cluster_tickets(frame(), embedder, eps=0.5, min_samples=3)
+    members = [set(c.ticket_ids) for c in clusters]
+    webhook_ids = {f"T-{i}" for i in range(len(WEBHOOK))}
+    cart_ids = {f"T-{i}" for i in range(len(WEBHOOK), len(WEBHOOK) + len(CART))}
+    assert any(len(m & webhook_ids) >= 5 and not m & cart_ids for m in members)
+    assert any(len(m & cart_ids) >= 4 and not m & webhook_ids for m in members)
+    noise_ids = {f"T-{i}" for i in range(len(WEBHOOK) + len(CART), len(WEBHOOK) + len(CART) + len(NOISE))}
+    assert not any(m & noise_ids for m in members)
+    web = next(c for c in clusters if set(c.ticket_ids) & webhook_ids)
+    assert web.affected["stage"] == ["headless"]
+    assert any(term.startswith("webhook") for term in web.top_terms)
+    assert 1 <= len(web.examples) <= 3 and web.first_seen <= web.last_seen
+
+
+def test_tfidf_embedder_is_normalised():
+    v = TfidfEmbedder().embed(WEBHOOK + CART)
+    assert v.shape[0] == len(WEBHOOK + CART)
+    assert abs(float((v[0] ** 2).sum()) - 1.0) < 1e-5
+
+
+def test_log_masking_and_signatures():
+    msgs = pd.Series(["webhook delivery failed: 403 Forbidden merchant=m_019 delivery_id=dlv_8f3a21bc",
+                      "webhook delivery failed: 403 Forbidden merchant=m_007 delivery_id=dlv_00aa11ff"])
+    t = mask(msgs)
+    assert t.iloc[0] == t.iloc[1] and "<NUM>" in t.iloc[0] and "<ID>" in t.iloc[0]
+    ts = pd.to_datetime(["2026-11-03 13:00", "2026-11-03 14:10", "2026-11-03 14:20"], utc=True)
+    logs = pd.DataFrame({"ts": ts, "service": "webhook-dispatcher", "endpoint": "POST /webhooks/orders",
+                         "status": [200, 403, 403], "level": ["INFO", "ERROR", "ERROR"],
+                         "message": ["ok", msgs.iloc[0], msgs.iloc[1]]})
+    sigs = signatures(logs, pd.Timestamp("2026-11-03 14:00", tz="UTC"), pd.Timestamp("2026-11-03 15:00", tz="UTC"))
+    assert len(sigs) == 1 and sigs[0].count == 2 and sigs[0].baseline_rate == 0.0 and sigs[0].rate == 2.0
