@@ -357,14 +357,16 @@ def _migrations(rng: np.random.Generator, stage0: np.ndarray, weights: np.ndarra
     moves: list[tuple[int, int, int, int]] = []
     day = int(rng.integers(1, 3))
     while day < days:
+        moved_today = np.zeros(stage.size, dtype=bool)
         for _ in range(int(rng.integers(1, 3))):
             counts = np.bincount(stage, minlength=len(STAGES))
-            candidates = np.flatnonzero(small & (stage < HEADLESS) & (counts[stage] > 3))
+            candidates = np.flatnonzero(small & ~moved_today & (stage < HEADLESS) & (counts[stage] > 3))
             if candidates.size == 0:
                 break
             m = int(rng.choice(candidates))
             moves.append((day, m, int(stage[m]), int(stage[m]) + 1))
             stage[m] += 1
+            moved_today[m] = True
         day += int(rng.integers(1, 3))
     return moves
 
@@ -531,7 +533,7 @@ def _target_slow_checkout(rng, world, stage_now):
     merchants, stages = _stage_targets(stage_now, [int(rng.integers(0, len(STAGES)))])
     params = {
         "latency_factor": float(rng.uniform(3.0, 6.0)),
-        "p504": float(rng.uniform(0.01, 0.025)),
+        "p504": float(rng.uniform(0.008, 0.02)),
         "attempt_factor": float(rng.uniform(0.85, 0.93)),
     }
     return merchants, stages, params

@@ -86,7 +86,8 @@ def test_logs_csv_good_rows_flow_and_bad_rows_are_quarantined(tmp_path):
 
 
 def test_logs_csv_dtypes(tmp_path):
-    path = write(tmp_path / "logs.csv", LOG_HEADER + "\n2024-03-01T10:00:00Z,checkout,/pay,200,INFO,ok,m1,1\n")
+    path = write(tmp_path / "logs.csv",
+                 LOG_HEADER + "\n2024-03-01T10:00:00Z,checkout,/pay,200,INFO,ok,m1,1\n")
     f = load_logs(path).frame
     assert str(f["ts"].dtype) == UTC
     assert f["status"].dtype == np.int64
@@ -200,6 +201,24 @@ def test_csv_gz(tmp_path):
     assert len(res.frame) == 1 and qsummary(res) == [(3, "ts")]
 
 
+def test_csv_unterminated_quote_is_an_input_error_with_line(tmp_path):
+    text = ('id,created_at,subject,body\n'
+            't1,2024-03-01T09:00:00Z,s,"fine\nstill fine"\n'
+            '\n'
+            't2,2024-03-01T09:01:00Z,s,"never closed\n'
+            't3,2024-03-01T09:02:00Z,s,b\n')
+    path = write(tmp_path / "t.csv", text)
+    with pytest.raises(InputError, match=r"line 5: quoted field is never closed") as err:
+        load_tickets(path)
+    assert str(err.value).startswith(f"{path}: cannot read CSV file")
+
+
+def test_csv_stray_literal_quote_is_data(tmp_path):
+    text = 'id,created_at,subject,body\nt1,2024-03-01T09:00:00Z,5" screen,b\nt2,x,s,b\n'
+    res = load_tickets(write(tmp_path / "t.csv", text))
+    assert res.frame["subject"].tolist() == ['5" screen'] and qsummary(res) == [(3, "created_at")]
+
+
 # --------------------------------------------------------------------------------------------------
 # JSONL
 # --------------------------------------------------------------------------------------------------
@@ -247,6 +266,15 @@ def test_jsonl_optional_keys_may_be_absent_and_json_null_is_missing(tmp_path):
     res = load_logs(write_jsonl(tmp_path / "logs.jsonl", [row, log_row(merchant_id=None)]))
     assert res.quarantined == []
     assert res.frame["merchant_id"].isna().tolist() == [True, True]
+
+
+def test_jsonl_gz_and_labels_that_look_like_dates_stay_text(tmp_path):
+    path = tmp_path / "kpis.jsonl.gz"
+    rows = [{"ts": "2024-03-01T10:00:00Z", "metric": "orders", "value": 1,
+             "deployed": "2024-02-01T00:00:00Z"}]
+    path.write_bytes(gzip.compress("\n".join(json.dumps(r) for r in rows).encode()))
+    f = load_kpis(path).frame
+    assert f["deployed"].tolist() == ["2024-02-01T00:00:00Z"]
 
 
 def test_jsonl_every_line_broken_gives_empty_frame_not_error(tmp_path):
@@ -298,6 +326,15 @@ def test_parquet_naive_datetimes_taken_as_utc(tmp_path):
     df.to_parquet(path)
     f = load_kpis(path).frame
     assert f["ts"].iloc[0] == pd.Timestamp("2024-03-01T10:00:00Z") and f["value"].dtype == np.float64
+
+
+def test_parquet_timestamp_outside_ns_range_is_quarantined(tmp_path):
+    ts = pd.to_datetime(["2024-03-01", "2500-01-01"]).astype("datetime64[us]")
+    path = tmp_path / "k.parquet"
+    pd.DataFrame({"ts": ts, "metric": "m", "value": [1.0, 2.0]}).to_parquet(path)
+    res = load_kpis(path)
+    assert len(res.frame) == 1 and qsummary(res) == [(2, "ts")]
+    assert "out of range" in res.quarantined[0].reason
 
 
 # --------------------------------------------------------------------------------------------------
@@ -400,6 +437,14 @@ def test_empty_file(tmp_path, name, content):
     with pytest.raises(InputError, match="empty") as err:
         load_logs(path)
     assert str(err.value).startswith(f"{path}: cannot read")
+
+
+def test_directory_is_an_input_error(tmp_path):
+    path = tmp_path / "dir.csv"
+    path.mkdir()
+    with pytest.raises(InputError, match="is a directory") as err:
+        load_logs(path)
+    assert str(path) in str(err.value)
 
 
 def test_corrupt_parquet(tmp_path):

@@ -340,7 +340,7 @@ def test_slow_checkout_signature(scenario: sim.Scenario, incidents: dict[str, di
     timeouts = ((logs["status"] == 504) & (logs["endpoint"] == CHECKOUT)).to_numpy()
     assert (timeouts <= _window(logs, inc)).all()
     attempts = (logs["endpoint"] == CHECKOUT).to_numpy() & _window(logs, inc) & (logs["stage"] == stage).to_numpy()
-    assert timeouts.sum() / attempts.sum() < 0.03
+    assert 0 < timeouts.sum() / attempts.sum() < 0.05  # a few 504s (~1-2% expected)
 
 
 def test_conversion_drop_signature(scenario: sim.Scenario, incidents: dict[str, dict]) -> None:
