@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     llm: Literal["off", "ollama", "llamacpp"] = "off"
     embedder: Literal["minilm", "tfidf"] = "minilm"
 
-    kpi_z_threshold: float = 4.0
+    kpi_z_threshold: float = 8.0
     count_threshold: float = 8.0  # -log10 p of the Poisson/binomial tail tests
     auto_execute_confidence: float = 0.7
     incident_merge_gap_seconds: float = 6 * 3600.0

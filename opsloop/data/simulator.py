@@ -98,12 +98,14 @@ class _Baseline:
     aov_median_usd: tuple[float, float, float] = (58.0, 62.0, 67.0)  # by stage
     aov_sigma: float = 0.55
     gateway_latency_ms: tuple[float, float, float] = (175.0, 185.0, 150.0)  # medians by stage
+    gateway_latency_sigma: float = 0.45  # lognormal sigma; gateway p95 ~ 2.1 x median ~ 350 ms
     payment_latency_ms: tuple[float, float, float] = (300.0, 310.0, 260.0)
-    latency_sigma: float = 0.45
+    payment_latency_sigma: float = 0.40
 
 
 BASE = _Baseline()
-DECLINE_REASONS = np.array(["insufficient_funds", "do_not_honor", "expired_card", "incorrect_cvc", "generic_decline"])
+DECLINE_REASONS = np.array(
+    ["insufficient_funds", "do_not_honor", "expired_card", "incorrect_cvc", "generic_decline"])
 WEBHOOK_5XX = np.array([500, 502, 503])
 STATUS_TEXT = {
     200: "OK", 201: "Created", 401: "Unauthorized", 402: "Payment Required", 403: "Forbidden",
@@ -309,7 +311,8 @@ class _World:
 
     def migration_records(self) -> list[dict[str, Any]]:
         return [
-            {"at": self.when(day * DAY_MINUTES), "merchant_id": str(self.ids[m]), "from": STAGES[a], "to": STAGES[b]}
+            {"at": self.when(day * DAY_MINUTES), "merchant_id": str(self.ids[m]),
+             "from": STAGES[a], "to": STAGES[b]}
             for day, m, a, b in self.migrations
         ]
 
@@ -421,7 +424,8 @@ class _Incident:
     def active(self, ms: np.ndarray, merchant: np.ndarray) -> np.ndarray:
         """Whether each event at ``ms`` of ``merchant`` (both ``(n,)``) is hit by this incident."""
         ms = np.asarray(ms)
-        return (ms >= self.start * MINUTE_MS) & (ms < self.end * MINUTE_MS) & np.isin(merchant, self.merchants)
+        in_window = (ms >= self.start * MINUTE_MS) & (ms < self.end * MINUTE_MS)
+        return in_window & np.isin(merchant, self.merchants)
 
     def ground_truth(self, world: _World) -> dict[str, Any]:
         return {
@@ -494,7 +498,8 @@ def _plan_incidents(rng: np.random.Generator, world: _World,
     for i, (spec, start, duration) in enumerate(sorted(schedule, key=lambda x: x[1])):
         stage_now = world.stage_at[start]
         merchants, stages, params = _TARGETS[spec.name](rng, world, stage_now)
-        incidents.append(_Incident(spec, start, start + duration, merchants, stages, params, id=f"inc-{i + 1}"))
+        incidents.append(
+            _Incident(spec, start, start + duration, merchants, stages, params, id=f"inc-{i + 1}"))
     return incidents
 
 
@@ -556,32 +561,34 @@ _TARGETS: dict[str, Callable[..., tuple[np.ndarray, list[str], dict[str, Any]]]]
 
 
 def _describe(inc: _Incident, world: _World) -> str:
+    """One-paragraph ground-truth description (what happened, to whom, how strongly, how long)."""
     who = ", ".join(world.ids[inc.merchants])
     stages = "+".join(inc.stages)
     dur = inc.end - inc.start
     at = world.when(inc.start).strftime("%H:%M UTC")
     p = inc.params
-    texts = {
-        "webhook_403": f"Webhook signing secret rotated at {at} for {who} without their endpoints being "
-                       f"updated; order webhook deliveries fail with 403 (signature verification failed) "
-                       f"for {dur} min. Orders are still created.",
-        "api_auth_failure": f"Checkout API keys of dual_run merchants {who} expired at {at}; "
-                            f"~{p.get('fail_share', 0):.0%} of POST /v1/checkout/sessions requests return "
-                            f"401 (some 403) for {dur} min, creating no checkout session and no payment.",
-        "missing_order_created": f"Headless order pipeline drops order.created for ~{p.get('loss_share', 0):.0%} "
-                                 f"of successful payments for {dur} min from {at}; every response stays 2xx "
-                                 f"(customers charged without an order).",
-        "cart_empty": f"Frontend release {p.get('release', '?')} to stage={stages} at {at} loses cart contents: "
-                      f"~{p.get('empty_share', 0):.0%} of checkout sessions are created with an empty cart and "
-                      f"never reach payment, for {dur} min.",
-        "slow_checkout": f"Stage {stages} checkout and payment latency x{p.get('latency_factor', 0):.1f} for "
-                         f"{dur} min from {at}, with ~{p.get('p504', 0):.1%} gateway 504s and "
-                         f"~{1 - p.get('attempt_factor', 1):.0%} fewer checkout attempts.",
-        "conversion_drop": f"Wrong shipping prices shown on {stages} storefronts from {at}: checkout attempts "
-                           f"per session fall by {1 - p.get('attempt_factor', 1):.0%} for {dur} min with no "
-                           f"errors.",
-    }
-    return texts[inc.name]
+    if inc.name == "webhook_403":
+        return (f"Webhook signing secret rotated at {at} for {who} without their endpoints being updated; "
+                f"order webhook deliveries fail with 403 (signature verification failed) for {dur} min. "
+                f"Orders are still created.")
+    if inc.name == "api_auth_failure":
+        return (f"Checkout API keys of dual_run merchants {who} expired at {at}; ~{p['fail_share']:.0%} of "
+                f"POST /v1/checkout/sessions requests return 401 (some 403) for {dur} min, creating no "
+                f"checkout session and no payment.")
+    if inc.name == "missing_order_created":
+        return (f"Headless order pipeline drops order.created for ~{p['loss_share']:.0%} of successful "
+                f"payments for {dur} min from {at}; every response stays 2xx (customers charged without "
+                f"an order).")
+    if inc.name == "cart_empty":
+        return (f"Frontend release {p.get('release', '?')} to stage={stages} at {at} loses cart contents: "
+                f"~{p['empty_share']:.0%} of checkout sessions are created with an empty cart and never "
+                f"reach payment, for {dur} min.")
+    if inc.name == "slow_checkout":
+        return (f"Stage {stages} checkout and payment latency x{p['latency_factor']:.1f} for {dur} min from "
+                f"{at}, with ~{p['p504']:.1%} gateway 504s and ~{1 - p['attempt_factor']:.0%} fewer "
+                f"checkout attempts.")
+    return (f"Wrong shipping prices shown on {stages} storefronts from {at}: checkout attempts per session "
+            f"fall by {1 - p['attempt_factor']:.0%} for {dur} min with no errors.")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -698,7 +705,8 @@ def _simulate_funnel(rng: np.random.Generator, world: _World, attempts: np.ndarr
     empty = (status == 201) & cart.active(t_session, merchant) & (u[:, 4] < cart.params["empty_share"])
     paid = (status == 201) & ~empty & (u[:, 5] >= BASE.abandon_rate)
 
-    t_payment = t_session + 15_000 + np.minimum(rng.lognormal(np.log(40_000), 0.5, n), 400_000).astype(np.int64)
+    think_ms = np.minimum(rng.lognormal(np.log(40_000), 0.5, n), 400_000).astype(np.int64)
+    t_payment = t_session + 15_000 + think_ms  # the customer enters card details
     payment_ok = paid & (u[:, 6] < np.asarray(BASE.payment_success)[stage])
     loss = inc["missing_order_created"]
     p_loss = np.where(loss.active(t_payment, merchant), loss.params["loss_share"], BASE.order_loss)
@@ -737,38 +745,44 @@ def _simulate_funnel(rng: np.random.Generator, world: _World, attempts: np.ndarr
 def _measure_impact(world: _World, f: _Funnel, incidents: list[_Incident]) -> None:
     """Fill each incident's ``affected_events``, expected ``lost_orders`` and ``revenue_at_risk``.
 
-    Lost orders of suppressed attempts are valued at the baseline chance that an attempt becomes an
-    order; revenue at the stage's mean order value (missing orders: their actual amounts).
+    Suppressed or failed attempts are valued at the baseline chance that an attempt becomes an order
+    and the mean order value of the incident's stages; missing orders at their actual amounts.
+    Webhook failures lose no orders (fulfilment is delayed, not lost).
     """
-    chain = (1 - BASE.gateway_500) * (1 - BASE.abandon_rate) * np.mean(BASE.payment_success) * (1 - BASE.order_loss)
+    order_per_attempt = ((1 - BASE.gateway_500) * (1 - BASE.abandon_rate) * np.mean(BASE.payment_success)
+                         * (1 - BASE.order_loss))
     horizon = world.horizon_ms
     for inc in incidents:
-        stage_idx = [STAGES.index(s) for s in inc.stages]
-        mean_aov = float(np.mean(np.asarray(BASE.aov_median_usd)[stage_idx])) * np.exp(BASE.aov_sigma ** 2 / 2)
-        at_session = inc.active(f.t_session, f.merchant) & (f.t_session < horizon)
-        if inc.name == "webhook_403":
-            inc.affected_events = int(((f.webhook_status == 403) & f.order & (f.t_webhook < horizon)).sum())
-            inc.lost_orders = 0.0
-        elif inc.name == "api_auth_failure":
-            inc.affected_events = int((at_session & np.isin(f.gateway_status, (401, 403))).sum())
-            inc.lost_orders = inc.affected_events * chain
-        elif inc.name == "missing_order_created":
+        hit = inc.active(f.t_session, f.merchant) & (f.t_session < horizon)
+        if inc.name == "missing_order_created":
             lost = f.payment_ok & ~f.order & inc.active(f.t_payment, f.merchant) & (f.t_payment < horizon)
             inc.affected_events = int(lost.sum())
             inc.lost_orders = float(lost.sum())
             inc.revenue_at_risk = float(f.amount_cents[lost].sum()) / 100
             continue
+        if inc.name == "webhook_403":
+            inc.affected_events = int(((f.webhook_status == 403) & f.order & (f.t_webhook < horizon)).sum())
+            failed_attempts = 0.0
+        elif inc.name == "api_auth_failure":
+            inc.affected_events = int((hit & np.isin(f.gateway_status, (401, 403))).sum())
+            failed_attempts = float(inc.affected_events)
         elif inc.name == "cart_empty":
-            inc.affected_events = int((at_session & f.empty).sum())
-            inc.lost_orders = inc.affected_events * chain
+            inc.affected_events = int((hit & f.empty).sum())
+            failed_attempts = float(inc.affected_events)
         elif inc.name == "slow_checkout":
-            timeouts = int((at_session & (f.gateway_status == 504)).sum())
-            inc.affected_events = timeouts
-            inc.lost_orders = (timeouts + inc.lost_attempts) * chain
-        else:  # conversion_drop
+            inc.affected_events = int((hit & (f.gateway_status == 504)).sum())
+            failed_attempts = inc.affected_events + inc.lost_attempts
+        else:  # conversion_drop: nothing fails, attempts are simply not made
             inc.affected_events = int(round(inc.lost_attempts))
-            inc.lost_orders = inc.lost_attempts * chain
-        inc.revenue_at_risk = inc.lost_orders * mean_aov
+            failed_attempts = inc.lost_attempts
+        inc.lost_orders = failed_attempts * order_per_attempt
+        inc.revenue_at_risk = inc.lost_orders * _mean_order_value(inc.stages)
+
+
+def _mean_order_value(stages: list[str]) -> float:
+    """Expected order value (USD) averaged over ``stages`` (lognormal mean)."""
+    medians = np.asarray(BASE.aov_median_usd)[[STAGES.index(s) for s in stages]]
+    return float(medians.mean() * np.exp(BASE.aov_sigma ** 2 / 2))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -798,6 +812,7 @@ def _money(cents: np.ndarray) -> pd.Series:
 
 
 def _lognormal_ms(rng: np.random.Generator, median: np.ndarray | float, sigma: float, n: int) -> np.ndarray:
+    """``(n,)`` lognormal latencies in ms with the given median, rounded to 0.1 ms."""
     return np.round(rng.lognormal(np.log(median), sigma, n), 1)
 
 
@@ -845,15 +860,16 @@ def _rows(ms: np.ndarray, merchant: np.ndarray, *, service: str, endpoint: str, 
     })
 
 
-def _checkout_rows(rng: np.random.Generator, world: _World, f: _Funnel, slow: _Incident) -> list[pd.DataFrame]:
+def _checkout_rows(rng: np.random.Generator, world: _World, f: _Funnel,
+                   slow: _Incident) -> list[pd.DataFrame]:
     """Gateway rows, one per attempt: 201 session (with or without items), 401/403, 500, 504."""
     n = f.merchant.size
     merchant = _txt(world.ids[f.merchant])
     session = _txt(f.session_id)
     cart, request = (_txt(_hex_ids(rng, n, p)) for p in ("cart_", "req_"))
     slow_factor = np.where(slow.active(f.t_session, f.merchant), slow.params["latency_factor"], 1.0)
-    latency = np.round(_lognormal_ms(rng, np.asarray(BASE.gateway_latency_ms)[f.stage], BASE.latency_sigma, n)
-                       * slow_factor, 1)
+    median = np.asarray(BASE.gateway_latency_ms)[f.stage]
+    latency = np.round(_lognormal_ms(rng, median, BASE.gateway_latency_sigma, n) * slow_factor, 1)
     key = _txt(_hex_ids(rng, n, "", 2))
     s = f.gateway_status
     blocks = []
@@ -862,8 +878,8 @@ def _checkout_rows(rng: np.random.Generator, world: _World, f: _Funnel, slow: _I
     msg = ("checkout session created: 201 Created session_id=" + session + " cart_id=" + cart + " merchant="
            + merchant + " items=" + _txt(f.items) + " amount=" + _money(f.amount_cents) + " USD")
     blocks.append((ok, 201, "INFO", msg, EVENT_SESSION_CREATED, latency))
-    msg = ("checkout session created with empty cart cart_id=" + cart + " session_id=" + session + " merchant="
-           + merchant + " items=0 (cart service returned no line items)")
+    msg = ("checkout session created with empty cart cart_id=" + cart + " session_id=" + session
+           + " merchant=" + merchant + " items=0 (cart service returned no line items)")
     blocks.append((f.empty, 201, "WARN", msg, EVENT_SESSION_CREATED, latency))
     msg = ("request rejected: 401 Unauthorized (invalid API key: token expired) merchant=" + merchant
            + " key_id=pk_live_..." + key + " request_id=" + request)
@@ -871,21 +887,22 @@ def _checkout_rows(rng: np.random.Generator, world: _World, f: _Funnel, slow: _I
     msg = ("request rejected: 403 Forbidden (invalid API key for this merchant account) merchant=" + merchant
            + " key_id=pk_live_..." + key + " request_id=" + request)
     blocks.append((s == 403, 403, "WARN", msg, None, _lognormal_ms(rng, 22.0, 0.3, n)))
-    msg = ("upstream error: 500 Internal Server Error (checkout-service connection reset) merchant=" + merchant
-           + " request_id=" + request)
+    msg = ("upstream error: 500 Internal Server Error (checkout-service connection reset) merchant="
+           + merchant + " request_id=" + request)
     blocks.append((s == 500, 500, "ERROR", msg, None, _lognormal_ms(rng, 90.0, 0.4, n)))
     msg = ("upstream timeout: 504 Gateway Timeout (checkout-service did not respond within 30s) merchant="
            + merchant + " request_id=" + request)
     blocks.append((s == 504, 504, "ERROR", msg, None, 30_000.0 + np.round(rng.uniform(0, 400, n), 1)))
     return [
-        _rows(f.t_session[m], f.merchant[m], service=GATEWAY, endpoint=CHECKOUT_ENDPOINT, status=code, level=level,
-              message=message[m].reset_index(drop=True), event=event, latency=np.asarray(lat)[m],
+        _rows(f.t_session[m], f.merchant[m], service=GATEWAY, endpoint=CHECKOUT_ENDPOINT, status=code,
+              level=level, message=message[m].reset_index(drop=True), event=event, latency=np.asarray(lat)[m],
               cohort=f.t_session[m] // MINUTE_MS)
         for m, code, level, message, event, lat in blocks
     ]
 
 
-def _payment_rows(rng: np.random.Generator, world: _World, f: _Funnel, slow: _Incident) -> list[pd.DataFrame]:
+def _payment_rows(rng: np.random.Generator, world: _World, f: _Funnel,
+                  slow: _Incident) -> list[pd.DataFrame]:
     """Payment rows: 200 payment.succeeded (with order_id) or 402 payment.failed."""
     p = f.paid
     n = int(p.sum())
@@ -893,7 +910,8 @@ def _payment_rows(rng: np.random.Generator, world: _World, f: _Funnel, slow: _In
     payment, session = _txt(_hex_ids(rng, n, "pay_")), _txt(f.session_id[p])
     amount = _money(f.amount_cents[p])
     factor = np.where(slow.active(f.t_payment[p], f.merchant[p]), slow.params["latency_factor"], 1.0)
-    latency = np.round(_lognormal_ms(rng, np.asarray(BASE.payment_latency_ms)[f.stage[p]], 0.4, n) * factor, 1)
+    median = np.asarray(BASE.payment_latency_ms)[f.stage[p]]
+    latency = np.round(_lognormal_ms(rng, median, BASE.payment_latency_sigma, n) * factor, 1)
     ok = f.payment_ok[p]
     order_id = f.order_id[p]
     succeeded = ("payment captured: 200 OK payment_id=" + payment + " order_id=" + _txt(order_id)
@@ -928,11 +946,11 @@ def _order_rows(rng: np.random.Generator, world: _World, f: _Funnel) -> list[pd.
     status = f.webhook_status[o]
     delivery = _txt(_hex_ids(rng, n, "dlv_"))
     tail = " merchant=" + merchant + " order_id=" + oid + " delivery_id=" + delivery
-    status_text = _txt([STATUS_TEXT[s] for s in WEBHOOK_5XX])[np.searchsorted(WEBHOOK_5XX, np.clip(status, 500, 503))]
+    status_text = pd.Series(status).map(STATUS_TEXT).astype("str")
     messages = {
         200: "webhook delivered: 200 OK event=order.created" + tail + " attempt=1",
         403: "webhook delivery failed: 403 Forbidden (signature verification failed)" + tail,
-        500: "webhook delivery failed: " + _txt(status) + " " + status_text.reset_index(drop=True)
+        500: "webhook delivery failed: " + _txt(status) + " " + status_text
              + " (merchant endpoint error)" + tail + " attempt=1, will retry",
     }
     latency = {200: _lognormal_ms(rng, 160.0, 0.6, n), 403: _lognormal_ms(rng, 45.0, 0.4, n),
@@ -954,7 +972,7 @@ def _lookup_rows(rng: np.random.Generator, world: _World, f: _Funnel) -> list[pd
     blocks = []
     for mask, times, ids, code in (
         (f.lookup, f.t_lookup, f.order_id, 200),
-        (f.lookup_404, f.t_lookup_404, _hex_ids(rng, f.merchant.size, "ord_"), 404),
+        (f.lookup_404, f.t_lookup_404, _unknown_ids(rng, f.lookup_404), 404),
     ):
         n = int(mask.sum())
         merchant = _txt(world.ids[f.merchant[mask]])
@@ -968,53 +986,72 @@ def _lookup_rows(rng: np.random.Generator, world: _World, f: _Funnel) -> list[pd
     return blocks
 
 
-def _ops_rows(rng: np.random.Generator, world: _World, incidents: list[_Incident]) -> list[pd.DataFrame]:
-    """Operational INFO lines: storefront releases and webhook secret rotations.
+def _unknown_ids(rng: np.random.Generator, mask: np.ndarray) -> np.ndarray:
+    """Random order ids at ``mask`` (``(n,)`` bool), empty strings elsewhere."""
+    ids = np.zeros(mask.size, dtype="U16")
+    ids[mask] = _hex_ids(rng, int(mask.sum()), "ord_")
+    return ids
 
-    The incidents' own release / rotations are logged just before their start; benign ones (no
-    effect) happen on random working-hour times at least 3 h away from any incident start.
+
+def _benign_times(rng: np.random.Generator, world: _World, incidents: list[_Incident],
+                  per_day: float) -> np.ndarray:
+    """Random working-hour times (ms), ~``per_day`` a day, at least 3 h away from any incident start."""
+    n = rng.poisson(per_day, world.days)
+    day_ms = np.repeat(np.arange(world.days), n) * DAY_MINUTES * MINUTE_MS
+    ms = day_ms + rng.integers(8 * 3_600_000, 18 * 3_600_000, int(n.sum()))
+    starts = np.array([i.start * MINUTE_MS for i in incidents])
+    return ms[np.abs(ms[:, None] - starts[None, :]).min(axis=1) > 3 * 3_600_000]
+
+
+def _release_rows(rng: np.random.Generator, world: _World, incidents: list[_Incident]) -> pd.DataFrame:
+    """Storefront release INFO lines: benign ones plus the cart_empty release just before its start.
+
+    Versions increase with time; the incident's version is stored in its ``params["release"]``.
     """
-    starts_ms = np.array([i.start * MINUTE_MS for i in incidents])
-
-    def benign_times(rate_per_day: float) -> np.ndarray:
-        n = rng.poisson(rate_per_day, world.days)
-        ms = np.repeat(np.arange(world.days), n) * DAY_MINUTES * MINUTE_MS + rng.integers(
-            8 * 3_600_000, 18 * 3_600_000, int(n.sum()))
-        return ms[np.abs(ms[:, None] - starts_ms[None, :]).min(axis=1) > 3 * 3_600_000]
-
-    cart, webhook = next(i for i in incidents if i.name == "cart_empty"), next(i for i in incidents if i.name == "webhook_403")
-    rel_ms = np.concatenate([benign_times(0.8), [cart.start * MINUTE_MS - int(rng.integers(30_000, 120_000))]])
-    rel_stage = np.concatenate([rng.integers(0, len(STAGES), rel_ms.size - 1), [STAGES.index(cart.stages[0])]])
-    order = np.argsort(rel_ms, kind="stable")
-    rel_ms, rel_stage = rel_ms[order], rel_stage[order]
+    cart = _incident(incidents, "cart_empty")
+    ms = np.append(_benign_times(rng, world, incidents, 0.8),
+                   cart.start * MINUTE_MS - rng.integers(30_000, 120_000))
+    stage = np.append(rng.integers(0, len(STAGES), ms.size - 1), STAGES.index(cart.stages[0]))
+    order = np.argsort(ms, kind="stable")
     minor = int(rng.integers(14, 20))
-    versions = np.array([f"v2.{minor + i // 4}.{i % 4}" for i in range(rel_ms.size)])
-    cart.params["release"] = str(versions[np.flatnonzero(order == order.size - 1)[0]])  # last block entry
-    releases = _rows(
-        rel_ms, np.full(rel_ms.size, -1), service=STOREFRONT, endpoint=RELEASE_ENDPOINT, status=200, level="INFO",
-        message="frontend release " + _txt(versions) + " deployed to stage=" + _txt(np.array(STAGES)[rel_stage]),
-        stage=rel_stage,
+    versions = np.array([f"v2.{minor + i // 4}.{i % 4}" for i in range(ms.size)])
+    cart.params["release"] = str(versions[np.flatnonzero(order == ms.size - 1)[0]])
+    ms, stage = ms[order], stage[order]
+    return _rows(
+        ms, np.full(ms.size, -1), service=STOREFRONT, endpoint=RELEASE_ENDPOINT, status=200, level="INFO",
+        message="frontend release " + _txt(versions) + " deployed to stage=" + _txt(np.array(STAGES)[stage]),
+        stage=stage,
     )
-    rot_benign = benign_times(0.5)
-    rot_ms = np.concatenate([rot_benign, webhook.start * MINUTE_MS - rng.integers(5_000, 60_000, webhook.merchants.size)])
-    rot_m = np.concatenate([rng.integers(0, world.n_merchants, rot_benign.size), webhook.merchants])
-    rotations = _rows(
-        rot_ms, rot_m, service=WEBHOOKS, endpoint=SECRET_ROTATION_ENDPOINT, status=200, level="INFO",
-        message="webhook signing secret rotated for merchant=" + _txt(world.ids[rot_m]) + " key_version=v"
-        + _txt(rng.integers(2, 9, rot_ms.size)),
+
+
+def _rotation_rows(rng: np.random.Generator, world: _World, incidents: list[_Incident]) -> pd.DataFrame:
+    """Webhook secret rotation INFO lines: benign ones plus one per webhook_403 merchant before its start."""
+    webhook = _incident(incidents, "webhook_403")
+    benign = _benign_times(rng, world, incidents, 0.5)
+    before_start = webhook.start * MINUTE_MS - rng.integers(5_000, 60_000, webhook.merchants.size)
+    ms = np.concatenate([benign, before_start])
+    merchant = np.concatenate([rng.integers(0, world.n_merchants, benign.size), webhook.merchants])
+    return _rows(
+        ms, merchant, service=WEBHOOKS, endpoint=SECRET_ROTATION_ENDPOINT, status=200, level="INFO",
+        message="webhook signing secret rotated for merchant=" + _txt(world.ids[merchant]) + " key_version=v"
+        + _txt(rng.integers(2, 9, ms.size)),
     )
-    return [releases, rotations]
+
+
+def _incident(incidents: list[_Incident], name: str) -> _Incident:
+    return next(i for i in incidents if i.name == name)
 
 
 def _build_logs(rng: np.random.Generator, world: _World, f: _Funnel, incidents: list[_Incident]) -> _LogRows:
     """All log rows, sorted by time, in ``contracts.LOGS`` form; rows at or after the end are dropped."""
-    slow = next(i for i in incidents if i.name == "slow_checkout")
+    slow = _incident(incidents, "slow_checkout")
     blocks = [
         *_checkout_rows(rng, world, f, slow),
         *_payment_rows(rng, world, f, slow),
         *_order_rows(rng, world, f),
         *_lookup_rows(rng, world, f),
-        *_ops_rows(rng, world, incidents),
+        _release_rows(rng, world, incidents),
+        _rotation_rows(rng, world, incidents),
     ]
     df = pd.concat(blocks, ignore_index=True)
     df = df[df["_ms"].to_numpy() < world.horizon_ms]
@@ -1034,8 +1071,8 @@ def _build_logs(rng: np.random.Generator, world: _World, f: _Funnel, incidents: 
         "status": df["status"].astype(np.int64),
         "level": df["level"],
         "message": df["message"].astype("str"),
-        "merchant_id": pd.Series(np.where(has_merchant, world.ids.astype(object)[np.maximum(merchant, 0)], None),
-                                 dtype="str"),
+        "merchant_id": pd.Series(
+            np.where(has_merchant, world.ids.astype(object)[np.maximum(merchant, 0)], None), dtype="str"),
         "stage": pd.Series(np.where(stage >= 0, names[np.maximum(stage, 0)], None), dtype="str"),
         "event": df["event"],
         "order_id": df["order_id"],
@@ -1045,8 +1082,8 @@ def _build_logs(rng: np.random.Generator, world: _World, f: _Funnel, incidents: 
     in_funnel = cohort >= 0
     cohort_stage = np.full(cohort.size, -1, dtype=np.int64)
     cohort_stage[in_funnel] = world.stage_at[cohort[in_funnel], merchant[in_funnel]]
-    return _LogRows(public=public, minute=ms // MINUTE_MS, stage=stage, amount_cents=df["_amount"].to_numpy(),
-                    cohort_minute=cohort, cohort_stage=cohort_stage)
+    return _LogRows(public=public, minute=ms // MINUTE_MS, stage=stage,
+                    amount_cents=df["_amount"].to_numpy(), cohort_minute=cohort, cohort_stage=cohort_stage)
 
 
 def _epoch_ns(ts: datetime) -> int:
@@ -1062,16 +1099,19 @@ _KPI_METRICS = (
 )
 
 
-def _per_stage(world: _World, minute: np.ndarray, stage: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+def _per_stage(world: _World, minute: np.ndarray, stage: np.ndarray,
+               weights: np.ndarray | None = None) -> np.ndarray:
     """Sum ``weights`` (default 1) per minute and stage: ``(T, 4)``, last column = all stages."""
     keep = stage >= 0
     key = minute[keep] * len(STAGES) + stage[keep]
     w = None if weights is None else weights[keep]
-    out = np.bincount(key, weights=w, minlength=world.n_minutes * len(STAGES)).reshape(world.n_minutes, len(STAGES))
+    out = np.bincount(key, weights=w, minlength=world.n_minutes * len(STAGES))
+    out = out.reshape(world.n_minutes, len(STAGES))
     return np.column_stack([out, out.sum(axis=1)]).astype(np.float64)
 
 
-def _p95_per_stage(world: _World, minute: np.ndarray, stage: np.ndarray, latency: np.ndarray) -> np.ndarray:
+def _p95_per_stage(world: _World, minute: np.ndarray, stage: np.ndarray,
+                   latency: np.ndarray) -> np.ndarray:
     """95th percentile (linear interpolation) per minute and stage, ``(T, 4)``, NaN where no rows."""
     n_st = len(KPI_STAGES)
     key = np.concatenate([minute * n_st + stage, minute * n_st + n_st - 1])
@@ -1107,7 +1147,8 @@ def _build_kpis(world: _World, sessions: np.ndarray, rows: _LogRows) -> pd.DataF
     def cohort_count(mask: np.ndarray) -> np.ndarray:
         return _per_stage(world, rows.cohort_minute[mask], rows.cohort_stage[mask])
 
-    n_sessions = _per_stage(world, grid, world.stage_at.ravel().astype(np.int64), sessions.ravel().astype(np.float64))
+    n_sessions = _per_stage(world, grid, world.stage_at.ravel().astype(np.int64),
+                            sessions.ravel().astype(np.float64))
     attempts = count(endpoint == CHECKOUT_ENDPOINT)
     is_order = event == EVENT_ORDER_CREATED
     orders = count(is_order)
@@ -1159,7 +1200,9 @@ class _Draft:
     incident: int = -1  # index into incidents, -1 for background chatter
 
 
-def _ticket_context(rng: np.random.Generator, world: _World, merchant: int, ms: int, order: str | None) -> dict[str, Any]:
+def _ticket_context(rng: np.random.Generator, world: _World, merchant: int, ms: int,
+                    order: str | None) -> dict[str, Any]:
+    """Values for the ticket template placeholders (see :mod:`opsloop.data.ticket_templates`)."""
     when = world.start + timedelta(milliseconds=int(ms))
     names = rng.choice(tt.FIRST_NAMES, 2, replace=False)
     return {
@@ -1186,7 +1229,7 @@ def _background_tickets(rng: np.random.Generator, world: _World) -> list[_Draft]
     for day in range(world.days):
         weekend = (world.start.weekday() + day) % 7 >= 5
         n = int(rng.poisson(15 if weekend else 40))
-        hours = np.where(rng.random(n) < 0.88, np.clip(rng.normal(13, 2.6, n), 8, 18), rng.uniform(0, 24, n))
+        hours = np.where(rng.random(n) < 0.88, 8 + 10 * rng.beta(2.2, 2.2, n), rng.uniform(0, 24, n))
         for h in np.sort(hours):
             ms = int(day * DAY_MINUTES * MINUTE_MS + h * 3_600_000) // 1000 * 1000
             merchant = int(rng.choice(world.n_merchants, p=p_merchant))
@@ -1196,7 +1239,8 @@ def _background_tickets(rng: np.random.Generator, world: _World) -> list[_Draft]
             drafts.append(_Draft(
                 ms, merchant, subject.format(**ctx),
                 (str(rng.choice(tt.GREETINGS)) + body + str(rng.choice(tt.SIGNOFFS))).format(**ctx),
-                str(rng.choice(PRIORITIES, p=_BACKGROUND_PRIORITY)), str(rng.choice(CHANNELS, p=_BACKGROUND_CHANNEL)),
+                str(rng.choice(PRIORITIES, p=_BACKGROUND_PRIORITY)),
+                str(rng.choice(CHANNELS, p=_BACKGROUND_CHANNEL)),
             ))
     return drafts
 
@@ -1241,7 +1285,8 @@ def _incident_tickets(rng: np.random.Generator, world: _World, f: _Funnel, inc: 
     return drafts
 
 
-def _build_tickets(rng: np.random.Generator, world: _World, f: _Funnel, incidents: list[_Incident]) -> pd.DataFrame:
+def _build_tickets(rng: np.random.Generator, world: _World, f: _Funnel,
+                   incidents: list[_Incident]) -> pd.DataFrame:
     """All tickets sorted by ``created_at`` with ids ``T-000001``…; fills each incident's ``ticket_ids``."""
     drafts = _background_tickets(rng, world)
     for i, inc in enumerate(incidents):

@@ -76,6 +76,8 @@ def describe(a: Anomaly) -> str:
         return f"HTTP {ev.get('status')} spike on {ev.get('endpoint')}"
     if a.detector == "ratio":
         return f"{ev.get('downstream_event')} missing after {ev.get('upstream_event')}{where}"
+    if a.detector == "kpi_funnel":
+        return f"conversion drop: {ev.get('downstream_metric')} per {ev.get('upstream_metric')}{where}"
     return f"{a.series.metric} {'drop' if a.direction == 'down' else 'rise'}{where}"
 
 

@@ -25,7 +25,13 @@ from opsloop.config import Settings
 from opsloop.domain import ActionStatus, Anomaly, CycleReport, Incident, TicketCluster
 from opsloop.pipeline.correlate import correlate
 from opsloop.pipeline.decide import assess, risk_report
-from opsloop.pipeline.detect import DetectionSettings, detect_event_ratios, detect_kpis, detect_log_errors
+from opsloop.pipeline.detect import (
+    DetectionSettings,
+    detect_event_ratios,
+    detect_kpi_funnels,
+    detect_kpis,
+    detect_log_errors,
+)
 from opsloop.pipeline.observe import Signals
 from opsloop.rag.documents import bundled_runbooks_dir, load_documents
 from opsloop.rag.index import RunbookIndex
@@ -65,8 +71,8 @@ def reason(signals: Signals, settings: Settings, clock: _Clock, degradations: li
     ds = DetectionSettings(kpi_threshold=settings.kpi_z_threshold, count_threshold=settings.count_threshold)
     w = signals.window
     with clock.stage("detect"):
-        anomalies = (detect_kpis(signals.kpis, w, ds) + detect_log_errors(signals.logs, w, ds)
-                     + detect_event_ratios(signals.logs, w, ds))
+        anomalies = (detect_kpis(signals.kpis, w, ds) + detect_kpi_funnels(signals.kpis, w, ds)
+                     + detect_log_errors(signals.logs, w, ds) + detect_event_ratios(signals.logs, w, ds))
     with clock.stage("cluster"):
         t = signals.tickets
         in_window = t[(t["created_at"] >= pd.Timestamp(w.start)) & (t["created_at"] < pd.Timestamp(w.end))]
@@ -115,7 +121,8 @@ def act(session: Session, incidents: list[Incident], settings: Settings) -> tupl
     catalog = load_catalog()
     gap = timedelta(seconds=settings.incident_merge_gap_seconds)
     counts = {"incidents_new": 0, "incidents_updated": 0, "actions_new": 0, "actions_auto_executed": 0}
-    stored = []
+    stored: list[str] = []
+    seen: set[str] = set()
     for inc in incidents:
         inc, created = repo.upsert_incident(session, inc, gap)
         counts["incidents_new" if created else "incidents_updated"] += 1
@@ -129,8 +136,10 @@ def act(session: Session, incidents: list[Incident], settings: Settings) -> tupl
                 repo.transition_action(session, action.id, ActionStatus.executing, ActionStatus.succeeded, "policy",
                                        result=simulate_execution(action, datetime.now(timezone.utc)))
                 counts["actions_auto_executed"] += 1
-        stored.append(repo.get_incident(session, inc.id))
-    return stored, counts
+        if inc.id not in seen:
+            seen.add(inc.id)
+            stored.append(inc.id)
+    return [repo.get_incident(session, i) for i in stored], counts
 
 
 def run_cycle(

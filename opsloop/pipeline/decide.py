@@ -56,7 +56,8 @@ def categorize(anomalies: list[Anomaly]) -> tuple[str, float]:
         return "cart_state", 0.7
     if err:
         return "error_spike", 0.6
-    if any(a.series.metric in (C.METRIC_CONVERSION, C.METRIC_ATTEMPTS, C.METRIC_SUCCESS_RATE) for a in anomalies):
+    if any(a.detector == "kpi_funnel" or a.series.metric in (C.METRIC_CONVERSION, C.METRIC_SUCCESS_RATE)
+           for a in anomalies):
         return "conversion", 0.6
     return "kpi_anomaly", 0.4
 
@@ -87,6 +88,10 @@ def _evidence_lines(incident: Incident) -> list[str]:
             lines.append(f"{ev['downstream']} {ev['downstream_event']} for {ev['upstream']} {ev['upstream_event']} "
                          f"on stage {ev['stage']} (ratio {ev['ratio']:.2f} vs baseline {ev['baseline_ratio']:.2f}; "
                          f"about {ev['missing']} missing) from {t0} to {t1} UTC")
+        elif a.detector == "kpi_funnel":
+            lines.append(f"{ev['downstream_metric']} per {ev['upstream_metric']} on stage {ev['stage']} fell to "
+                         f"{ev['ratio']:.3f} (baseline {ev['baseline_ratio']:.3f}; about {ev['missing']:.0f} "
+                         f"{ev['downstream_metric']} missing) from {t0} to {t1} UTC")
         else:
             lines.append(f"{a.series} {'fell' if a.direction == 'down' else 'rose'} to {a.observed:.4g} "
                          f"(expected {a.expected:.4g}, robust z {a.score:.1f}) from {t0} to {t1} UTC")

@@ -5,6 +5,9 @@
 * Logs → error counts per endpoint and status code per bucket: the error-rate detector (hard).
 * Logs → event counts per stage per bucket: the ratio detector on ``downstream / upstream`` event
   pairs such as ``order.created / payment.succeeded`` (soft).
+* KPI funnel counts (``orders`` out of ``sessions``) per stage, summed over a trailing hour: the
+  ratio detector again, as a one-sided conversion-drop test (business). Counts carry their own
+  noise level, so a quiet night is not mistaken for a drop.
 
 Only anomalies whose peak lies in the window are returned; data before the window is history.
 """
@@ -29,6 +32,8 @@ BAD_DIRECTION: dict[str, str | None] = {
     C.METRIC_CONVERSION: "down", C.METRIC_SUCCESS_RATE: "down", C.METRIC_P95_LATENCY: "up",
     C.METRIC_ATTEMPTS: None, C.METRIC_ORDERS: None, C.METRIC_SESSIONS: None,
 }
+#: KPI count pairs (upstream, downstream) whose ratio is a conversion rate.
+KPI_FUNNELS = [(C.METRIC_SESSIONS, C.METRIC_ORDERS)]
 #: Event pairs (upstream, downstream) whose ratio is an invariant of a healthy checkout.
 EVENT_PAIRS = [
     (C.EVENT_PAYMENT_SUCCEEDED, C.EVENT_ORDER_CREATED),
@@ -40,11 +45,15 @@ EVENT_PAIRS = [
 class DetectionSettings:
     """Thresholds (in each detector's unit) and bucketing; ``bucket`` is a pandas offset alias."""
 
-    kpi_threshold: float = 4.0
+    kpi_threshold: float = 8.0
     count_threshold: float = 8.0
     bucket: str = "5min"
+    count_span: int = 3  # buckets summed per count test (15 minutes)
     kpi_window: int = 240
     kpi_smooth: int = 15
+    funnel_bucket: str = "15min"
+    funnel_span: int = 4  # buckets summed per test (one hour)
+    funnel_baseline: int = 96  # buckets (one day)
 
 
 def kpi_kind(metric: str) -> Kind:
@@ -62,12 +71,19 @@ def severity_of(score: float, threshold: float, kind: Kind) -> Severity:
 
 
 def _intervals(detector: BaseDetector, frame: pd.DataFrame, window: Window, max_gap: int, min_len: int):
-    """(first, last, peak) positions of flagged runs whose peak lies inside the window."""
+    """(first, last, peak) positions of flagged runs whose peak lies inside the window.
+
+    A run shorter than ``min_len`` flagged points is kept only if its peak scores at least twice the
+    threshold: one noisy bucket just over the line is not an incident, one far over it may be.
+    """
     score = frame["score"].to_numpy(dtype=float)
     flags = np.nan_to_num(score, nan=0.0) > detector.threshold_
     idx = frame.index
-    for first, last in flag_runs(flags, max_gap=max_gap, min_len=min_len):
+    for first, last in flag_runs(flags, max_gap=max_gap):
         peak = first + int(np.nanargmax(score[first : last + 1]))
+        short = int(flags[first : last + 1].sum()) < min_len
+        if short and score[peak] < 2 * detector.threshold_:
+            continue
         if window.contains(idx[peak].to_pydatetime()):
             yield first, last, peak
 
@@ -137,16 +153,20 @@ def detect_log_errors(logs: pd.DataFrame, window: Window, s: DetectionSettings) 
     step = pd.Timedelta(s.bucket)
     for (endpoint, status), grp in err.groupby(["endpoint", "status"], sort=True):
         k = grp.set_index("ts")["n"].reindex(full_index, fill_value=0)
-        frame_in = pd.DataFrame({"errors": k, "total": totals[endpoint]})
+        buckets = pd.DataFrame({"errors": k, "total": totals[endpoint]})
+        frame_in = buckets.rolling(s.count_span, min_periods=1).sum()
         det = create("error_rate", threshold=s.count_threshold).fit(frame_in)
         frame = det.score_frame(frame_in)
-        for first, last, peak in _intervals(det, frame, window, max_gap=2, min_len=1):
+        for first, last, peak in _intervals(det, frame, window, max_gap=2, min_len=2):
+            first = max(first - s.count_span + 1, 0)
+            while first < last and buckets["errors"].iat[first] == 0:
+                first += 1
             start, end = full_index[first], full_index[last] + step
             rows = errors[(errors["endpoint"] == endpoint) & (errors["status"] == status)
                           & (errors["ts"] >= start) & (errors["ts"] < end)]
-            n_err, n_tot = int(frame_in["errors"].iloc[first : last + 1].sum()), int(frame_in["total"].iloc[first : last + 1].sum())
+            n_err, n_tot = int(buckets["errors"].iloc[first : last + 1].sum()), int(buckets["total"].iloc[first : last + 1].sum())
             score = float(frame["score"].iat[peak])
-            base = float(frame["baseline_rate"].iat[first])
+            base = float(frame["baseline_rate"].iat[peak])
             examples = rows["message"].drop_duplicates().head(3).tolist()
             out.append(Anomaly(
                 detector=det.name, kind=Kind.hard, series=SeriesKey.of("http_errors", endpoint=endpoint, status=int(status)),
@@ -183,14 +203,16 @@ def detect_event_ratios(logs: pd.DataFrame, window: Window, s: DetectionSettings
         for up, down in EVENT_PAIRS:
             if up not in table or down not in table:
                 continue
-            frame_in = pd.DataFrame({"downstream": table[down], "upstream": table[up]})
+            buckets = pd.DataFrame({"downstream": table[down], "upstream": table[up]})
+            frame_in = buckets.rolling(s.count_span, min_periods=1).sum()
             det = create("ratio", threshold=s.count_threshold).fit(frame_in)
             frame = det.score_frame(frame_in)
-            for first, last, peak in _intervals(det, frame, window, max_gap=2, min_len=1):
+            for first, last, peak in _intervals(det, frame, window, max_gap=2, min_len=2):
+                first = max(first - s.count_span + 1, 0)
                 start, end = full_index[first], full_index[last] + step
-                n_up = int(frame_in["upstream"].iloc[first : last + 1].sum())
-                n_down = int(frame_in["downstream"].iloc[first : last + 1].sum())
-                base = float(frame["baseline_ratio"].iat[first])
+                n_up = int(buckets["upstream"].iloc[first : last + 1].sum())
+                n_down = int(buckets["downstream"].iloc[first : last + 1].sum())
+                base = float(frame["baseline_ratio"].iat[peak])
                 span = ev[(ev["ts"] >= start) & (ev["ts"] < end) & ((ev["stage"] == stage) | (stage == "all"))]
                 evidence = {"upstream_event": up, "downstream_event": down, "stage": stage, "upstream": n_up,
                             "downstream": n_down, "ratio": n_down / max(n_up, 1), "baseline_ratio": base,
@@ -208,5 +230,44 @@ def detect_event_ratios(logs: pd.DataFrame, window: Window, s: DetectionSettings
                     start=start.to_pydatetime(), end=end.to_pydatetime(), peak=full_index[peak].to_pydatetime(),
                     score=score, severity=severity_of(score, det.threshold_, Kind.soft),
                     observed=n_down / max(n_up, 1), expected=base, direction="down", evidence=evidence,
+                ))
+    return out
+
+
+def detect_kpi_funnels(kpis: pd.DataFrame, window: Window, s: DetectionSettings) -> list[Anomaly]:
+    """Conversion drops: ``downstream`` out of ``upstream`` KPI counts (:data:`KPI_FUNNELS`) per stage,
+    summed over the trailing ``funnel_span`` buckets, against the median ratio of the previous day."""
+    if kpis.empty:
+        return []
+    kpis = kpis[kpis["ts"] < pd.Timestamp(window.end)]
+    stages = kpis["stage"].fillna("all") if "stage" in kpis else pd.Series("all", index=kpis.index)
+    step = pd.Timedelta(s.funnel_bucket)
+    out: list[Anomaly] = []
+    for stage, grp in kpis.groupby(stages, sort=True):
+        table = grp.pivot_table(index="ts", columns="metric", values="value", aggfunc="sum")
+        for up, down in KPI_FUNNELS:
+            if up not in table or down not in table:
+                continue
+            counts = table[[up, down]].resample(s.funnel_bucket).sum()
+            rolled = counts.rolling(s.funnel_span, min_periods=1).sum()
+            frame_in = pd.DataFrame({"downstream": rolled[down], "upstream": rolled[up]})
+            det = create("ratio", threshold=s.count_threshold, baseline=s.funnel_baseline,
+                         min_buckets=s.funnel_baseline // 4).fit(frame_in)
+            frame = det.score_frame(frame_in)
+            for first, last, peak in _intervals(det, frame, window, max_gap=2, min_len=2):
+                span = counts.iloc[first : last + 1]
+                n_up, n_down = float(span[up].sum()), float(span[down].sum())
+                base = float(frame["baseline_ratio"].iat[first])
+                score = float(frame["score"].iat[peak])
+                out.append(Anomaly(
+                    detector="kpi_funnel", kind=Kind.business, series=SeriesKey.of(f"{down}/{up}", stage=stage),
+                    start=counts.index[first].to_pydatetime(), end=(counts.index[last] + step).to_pydatetime(),
+                    peak=counts.index[peak].to_pydatetime(), score=score,
+                    severity=severity_of(score, det.threshold_, Kind.business),
+                    observed=n_down / max(n_up, 1.0), expected=base, direction="down",
+                    evidence={"upstream_metric": up, "downstream_metric": down, "stage": stage, "upstream": n_up,
+                              "downstream": n_down, "ratio": n_down / max(n_up, 1.0), "baseline_ratio": base,
+                              "missing": max(base * n_up - n_down, 0.0),
+                              "affected": {"stage": [stage]} if stage != "all" else {}},
                 ))
     return out
