@@ -87,7 +87,8 @@ def _fill_params(spec: ActionSpec, incident: Incident) -> dict[str, Any]:
 
 def propose_actions(incident: Incident, catalog: Catalog, auto_execute_confidence: float,
                     max_actions: int = 3) -> list[ProposedAction]:
-    """Catalog actions for the incident's category (at most ``max_actions``, lowest risk first).
+    """Catalog actions for the incident's category: at most ``max_actions``, the most specific to the
+    category first (fewest categories), then lowest risk.
 
     Actions whose required parameters cannot be filled from the incident's facts are skipped. The
     idempotency key hashes incident id, type and parameters, so re-proposing is a no-op.
@@ -96,7 +97,7 @@ def propose_actions(incident: Incident, catalog: Catalog, auto_execute_confidenc
     confidence = incident.assessment.confidence if incident.assessment else 0.3
     order = {Risk.low: 0, Risk.medium: 1, Risk.high: 2, Risk.critical: 3}
     out = []
-    for spec in sorted(catalog.for_category(category), key=lambda s: order[s.risk]):
+    for spec in sorted(catalog.for_category(category), key=lambda s: (len(s.categories), order[s.risk])):
         params = _fill_params(spec, incident)
         if any(p.required and name not in params for name, p in spec.params.items()):
             continue

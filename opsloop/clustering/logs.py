@@ -33,11 +33,12 @@ def mask(messages: pd.Series) -> pd.Series:
 
 
 def signatures(logs: pd.DataFrame, start: datetime, end: datetime, baseline_hours: float = 24.0,
-               top: int = 5) -> list[LogSignature]:
-    """Warning/error templates in ``[start, end]`` with their rate against the ``baseline_hours`` before.
+               top: int = 5, min_lift: float = 3.0) -> list[LogSignature]:
+    """Warning/error templates whose rate in ``[start, end]`` is at least ``min_lift`` times their
+    rate over the ``baseline_hours`` before (new templates always qualify).
 
-    ``logs`` follows the logs contract. Rates are events per hour. Returns the ``top`` templates by
-    count in the span, most frequent first.
+    ``logs`` follows the logs contract. Rates are events per hour. Returns up to ``top`` templates,
+    most frequent in the span first.
     """
     if logs.empty:
         return []
@@ -49,11 +50,15 @@ def signatures(logs: pd.DataFrame, start: datetime, end: datetime, baseline_hour
         return []
     base = logs[noisy & (ts >= base_start) & (ts < pd.Timestamp(start))]
     span_t = mask(span["service"] + " " + span["message"])
-    counts = span_t.value_counts().head(top)
+    counts = span_t.value_counts()
     base_counts = mask(base["service"] + " " + base["message"]).value_counts() if not base.empty else pd.Series(dtype=int)
     hours = max((pd.Timestamp(end) - pd.Timestamp(start)).total_seconds() / 3600.0, 1 / 60)
-    return [
-        LogSignature(template_id="tpl-" + stable_hash(t, 10), template=t, count=int(c),
-                     baseline_rate=float(base_counts.get(t, 0)) / baseline_hours, rate=float(c) / hours)
-        for t, c in counts.items()
-    ]
+    out = []
+    for t, c in counts.items():
+        rate, base_rate = float(c) / hours, float(base_counts.get(t, 0)) / baseline_hours
+        if rate >= min_lift * base_rate:
+            out.append(LogSignature(template_id="tpl-" + stable_hash(t, 10), template=t, count=int(c),
+                                    baseline_rate=base_rate, rate=rate))
+        if len(out) >= top:
+            break
+    return out

@@ -96,25 +96,57 @@ def _affected(group: list[Anomaly], clusters: list[TicketCluster]) -> dict[str, 
     return {k: sorted(v) for k, v in sorted(out.items())}
 
 
+def _slice(c: TicketCluster, rows: pd.DataFrame) -> TicketCluster:
+    """The part of theme ``c`` made of ``rows`` (its tickets inside one incident's span)."""
+    ids = rows["id"].astype(str)
+    examples = [e for e in c.examples if e["id"] in set(ids)]
+    for _, r in rows.sort_values("created_at").iterrows():
+        if len(examples) >= 3:
+            break
+        if all(e["id"] != str(r["id"]) for e in examples):
+            examples.append({"id": str(r["id"]), "subject": str(r["subject"]), "created_at": r["created_at"].isoformat()})
+    affected = {}
+    for col in ("merchant_id", "stage"):
+        if col in rows:
+            vals = sorted({str(v) for v in rows[col].dropna()})
+            if vals:
+                affected[col] = vals
+    return c.model_copy(update={
+        "size": len(rows), "examples": examples, "first_seen": rows["created_at"].min().to_pydatetime(),
+        "last_seen": rows["created_at"].max().to_pydatetime(), "affected": affected, "ticket_ids": sorted(ids),
+    })
+
+
 def attach_clusters(
     groups: list[list[Anomaly]], clusters: list[TicketCluster], tickets: pd.DataFrame, ticket_lag: timedelta,
-    min_share: float = 0.5,
+    min_tickets: int = 3, min_burst: float = 5.0,
 ) -> dict[int, list[TicketCluster]]:
-    """Map group index → the clusters whose tickets mostly fall in that group's extended span."""
+    """Map group index → the ticket themes that burst during that group's span.
+
+    A theme (cluster) may span days and several incidents ("checkout failing" complaints recur). It is
+    attached to an anomaly group when at least ``min_tickets`` of its tickets fall in the group's span
+    extended by ``ticket_lag`` (customers write after the fact) and its ticket rate there is at least
+    ``min_burst`` times its rate elsewhere in the window. What is attached is the slice of the theme
+    inside the span, so counts and examples are this incident's.
+    """
     out: dict[int, list[TicketCluster]] = {}
     if not clusters or tickets.empty:
         return out
-    created = tickets.set_index(tickets["id"].astype(str))["created_at"]
+    by_id = tickets.assign(_id=tickets["id"].astype(str)).set_index("_id")
+    total_hours = max((tickets["created_at"].max() - tickets["created_at"].min()).total_seconds() / 3600.0, 1.0)
     for c in clusters:
-        times = created.reindex(c.ticket_ids).dropna()
-        best, best_share = None, min_share
+        rows = by_id.reindex(c.ticket_ids).dropna(subset=["created_at"])
+        times = rows["created_at"]
         for gi, g in enumerate(groups):
             start, end = min(a.start for a in g), max(a.end for a in g) + ticket_lag
-            share = float(((times >= start) & (times <= end)).mean()) if len(times) else 0.0
-            if share >= best_share:
-                best, best_share = gi, share
-        if best is not None:
-            out.setdefault(best, []).append(c)
+            inside = (times >= start) & (times <= end)
+            n_in = int(inside.sum())
+            if n_in < min_tickets:
+                continue
+            span_h = max((end - start).total_seconds() / 3600.0, 0.25)
+            out_rate = (len(times) - n_in) / max(total_hours - span_h, span_h)
+            if n_in / span_h >= min_burst * max(out_rate, 1.0 / total_hours):
+                out.setdefault(gi, []).append(_slice(c, rows[inside.to_numpy()].reset_index(drop=True)))
     return out
 
 

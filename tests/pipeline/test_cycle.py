@@ -1,0 +1,118 @@
+"""The whole loop on the simulated checkout migration: every injected incident found, reruns
+idempotent on SQLite and PostgreSQL, bad input quarantined while good rows flow."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from opsloop.config import Settings
+from opsloop.data.loaders import InputError
+from opsloop.data.simulator import simulate, write_scenario
+from opsloop.domain import ActionStatus
+from opsloop.pipeline.cycle import run_cycle
+from opsloop.pipeline.evaluate import match_ground_truth
+from opsloop.pipeline.observe import observe
+from opsloop.rag.documents import bundled_runbooks_dir, load_documents
+from opsloop.store import repository as repo
+from opsloop.store.session import open_store
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory) -> dict[str, Path]:
+    return write_scenario(simulate(seed=7, days=7), tmp_path_factory.mktemp("scenario"))
+
+
+def _signals(paths: dict[str, Path], **kw):
+    return observe(tickets=paths["tickets"], logs=paths["logs"], kpis=[paths["kpis"]], **kw)
+
+
+def test_cycle_finds_every_injected_incident(scenario, sqlite_url, tmp_path):
+    truth = json.loads(scenario["ground_truth"].read_text())
+    result = run_cycle(_signals(scenario), open_store(sqlite_url), Settings(home=tmp_path))
+    match = match_ground_truth(result.incidents, truth)
+    assert match["missed"] == [], match["missed"]
+    assert len(match["false_incidents"]) <= 1, match["false_incidents"]
+    assert match["category_accuracy"] >= 5 / 6
+    categories = {c.document: c.meta.get("category") for c in load_documents(bundled_runbooks_dir())}
+    for inc in result.incidents:
+        a = inc.assessment
+        assert a is not None and a.generated_by == "rules" and a.evidence
+        assert a.citations and categories[a.citations[0].document] == a.category
+        assert inc.clusters, f"{inc.title}: the injected incident's support tickets were not attached"
+        assert inc.actions and all(x.idempotency_key for x in inc.actions)
+    assert any(x.status == ActionStatus.proposed and x.requires_approval for i in result.incidents for x in i.actions)
+    by_name = {f["name"]: f["incidents"][0] for f in match["found"]}
+    conv = next(i for i in result.incidents if i.id == by_name["conversion_drop"])
+    assert conv.kind.value == "business" and conv.assessment.risk.revenue_at_risk_per_hour > 0
+    assert conv.assessment.risk.interval[0] <= conv.assessment.risk.revenue_at_risk_window <= conv.assessment.risk.interval[1]
+    webhook = next(i for i in result.incidents if i.id == by_name["webhook_403"])
+    assert any("Forbidden" in s.template for s in webhook.signatures)
+    counts = result.report.counts
+    assert counts["quarantined"] == 0 and counts["log_events"] > 100_000 and counts["incidents_new"] == len(result.incidents)
+
+
+def test_same_window_twice_changes_nothing(scenario, store_url, tmp_path):
+    store, settings = open_store(store_url), Settings(home=tmp_path)
+    start, end = pd.Timestamp("2026-11-05", tz="UTC"), pd.Timestamp("2026-11-08", tz="UTC")
+    first = run_cycle(_signals(scenario, start=start, end=end), store, settings)
+    with store() as s:
+        before = repo.count_rows(s)
+    second = run_cycle(_signals(scenario, start=start, end=end), store, settings)
+    with store() as s:
+        after = repo.count_rows(s)
+        assert repo.verify_audit(s) == []
+    assert first.report.counts["incidents_new"] >= 3
+    assert second.report.counts["incidents_new"] == 0 and second.report.counts["actions_new"] == 0
+    assert {k: v for k, v in after.items() if k != "cycles"} == {k: v for k, v in before.items() if k != "cycles"}
+    assert after["cycles"] == before["cycles"] + 1
+    assert sorted(i.id for i in first.incidents) == sorted(i.id for i in second.incidents)
+
+
+def test_window_limits_what_is_reported(scenario, sqlite_url, tmp_path):
+    truth = {g["name"]: g for g in json.loads(scenario["ground_truth"].read_text())}
+    wh = truth["webhook_403"]
+    start = pd.Timestamp(wh["start"]).floor("D")
+    result = run_cycle(_signals(scenario, start=start, end=start + pd.Timedelta(days=1)), open_store(sqlite_url),
+                       Settings(home=tmp_path))
+    assert [i.assessment.category for i in result.incidents] == ["webhook_auth"]
+    assert result.report.window.start == start.to_pydatetime()
+
+
+def test_bad_rows_are_quarantined_and_good_rows_still_flow(scenario, sqlite_url, tmp_path):
+    tickets = tmp_path / "tickets.jsonl"
+    shutil.copy(scenario["tickets"], tickets)
+    with tickets.open("a") as f:
+        f.write("{not json\n")
+        f.write(json.dumps({"id": "T-bad", "created_at": "yesterday", "subject": "x", "body": "y"}) + "\n")
+    kpis = tmp_path / "kpis.csv"
+    shutil.copy(scenario["kpis"], kpis)
+    with kpis.open("a") as f:
+        f.write("2026-11-05T10:00:00Z,conversion_rate,not-a-number,all\n")
+        f.write(",conversion_rate,0.1,all\n")
+    store = open_store(sqlite_url)
+    result = run_cycle(observe(tickets=tickets, logs=scenario["logs"], kpis=[kpis]), store, Settings(home=tmp_path))
+    report = result.report
+    assert report.counts["quarantined"] == 4
+    reasons = {(Path(q.file).name, q.field) for q in report.quarantined}
+    assert ("tickets.jsonl", "created_at") in reasons and ("kpis.csv", "value") in reasons and ("kpis.csv", "ts") in reasons
+    assert all(q.line > 1 for q in report.quarantined)
+    with store() as s:
+        assert len(repo.list_quarantine(s, report.id)) == 4
+    truth = json.loads(scenario["ground_truth"].read_text())
+    assert match_ground_truth(result.incidents, truth)["missed"] == []
+
+
+def test_unreadable_input_fails_naming_the_file(tmp_path):
+    bad = tmp_path / "logs.parquet"
+    bad.write_bytes(b"this is not parquet")
+    with pytest.raises(InputError, match="logs.parquet"):
+        observe(logs=bad)
+    with pytest.raises(InputError, match="nope.csv"):
+        observe(kpis=[tmp_path / "nope.csv"])
+    with pytest.raises(ValueError, match="no input"):
+        observe()
