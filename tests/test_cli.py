@@ -1,0 +1,92 @@
+"""The ``opsloop`` command as a user runs it: demo, review, approve/reject, audit, input errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from opsloop.cli import app
+from opsloop.store.session import open_store
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture
+def run(home, monkeypatch):
+    monkeypatch.setenv("OPSLOOP_HOME", str(home))
+    monkeypatch.delenv("OPSLOOP_DATABASE_URL", raising=False)
+    runner = CliRunner()
+
+    def _run(*args: str):
+        return runner.invoke(app, list(args), catch_exceptions=False)
+
+    yield _run
+    open_store.cache_clear()
+
+
+def test_demo_json_finds_the_ground_truth(run):
+    res = run("demo", "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["match"]["recall"] == 1.0 and len(doc["match"]["false_incidents"]) <= 1
+    assert doc["report"]["counts"]["incidents_new"] == len(doc["incidents"]) >= 6
+    for inc in doc["incidents"]:
+        assert {"id", "kind", "category", "first_seen", "last_seen", "citations", "actions"} <= set(inc)
+    again = json.loads(run("demo", "--json").stdout)  # same window again: nothing new
+    assert again["report"]["counts"]["incidents_new"] == 0 and again["report"]["counts"]["actions_new"] == 0
+
+
+def test_review_approve_reject_and_audit(run):
+    incidents = json.loads(run("incidents", "list", "--json").stdout)
+    assert incidents and incidents[0]["severity"] in ("critical", "high")
+    shown = run("incidents", "show", incidents[0]["id"])
+    assert shown.exit_code == 0 and "Assessment" in shown.stdout and "Runbook passages" in shown.stdout
+    assert json.loads(run("incidents", "show", incidents[0]["id"], "--json").stdout)["id"] == incidents[0]["id"]
+    assert run("incidents", "show", "inc-missing").exit_code == 1
+
+    proposed = json.loads(run("actions", "list", "--status", "proposed", "--json").stdout)
+    assert len(proposed) >= 2 and all(a["requires_approval"] for a in proposed)
+    first, second = proposed[0]["id"], proposed[1]["id"]
+    ok = run("actions", "approve", first, "--actor", "alice")
+    assert ok.exit_code == 0 and "approved" in ok.stdout
+    twice = run("actions", "approve", first, "--actor", "bob")
+    assert twice.exit_code == 1 and "is approved, not proposed" in twice.stderr
+    assert run("actions", "reject", second, "--reason", " ").exit_code == 2
+    rej = run("actions", "reject", second, "--reason", "merchant fixed it", "--actor", "carol")
+    assert rej.exit_code == 0 and "rejected" in rej.stdout
+    statuses = {a["id"]: a["status"] for a in json.loads(run("actions", "list", "--json").stdout)}
+    assert statuses[first] == "approved" and statuses[second] == "rejected"
+    audit = run("audit", "verify")
+    assert audit.exit_code == 0 and "intact" in audit.stdout
+
+
+def test_cycle_reports_input_errors_clearly(run, tmp_path):
+    res = run("cycle", "--kpis", str(tmp_path / "missing.csv"))
+    assert res.exit_code == 2 and "missing.csv" in res.stderr
+    bad = tmp_path / "kpis.txt"
+    bad.write_text("ts,metric,value\n")
+    res = run("cycle", "--kpis", str(bad))
+    assert res.exit_code == 2 and "kpis.txt" in res.stderr
+    assert run("cycle").exit_code == 2
+    assert run("cycle", "--kpis", str(bad), "--start", "not-a-time").exit_code == 2
+
+
+def test_cycle_on_a_small_kpi_file(run, tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    ts = pd.date_range("2026-11-01", periods=2000, freq="1min", tz="UTC")
+    v = 50 + np.random.default_rng(0).normal(0, 1, len(ts))
+    v[1500:1560] += 30
+    f = tmp_path / "queue_depth.csv"
+    pd.DataFrame({"timestamp": ts.strftime("%Y-%m-%d %H:%M:%S"), "value": v}).to_csv(f, index=False)
+    res = run("cycle", "--kpis", str(f), "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert len(doc["incidents"]) == 1 and doc["incidents"][0]["title"].startswith("queue_depth rise")
+    assert doc["incidents"][0]["category"] == "kpi_anomaly"
