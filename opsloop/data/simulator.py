@@ -26,10 +26,11 @@ milliseconds (``ms``) for events. ``T = days * 1440``, ``M = n_merchants``. Mone
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -62,7 +63,7 @@ __all__ = [
     "write_scenario",
 ]
 
-DEFAULT_START = datetime(2026, 11, 2, tzinfo=timezone.utc)  # a Monday
+DEFAULT_START = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday
 MIN_DAYS = 3
 MIN_MERCHANTS = 10
 MINUTE_MS = 60_000
@@ -253,7 +254,7 @@ def _validate(days: int, n_merchants: int, start: datetime | None) -> tuple[int,
     if int(n_merchants) != n_merchants or n_merchants < MIN_MERCHANTS:
         raise ValueError(f"n_merchants must be an integer >= {MIN_MERCHANTS}; got {n_merchants!r}")
     start = DEFAULT_START if start is None else start
-    start = start.replace(tzinfo=timezone.utc) if start.tzinfo is None else start.astimezone(timezone.utc)
+    start = start.replace(tzinfo=UTC) if start.tzinfo is None else start.astimezone(UTC)
     if (start.hour, start.minute, start.second, start.microsecond) != (0, 0, 0, 0):
         raise ValueError(f"start must be midnight UTC; got {start.isoformat()}")
     return int(days), int(n_merchants), start

@@ -65,7 +65,7 @@ def _components(anomalies: list[Anomaly], tolerance: timedelta) -> list[list[Ano
 
 def primary(group: list[Anomaly]) -> Anomaly:
     """The anomaly that names an incident: worst kind, then earliest, then strongest."""
-    return sorted(group, key=lambda a: (-KIND_PRECEDENCE[a.kind], a.start, -a.score, str(a.series)))[0]
+    return min(group, key=lambda a: (-KIND_PRECEDENCE[a.kind], a.start, -a.score, str(a.series)))
 
 
 def describe(a: Anomaly) -> str:

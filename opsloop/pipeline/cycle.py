@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -134,7 +134,7 @@ def act(session: Session, incidents: list[Incident], settings: Settings) -> tupl
                                        reason="low risk above the auto-execute confidence")
                 repo.transition_action(session, action.id, ActionStatus.approved, ActionStatus.executing, "policy")
                 repo.transition_action(session, action.id, ActionStatus.executing, ActionStatus.succeeded, "policy",
-                                       result=simulate_execution(action, datetime.now(timezone.utc)))
+                                       result=simulate_execution(action, datetime.now(UTC)))
                 counts["actions_auto_executed"] += 1
         if inc.id not in seen:
             seen.add(inc.id)
@@ -160,16 +160,15 @@ def run_cycle(
         index = _runbook_index(runbooks, settings, degradations) if candidates else None
     with clock.stage("assess"):
         assessed = decide(candidates, signals, index, settings)
-    with clock.stage("act"):
-        with store.begin() as session:
-            incidents, act_counts = act(session, assessed, settings)
-            report = CycleReport(
-                id="cyc-" + uuid.uuid4().hex[:12], window=signals.window,
-                counts={**signals.counts(), "anomalies": len(anomalies), "clusters": len(clusters),
-                        "incidents": len(incidents), **act_counts},
-                stage_seconds=clock.seconds, degradations=degradations, quarantined=signals.quarantined,
-                incident_ids=[i.id for i in incidents],
-            )
-            repo.record_cycle(session, report)
+    with clock.stage("act"), store.begin() as session:
+        incidents, act_counts = act(session, assessed, settings)
+        report = CycleReport(
+            id="cyc-" + uuid.uuid4().hex[:12], window=signals.window,
+            counts={**signals.counts(), "anomalies": len(anomalies), "clusters": len(clusters),
+                    "incidents": len(incidents), **act_counts},
+            stage_seconds=clock.seconds, degradations=degradations, quarantined=signals.quarantined,
+            incident_ids=[i.id for i in incidents],
+        )
+        repo.record_cycle(session, report)
     report.stage_seconds["act"] = clock.seconds.get("act", 0.0)
     return CycleResult(report=report, incidents=incidents, anomalies=anomalies, clusters=clusters)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -38,13 +38,13 @@ class Conflict(RuntimeError):
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 # -- audit --------------------------------------------------------------------------------------
 def _event_hash(seq: int, at: datetime, actor: str, verb: str, subject: str, detail: dict, prev: str) -> str:
     payload = json.dumps(
-        [seq, at.astimezone(timezone.utc).isoformat(), actor, verb, subject, detail, prev],
+        [seq, at.astimezone(UTC).isoformat(), actor, verb, subject, detail, prev],
         sort_keys=True, default=str, separators=(",", ":"),
     )
     return hashlib.sha256(payload.encode()).hexdigest()

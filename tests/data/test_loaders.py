@@ -518,7 +518,7 @@ def _clean_jsonl(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("make,fast", [(_clean_csv, "_csv_fast"), (_clean_jsonl, "_jsonl_fast")])
 def test_fast_and_fallback_readers_agree(tmp_path, monkeypatch, make, fast):
-    import opsloop.data.loaders as loaders
+    from opsloop.data import loaders
 
     path = make(tmp_path)
     calls = []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -66,12 +66,12 @@ def test_bad_merchants_and_start_raise() -> None:
     with pytest.raises(ValueError, match="n_merchants"):
         sim.simulate(days=3, n_merchants=4)
     with pytest.raises(ValueError, match="midnight UTC"):
-        sim.simulate(days=3, start=datetime(2026, 11, 2, 6, 30, tzinfo=timezone.utc))
+        sim.simulate(days=3, start=datetime(2026, 11, 2, 6, 30, tzinfo=UTC))
 
 
 def test_naive_start_is_utc() -> None:
     s = sim.simulate(seed=1, days=3, start=datetime(2026, 1, 5))
-    assert s.start == datetime(2026, 1, 5, tzinfo=timezone.utc)
+    assert s.start == datetime(2026, 1, 5, tzinfo=UTC)
     assert s.logs["ts"].iloc[0] >= pd.Timestamp("2026-01-05", tz="UTC")
     assert s.logs["ts"].iloc[-1] < pd.Timestamp("2026-01-08", tz="UTC")
 

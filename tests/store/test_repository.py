@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
@@ -11,7 +11,7 @@ from opsloop.domain import ActionStatus, Incident, Kind, ProposedAction, Risk, S
 from opsloop.store import repository as repo
 from opsloop.store.session import open_store
 
-T0 = datetime(2026, 11, 3, 14, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 3, 14, 0, tzinfo=UTC)
 GAP = timedelta(hours=6)
 
 
@@ -52,12 +52,10 @@ def test_action_transitions_are_conditional_and_audited(store_url):
     with store.begin() as s:
         approved = repo.transition_action(s, act.id, ActionStatus.proposed, ActionStatus.approved, "alice")
     assert approved.status == ActionStatus.approved
-    with pytest.raises(repo.Conflict, match="is approved, not proposed"):
-        with store.begin() as s:
-            repo.transition_action(s, act.id, ActionStatus.proposed, ActionStatus.rejected, "bob", "no")
-    with pytest.raises(repo.NotFound):
-        with store.begin() as s:
-            repo.transition_action(s, "act-missing", ActionStatus.proposed, ActionStatus.approved, "bob")
+    with pytest.raises(repo.Conflict, match="is approved, not proposed"), store.begin() as s:
+        repo.transition_action(s, act.id, ActionStatus.proposed, ActionStatus.rejected, "bob", "no")
+    with pytest.raises(repo.NotFound), store.begin() as s:
+        repo.transition_action(s, "act-missing", ActionStatus.proposed, ActionStatus.approved, "bob")
     with store() as s:
         assert repo.get_action(s, act.id).status == ActionStatus.approved
         assert repo.verify_audit(s) == []
