@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from opsloop.actions.policy import Policy
 
 
 class Settings(BaseSettings):
@@ -31,8 +34,18 @@ class Settings(BaseSettings):
     kpi_z_threshold: float = 8.0
     count_threshold: float = 8.0  # -log10 p of the Poisson/binomial tail tests
     auto_execute_confidence: float = 0.7
+    approval_ttl_seconds: float = 4 * 3600.0
+    webhook_url: str = ""
+    webhook_secret: str = ""
     incident_merge_gap_seconds: float = 6 * 3600.0
     rag_top_k: int = 3
+
+    def policy(self) -> "Policy":
+        """The approval policy these settings describe."""
+        from opsloop.actions.policy import Policy
+
+        return Policy(auto_execute_confidence=self.auto_execute_confidence,
+                      approval_ttl_seconds=self.approval_ttl_seconds)
 
     def resolved_database_url(self) -> str:
         """The SQLAlchemy URL in force: ``database_url`` or SQLite at ``home/opsloop.db``."""

@@ -1,13 +1,11 @@
 """The action catalog (``catalog.yaml``), validated at load, and the policy that decides what needs
 approval.
 
-Policy here: an action needs approval unless its risk is ``low`` and the assessment's confidence is
-at least ``auto_execute_confidence``; only catalog actions can ever be proposed.
+Only catalog actions can ever be proposed; whether one needs approval is the :class:`Policy`'s call.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -15,6 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from opsloop.actions.policy import Policy
 from opsloop.domain import ActionStatus, Incident, ProposedAction, Risk, stable_hash
 
 CATALOG_PATH = Path(__file__).resolve().parent / "catalog.yaml"
@@ -85,8 +84,7 @@ def _fill_params(spec: ActionSpec, incident: Incident) -> dict[str, Any]:
     return {name: facts[name] for name in spec.params if facts.get(name) not in (None, [], "")}
 
 
-def propose_actions(incident: Incident, catalog: Catalog, auto_execute_confidence: float,
-                    max_actions: int = 3) -> list[ProposedAction]:
+def propose_actions(incident: Incident, catalog: Catalog, policy: Policy, max_actions: int = 3) -> list[ProposedAction]:
     """Catalog actions for the incident's category: at most ``max_actions``, the most specific to the
     category first (fewest categories), then lowest risk.
 
@@ -102,7 +100,7 @@ def propose_actions(incident: Incident, catalog: Catalog, auto_execute_confidenc
         if any(p.required and name not in params for name, p in spec.params.items()):
             continue
         key = stable_hash([incident.id, spec.type, params], 32)
-        auto = spec.risk == Risk.low and confidence >= auto_execute_confidence
+        auto = policy.auto_executes(spec.risk, confidence)
         out.append(
             ProposedAction(
                 id="act-" + key[:12], incident_id=incident.id, type=spec.type, params=params,
@@ -115,13 +113,3 @@ def propose_actions(incident: Incident, catalog: Catalog, auto_execute_confidenc
         if len(out) >= max_actions:
             break
     return out
-
-
-def simulate_execution(action: ProposedAction, at: datetime) -> dict[str, Any]:
-    """The simulated executor: records what it would do, keyed by the idempotency key."""
-    return {
-        "executor": "simulated",
-        "idempotency_key": action.idempotency_key,
-        "would_do": f"{action.type}({', '.join(f'{k}={v}' for k, v in sorted(action.params.items()))})",
-        "at": at.isoformat(),
-    }

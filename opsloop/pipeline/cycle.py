@@ -11,13 +11,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from opsloop.actions.catalog import load_catalog, propose_actions, simulate_execution
+from opsloop.actions.catalog import load_catalog, propose_actions
+from opsloop.actions.service import executor_for
 from opsloop.clustering.embedders import get_embedder
 from opsloop.clustering.logs import signatures
 from opsloop.clustering.tickets import cluster_tickets
@@ -36,6 +37,7 @@ from opsloop.pipeline.observe import Signals
 from opsloop.rag.documents import bundled_runbooks_dir, load_documents
 from opsloop.rag.index import RunbookIndex
 from opsloop.store import repository as repo
+from opsloop.store.session import Store
 
 Progress = Callable[[str], None]
 
@@ -118,7 +120,7 @@ def decide(candidates: list[Incident], signals: Signals, index: RunbookIndex | N
 
 def act(session: Session, incidents: list[Incident], settings: Settings) -> tuple[list[Incident], dict[str, int]]:
     """Store incidents (dedup by fingerprint), propose catalog actions, auto-execute the allowed ones."""
-    catalog = load_catalog()
+    catalog, policy = load_catalog(), settings.policy()
     gap = timedelta(seconds=settings.incident_merge_gap_seconds)
     counts = {"incidents_new": 0, "incidents_updated": 0, "actions_new": 0, "actions_auto_executed": 0}
     stored: list[str] = []
@@ -126,15 +128,15 @@ def act(session: Session, incidents: list[Incident], settings: Settings) -> tupl
     for inc in incidents:
         inc, created = repo.upsert_incident(session, inc, gap)
         counts["incidents_new" if created else "incidents_updated"] += 1
-        for action in propose_actions(inc, catalog, settings.auto_execute_confidence):
+        for action in propose_actions(inc, catalog, policy):
             action, new = repo.add_action(session, action)
             counts["actions_new"] += new
             if new and not action.requires_approval:
                 repo.transition_action(session, action.id, ActionStatus.proposed, ActionStatus.approved, "policy",
                                        reason="low risk above the auto-execute confidence")
-                repo.transition_action(session, action.id, ActionStatus.approved, ActionStatus.executing, "policy")
-                repo.transition_action(session, action.id, ActionStatus.executing, ActionStatus.succeeded, "policy",
-                                       result=simulate_execution(action, datetime.now(UTC)))
+                repo.claim_execution(session, action.id, "policy", policy)
+                ok, result = executor_for(action.type, settings).execute(action)
+                repo.finish_execution(session, action.id, "policy", ok, result)
                 counts["actions_auto_executed"] += 1
         if inc.id not in seen:
             seen.add(inc.id)
@@ -143,7 +145,7 @@ def act(session: Session, incidents: list[Incident], settings: Settings) -> tupl
 
 
 def run_cycle(
-    signals: Signals, store: sessionmaker[Session], settings: Settings | None = None,
+    signals: Signals, store: Store, settings: Settings | None = None,
     runbooks: Path | None = None, progress: Progress | None = None,
 ) -> CycleResult:
     """Run reason → decide → act on ``signals`` and store the results.

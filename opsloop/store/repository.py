@@ -10,8 +10,13 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+import secrets
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+
+from opsloop.actions.policy import Policy, PolicyViolation
 
 from opsloop.domain import (
     SEVERITY_RANK,
@@ -21,10 +26,11 @@ from opsloop.domain import (
     Incident,
     ProposedAction,
     Quarantined,
+    Risk,
     Severity,
     stable_hash,
 )
-from opsloop.store.models import ActionRow, AuditRow, CycleRow, IncidentRow, QuarantineRow
+from opsloop.store.models import ActionRow, ApprovalRow, AuditRow, CycleRow, IncidentRow, QuarantineRow, TokenRow
 
 GENESIS = "0" * 64
 
@@ -51,7 +57,13 @@ def _event_hash(seq: int, at: datetime, actor: str, verb: str, subject: str, det
 
 
 def append_audit(session: Session, actor: str, verb: str, subject: str, detail: dict[str, Any] | None = None) -> AuditEvent:
-    """Append an audit event whose hash covers its content and the previous event's hash."""
+    """Append an audit event whose hash covers its content and the previous event's hash.
+
+    Appends are serialised: by ``BEGIN IMMEDIATE`` on SQLite, by a transaction-scoped advisory lock on
+    PostgreSQL, so two writers never take the same ``seq``.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(7260001)"))
     last = session.execute(select(AuditRow).order_by(AuditRow.seq.desc()).limit(1)).scalar_one_or_none()
     seq = (last.seq + 1) if last else 1
     prev = last.hash if last else GENESIS
@@ -202,7 +214,12 @@ def _action_from_row(row: ActionRow) -> ProposedAction:
 
 
 def add_action(session: Session, action: ProposedAction, actor: str = "opsloop") -> tuple[ProposedAction, bool]:
-    """Store a proposed action unless one with its idempotency key exists; returns (stored, created?)."""
+    """Store a proposed action (``actor`` proposed it) unless one with its idempotency key exists;
+    returns (stored, created?)."""
+    return _add_action(session, action, actor)
+
+
+def _add_action(session: Session, action: ProposedAction, actor: str) -> tuple[ProposedAction, bool]:
     existing = session.execute(
         select(ActionRow).where(ActionRow.idempotency_key == action.idempotency_key)
     ).scalar_one_or_none()
@@ -213,7 +230,7 @@ def add_action(session: Session, action: ProposedAction, actor: str = "opsloop")
         ActionRow(id=action.id, incident_id=action.incident_id, type=action.type, params=action.params,
                   rationale=action.rationale, risk=action.risk.value, confidence=action.confidence,
                   requires_approval=action.requires_approval, status=ActionStatus.proposed.value,
-                  idempotency_key=action.idempotency_key, created_at=t, updated_at=t)
+                  idempotency_key=action.idempotency_key, created_at=t, updated_at=t, proposed_by=actor)
     )
     session.flush()
     append_audit(session, actor, "action.proposed", action.id,
@@ -246,13 +263,151 @@ def transition_action(
     values: dict[str, Any] = {"status": to.value, "updated_at": now()}
     if to in (ActionStatus.approved, ActionStatus.rejected):
         values.update(decided_by=actor, reason=reason)
+    if to == ActionStatus.approved:
+        values["approved_at"] = values["updated_at"]
     if result is not None:
         values["result"] = result
     res = session.execute(
         update(ActionRow).where(ActionRow.id == action_id, ActionRow.status == expected.value).values(**values)
+        .execution_options(synchronize_session=False)
     )
+    session.expire_all()
     if res.rowcount != 1:
         current = get_action(session, action_id)  # raises NotFound
         raise Conflict(f"action {action_id} is {current.status.value}, not {expected.value}; cannot move to {to.value}")
     append_audit(session, actor, f"action.{to.value}", action_id, {"from": expected.value, "reason": reason, "result": result})
     return get_action(session, action_id)
+
+
+def _expire_if_stale(session: Session, row: ActionRow, policy: Policy, at: datetime) -> bool:
+    """Move a proposal/approval older than the TTL to ``expired``; True if it did. The caller commits
+    (so the expiry is kept) and then reports the action as expired."""
+    ttl = timedelta(seconds=policy.approval_ttl_seconds)
+    stamp = row.approved_at if row.status == ActionStatus.approved.value else row.created_at
+    if row.status in (ActionStatus.proposed.value, ActionStatus.approved.value) and stamp and at - stamp > ttl:
+        transition_action(session, row.id, ActionStatus(row.status), ActionStatus.expired, "policy",
+                          reason=f"no decision within {policy.approval_ttl_seconds:.0f} s")
+        return True
+    return False
+
+
+def approve_action(session: Session, action_id: str, approver: str, policy: Policy,
+                   at: datetime | None = None) -> tuple[ProposedAction, bool]:
+    """Record ``approver``'s approval; the action becomes ``approved`` once the policy's number of
+    distinct approvers is reached. Returns (action, approved now?).
+
+    A proposal older than the TTL is moved to ``expired`` and returned as such (not approved).
+    Raises ``NotFound``; ``Conflict`` if the action is not ``proposed`` or this approver already
+    approved it; ``PolicyViolation`` if the approver proposed it by hand. The approval row is
+    unique per (action, approver), so racing approvers are counted once each, and the final
+    ``proposed → approved`` is one conditional UPDATE.
+    """
+    at = at or now()
+    row = session.get(ActionRow, action_id)
+    if row is None:
+        raise NotFound(f"no action {action_id!r}")
+    if row.status != ActionStatus.proposed.value:
+        raise Conflict(f"action {action_id} is {row.status}, not proposed; cannot approve")
+    if _expire_if_stale(session, row, policy, at):
+        return get_action(session, action_id), False
+    if row.proposed_by == approver:
+        raise PolicyViolation(f"{approver} proposed action {action_id} and may not approve it")
+    try:
+        with session.begin_nested():
+            session.add(ApprovalRow(action_id=action_id, approver=approver, at=at))
+    except IntegrityError:
+        raise Conflict(f"{approver} has already approved action {action_id}") from None
+    count = session.execute(select(func.count()).select_from(ApprovalRow).where(ApprovalRow.action_id == action_id)).scalar_one()
+    needed = policy.approvers_needed(Risk(row.risk))
+    if count < needed:
+        append_audit(session, approver, "action.approval", action_id, {"approvals": count, "needed": needed})
+        return get_action(session, action_id), False
+    res = session.execute(
+        update(ActionRow).where(ActionRow.id == action_id, ActionRow.status == ActionStatus.proposed.value)
+        .values(status=ActionStatus.approved.value, decided_by=approver, approved_at=at, updated_at=at)
+        .execution_options(synchronize_session=False)
+    )
+    session.expire_all()
+    if res.rowcount != 1:
+        raise Conflict(f"action {action_id} is {get_action(session, action_id).status.value}, not proposed; cannot approve")
+    append_audit(session, approver, "action.approved", action_id, {"approvals": count, "needed": needed})
+    return get_action(session, action_id), True
+
+
+def reject_action(session: Session, action_id: str, actor: str, reason: str) -> ProposedAction:
+    """``proposed → rejected``; a rejection needs a non-empty reason (``ValueError``)."""
+    if not reason or not reason.strip():
+        raise ValueError("a rejection needs a reason")
+    return transition_action(session, action_id, ActionStatus.proposed, ActionStatus.rejected, actor, reason.strip())
+
+
+def claim_execution(session: Session, action_id: str, actor: str, policy: Policy,
+                    at: datetime | None = None) -> ProposedAction:
+    """``approved → executing``, claimed once: of any number of racing or retried calls exactly one
+    succeeds; the others get ``Conflict``. An approval older than the TTL expires instead (the
+    action is returned with status ``expired``)."""
+    at = at or now()
+    row = session.get(ActionRow, action_id)
+    if row is None:
+        raise NotFound(f"no action {action_id!r}")
+    if row.status == ActionStatus.approved.value and _expire_if_stale(session, row, policy, at):
+        return get_action(session, action_id)
+    return transition_action(session, action_id, ActionStatus.approved, ActionStatus.executing, actor)
+
+
+def finish_execution(session: Session, action_id: str, actor: str, ok: bool, result: dict[str, Any]) -> ProposedAction:
+    """``executing → succeeded|failed`` with the executor's result."""
+    to = ActionStatus.succeeded if ok else ActionStatus.failed
+    return transition_action(session, action_id, ActionStatus.executing, to, actor, result=result)
+
+
+def action_detail(session: Session, action_id: str) -> dict[str, Any]:
+    """The action with who proposed, approved and decided it, approvals and result."""
+    row = session.get(ActionRow, action_id)
+    if row is None:
+        raise NotFound(f"no action {action_id!r}")
+    approvals = session.execute(select(ApprovalRow).where(ApprovalRow.action_id == action_id).order_by(ApprovalRow.id)).scalars()
+    return {
+        **_action_from_row(row).model_dump(mode="json"), "proposed_by": row.proposed_by, "decided_by": row.decided_by,
+        "reason": row.reason, "result": row.result, "created_at": row.created_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(), "approved_at": row.approved_at.isoformat() if row.approved_at else None,
+        "approvals": [{"approver": a.approver, "at": a.at.isoformat()} for a in approvals],
+    }
+
+
+# -- tokens -------------------------------------------------------------------------------------
+ROLES = ("viewer", "operator", "approver", "admin")
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(session: Session, name: str, role: str) -> str:
+    """Create an API token for ``name`` with ``role``; returns the token (only its hash is stored).
+
+    Raises ``ValueError`` for an unknown role, ``Conflict`` if the name is taken.
+    """
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
+    if session.execute(select(TokenRow).where(TokenRow.name == name)).scalar_one_or_none() is not None:
+        raise Conflict(f"a token named {name!r} exists")
+    token = "opl_" + secrets.token_urlsafe(32)
+    session.add(TokenRow(name=name, role=role, token_hash=_token_hash(token), created_at=now()))
+    session.flush()
+    append_audit(session, "admin", "token.created", name, {"role": role})
+    return token
+
+
+def token_identity(session: Session, token: str) -> tuple[str, str] | None:
+    """(name, role) of a valid, unrevoked token, else ``None``."""
+    row = session.execute(select(TokenRow).where(TokenRow.token_hash == _token_hash(token))).scalar_one_or_none()
+    if row is None or row.revoked_at is not None:
+        return None
+    return row.name, row.role
+
+
+def list_audit(session: Session, limit: int = 100, after: int = 0) -> list[AuditEvent]:
+    rows = session.execute(select(AuditRow).where(AuditRow.seq > after).order_by(AuditRow.seq).limit(limit)).scalars()
+    return [AuditEvent(seq=r.seq, at=r.at, actor=r.actor, verb=r.verb, subject=r.subject, detail=r.detail,
+                       prev_hash=r.prev_hash, hash=r.hash) for r in rows]
