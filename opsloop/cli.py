@@ -18,6 +18,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from opsloop.actions import service
+from opsloop.actions.policy import PolicyViolation
 from opsloop.config import Settings
 from opsloop.data.loaders import InputError
 from opsloop.domain import ActionStatus, Incident, utc
@@ -278,12 +280,15 @@ def actions_list(
     out.print(t)
 
 
-def _decide(action_id: str, to: ActionStatus, actor: str | None, reason: str | None) -> None:
-    with _store(Settings()).begin() as s:
-        try:
-            a = repo.transition_action(s, action_id, ActionStatus.proposed, to, actor or getpass.getuser(), reason)
-        except (repo.NotFound, repo.Conflict) as exc:
-            _fail(str(exc), 1)
+def _actor(actor: str | None) -> str:
+    return actor or getpass.getuser()
+
+
+def _action_op(op) -> None:
+    try:
+        a = op()
+    except (repo.NotFound, repo.Conflict, PolicyViolation, ValueError) as exc:
+        _fail(str(exc), 1)
     out.print(f"{a.id} ({a.type}) is now [bold]{a.status.value}[/]")
 
 
@@ -292,8 +297,16 @@ def actions_approve(
     action_id: str,
     actor: Annotated[str | None, typer.Option(help="Who approves (default: the OS user).")] = None,
 ) -> None:
-    """Approve a proposed action (``proposed → approved``)."""
-    _decide(action_id, ActionStatus.approved, actor, None)
+    """Approve a proposed action (critical actions need a second, distinct approver)."""
+    settings = Settings()
+
+    def op():
+        action, done = service.approve(_store(settings), action_id, _actor(actor), settings.policy())
+        if not done and action.status == ActionStatus.proposed:
+            out.print(f"approval recorded; {action.id} needs another approver ({action.risk.value} risk)")
+        return action
+
+    _action_op(op)
 
 
 @actions_app.command("reject")
@@ -305,7 +318,47 @@ def actions_reject(
     """Reject a proposed action with a reason (``proposed → rejected``)."""
     if not reason.strip():
         _fail("--reason must not be empty")
-    _decide(action_id, ActionStatus.rejected, actor, reason)
+    _action_op(lambda: service.reject(_store(Settings()), action_id, _actor(actor), reason))
+
+
+@actions_app.command("execute")
+def actions_execute(
+    action_id: str,
+    actor: Annotated[str | None, typer.Option(help="Who executes (default: the OS user).")] = None,
+) -> None:
+    """Execute an approved action (exactly once: a second call is refused)."""
+    settings = Settings()
+    _action_op(lambda: service.execute(_store(settings), action_id, _actor(actor), settings.policy(), settings))
+
+
+tokens_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+app.add_typer(tokens_app, name="tokens")
+
+
+@tokens_app.command("create")
+def tokens_create(
+    name: Annotated[str, typer.Option(help="Who or what the token is for.")],
+    role: Annotated[str, typer.Option(help="viewer, operator, approver or admin.")],
+) -> None:
+    """Create an API token; it is printed once and stored hashed."""
+    try:
+        with _store(Settings()).begin() as s:
+            token = repo.create_token(s, name, role)
+    except (ValueError, repo.Conflict) as exc:
+        _fail(str(exc))
+    out.print(token, highlight=False)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+) -> None:
+    """Serve the REST API (OpenAPI docs at /docs, Prometheus metrics at /metrics)."""
+    import uvicorn
+
+    uvicorn.run("opsloop.api.main:app", host=host, port=port, workers=workers, log_level="info")
 
 
 @audit_app.command("verify")

@@ -34,7 +34,7 @@ from opsloop.pipeline.detect import (
     detect_log_errors,
 )
 from opsloop.pipeline.observe import Signals
-from opsloop.rag.documents import bundled_runbooks_dir, load_documents
+from opsloop.rag.documents import load_default_documents, load_documents
 from opsloop.rag.index import RunbookIndex
 from opsloop.store import repository as repo
 from opsloop.store.session import Store
@@ -68,8 +68,13 @@ class _Clock:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - t0, 3)
 
 
-def reason(signals: Signals, settings: Settings, clock: _Clock, degradations: list[str]):
-    """Anomalies, ticket clusters and incident candidates for the window."""
+def reason(signals: Signals, settings: Settings, clock: _Clock | None = None, degradations: list[str] | None = None):
+    """Anomalies, ticket clusters and incident candidates for the window (nothing is stored).
+
+    Returns ``(anomalies, clusters, candidates)``; appends to ``degradations`` what ran degraded.
+    """
+    clock = clock or _Clock(None)
+    degradations = degradations if degradations is not None else []
     ds = DetectionSettings(kpi_threshold=settings.kpi_z_threshold, count_threshold=settings.count_threshold)
     w = signals.window
     with clock.stage("detect"):
@@ -91,7 +96,7 @@ def reason(signals: Signals, settings: Settings, clock: _Clock, degradations: li
 
 def _runbook_index(runbooks: Path | None, settings: Settings, degradations: list[str]) -> RunbookIndex | None:
     try:
-        chunks = load_documents(runbooks or bundled_runbooks_dir())
+        chunks = load_documents(runbooks) if runbooks else load_default_documents(settings.home)
     except (FileNotFoundError, ValueError) as exc:
         degradations.append(f"no runbook retrieval: {exc}")
         return None

@@ -3,7 +3,8 @@
 Markdown chunks follow headings: each chunk is the text under one heading and keeps its section path
 (e.g. ``Webhook 403 > Mitigation``); a section longer than ``max_chars`` is split at paragraph
 boundaries with ``overlap_chars`` of overlap. YAML front matter (``title``, ``category``) is read.
-Plain text files are chunked by paragraphs. Re-reading an unchanged file yields the same chunk ids
+Plain text files are chunked by paragraphs; PDF pages (pypdf) are chunked like text, each chunk's
+section naming its page (``runbook p.3``). Re-reading an unchanged file yields the same chunk ids
 (ids hash the document path and chunk text).
 """
 
@@ -18,7 +19,7 @@ import yaml
 from opsloop.domain import stable_hash
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-SUPPORTED = (".md", ".markdown", ".txt")
+SUPPORTED = (".md", ".markdown", ".txt", ".pdf")
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,23 @@ def chunk_text(text: str, document: str, max_chars: int = 1200, overlap_chars: i
     ]
 
 
+def chunk_pdf(path: Path, document: str, max_chars: int = 1200, overlap_chars: int = 150) -> list[Chunk]:
+    """Chunks of a PDF's text, page by page; ``ValueError`` naming the file if it cannot be read."""
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    try:
+        pages = [page.extract_text() or "" for page in PdfReader(str(path)).pages]
+    except (PyPdfError, OSError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot read PDF: {exc}") from exc
+    stem = Path(document).stem
+    return [
+        Chunk(id="ch-" + stable_hash([document, n, i, part], 12), document=document, section=f"{stem} p.{n}", text=part)
+        for n, page in enumerate(pages, start=1)
+        for i, part in enumerate(_split(page, max_chars, overlap_chars))
+    ]
+
+
 def load_documents(root: str | Path, max_chars: int = 1200, overlap_chars: int = 150) -> list[Chunk]:
     """All chunks of the supported files under ``root`` (a directory, searched recursively, or one
     file). Files named ``_index.md`` (section indexes) are skipped.
@@ -120,12 +138,29 @@ def load_documents(root: str | Path, max_chars: int = 1200, overlap_chars: int =
     chunks: list[Chunk] = []
     for f in files:
         rel = f.name if root.is_file() else str(f.relative_to(root))
+        if f.suffix.lower() == ".pdf":
+            chunks.extend(chunk_pdf(f, rel, max_chars, overlap_chars))
+            continue
         text = f.read_text(encoding="utf-8", errors="replace")
         if f.suffix.lower() == ".txt":
             chunks.extend(chunk_text(text, rel, max_chars, overlap_chars))
         else:
             chunks.extend(chunk_markdown(text, rel, max_chars, overlap_chars))
     return [c for c in chunks if c.text.strip()]
+
+
+def uploads_dir(home: Path) -> Path:
+    """Where runbooks uploaded through the API are kept (``OPSLOOP_HOME/runbooks``)."""
+    return Path(home) / "runbooks"
+
+
+def load_default_documents(home: Path) -> list[Chunk]:
+    """The bundled runbooks plus any uploaded under ``home`` (the default retrieval corpus)."""
+    chunks = load_documents(bundled_runbooks_dir())
+    up = uploads_dir(home)
+    if up.exists() and any(p.suffix.lower() in SUPPORTED for p in up.iterdir()):
+        chunks += load_documents(up)
+    return chunks
 
 
 def bundled_runbooks_dir() -> Path:

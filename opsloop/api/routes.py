@@ -1,0 +1,215 @@
+"""The API's routes. Each calls the same repository / service function the CLI uses."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile, status
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from opsloop.actions import service
+from opsloop.api.deps import Admin, Approver, Operator, SessionDep, SettingsDep, StoreDep, Viewer
+from opsloop.api.schemas import (
+    CandidateOut,
+    CycleOut,
+    ObserveOut,
+    RagStats,
+    RejectIn,
+    SignalsIn,
+    TokenIn,
+    TokenOut,
+)
+from opsloop.domain import AuditEvent, CycleReport, Incident, ProposedAction
+from opsloop.pipeline.observe import Signals, observe
+from opsloop.rag.documents import SUPPORTED, load_default_documents, uploads_dir
+from opsloop.store import repository as repo
+
+router = APIRouter()
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+
+
+@router.get("/health", tags=["system"])
+def health(session: SessionDep) -> dict[str, str]:
+    """Liveness and database reachability (no token needed)."""
+    session.execute(text("SELECT 1"))
+    return {"status": "ok", "database": "ok"}
+
+
+@router.get("/metrics", tags=["system"], response_class=Response)
+def metrics(request: Request) -> Response:
+    """Prometheus exposition format (no token needed)."""
+    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _observe(body: SignalsIn, workdir: Path) -> Signals:
+    def inline(name: str, rows, path) -> Path | None:
+        if rows is not None and path:
+            raise HTTPException(422, f"give {name} inline or as a path, not both")
+        if rows is None:
+            return Path(path) if path else None
+        f = workdir / f"{name}.jsonl"
+        f.write_text("".join(json.dumps(r, default=str) + "\n" for r in rows))
+        return f
+
+    kpis = [Path(p) for p in body.kpis_paths or []]
+    if body.kpis is not None:
+        kpis.append(inline("kpis", body.kpis, None))
+    return observe(tickets=inline("tickets", body.tickets, body.tickets_path),
+                   logs=inline("logs", body.logs, body.logs_path), kpis=kpis, start=body.start, end=body.end)
+
+
+@router.post("/observe", tags=["cycles"])
+def observe_signals(body: SignalsIn, settings: SettingsDep, _: Operator) -> ObserveOut:
+    """Load and validate signals for a window and run detection and correlation; stores nothing."""
+    from opsloop.pipeline.cycle import reason
+
+    with tempfile.TemporaryDirectory() as tmp:
+        signals = _observe(body, Path(tmp))
+    anomalies, _clusters, candidates = reason(signals, settings)
+    return ObserveOut(
+        window={"start": signals.window.start, "end": signals.window.end}, counts=signals.counts(),
+        quarantined=signals.quarantined, anomalies=anomalies,
+        candidates=[CandidateOut(title=c.title, kind=c.kind.value, severity=c.severity.value, first_seen=c.first_seen,
+                                 last_seen=c.last_seen, fingerprint=c.fingerprint, anomalies=len(c.anomalies),
+                                 clusters=len(c.clusters)) for c in candidates],
+    )
+
+
+@router.post("/cycles", tags=["cycles"], status_code=status.HTTP_201_CREATED)
+def run_cycle_route(body: SignalsIn, request: Request, store: StoreDep, settings: SettingsDep, _: Operator) -> CycleOut:
+    """Run one observe → reason → decide → act cycle and store its results."""
+    from opsloop.pipeline.cycle import run_cycle
+
+    with tempfile.TemporaryDirectory() as tmp:
+        signals = _observe(body, Path(tmp))
+    result = run_cycle(signals, store, settings)
+    m = request.app.state.metrics
+    m.cycles.inc()
+    for stage, seconds in result.report.stage_seconds.items():
+        m.stage_seconds.labels(stage).observe(seconds)
+    return CycleOut(report=result.report, incident_ids=[i.id for i in result.incidents])
+
+
+@router.get("/cycles", tags=["cycles"])
+def list_cycles(session: SessionDep, _: Viewer, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[CycleReport]:
+    """Recent cycle reports, newest first."""
+    return [CycleReport.model_validate(r) for r in repo.list_cycles(session, limit)]
+
+
+@router.get("/incidents", tags=["incidents"])
+def list_incidents(session: SessionDep, _: Viewer,
+                   status_: Annotated[str | None, Query(alias="status", pattern="^(open|mitigating|resolved)$")] = None
+                   ) -> list[Incident]:
+    """Incidents, most severe first."""
+    return repo.list_incidents(session, status_)
+
+
+@router.get("/incidents/{incident_id}", tags=["incidents"], responses={404: {"description": "no such incident"}})
+def get_incident(incident_id: str, session: SessionDep, _: Viewer) -> Incident:
+    """One incident with its assessment, evidence, citations and actions."""
+    return repo.get_incident(session, incident_id)
+
+
+@router.get("/actions", tags=["actions"])
+def list_actions(session: SessionDep, _: Viewer,
+                 status_: Annotated[str | None, Query(alias="status", max_length=16)] = None) -> list[ProposedAction]:
+    """Actions, oldest first."""
+    return repo.list_actions(session, status_)
+
+
+@router.get("/actions/{action_id}", tags=["actions"], responses={404: {"description": "no such action"}})
+def get_action(action_id: str, session: SessionDep, _: Viewer) -> dict:
+    """One action with who proposed, approved and executed it."""
+    return repo.action_detail(session, action_id)
+
+
+_CONFLICT = {404: {"description": "no such action"}, 409: {"description": "not in a state that allows this"},
+             403: {"description": "not allowed for this caller"}}
+
+
+@router.post("/actions/{action_id}/approve", tags=["actions"], responses=_CONFLICT)
+def approve(action_id: str, store: StoreDep, settings: SettingsDep, caller: Approver) -> dict:
+    """Approve a proposed action (critical actions need two distinct approvers)."""
+    action, done = service.approve(store, action_id, caller.name, settings.policy())
+    return {"action": action.model_dump(mode="json"), "approved": done}
+
+
+@router.post("/actions/{action_id}/reject", tags=["actions"], responses=_CONFLICT)
+def reject(action_id: str, body: RejectIn, store: StoreDep, caller: Approver) -> ProposedAction:
+    """Reject a proposed action with a reason."""
+    return service.reject(store, action_id, caller.name, body.reason)
+
+
+@router.post("/actions/{action_id}/execute", tags=["actions"], responses=_CONFLICT)
+def execute(action_id: str, store: StoreDep, settings: SettingsDep, caller: Operator) -> ProposedAction:
+    """Execute an approved action exactly once; a second call gets 409."""
+    return service.execute(store, action_id, caller.name, settings.policy(), settings)
+
+
+@router.post("/rag/documents", tags=["rag"], status_code=status.HTTP_201_CREATED,
+             responses={413: {"description": "too large"}, 415: {"description": "unsupported type"}})
+async def upload_document(settings: SettingsDep, _: Operator, file: Annotated[UploadFile, File()]) -> dict:
+    """Add a runbook (Markdown, text or PDF, at most 5 MiB) to the retrieval corpus."""
+    from opsloop.rag.documents import load_documents
+
+    name = Path(file.filename or "").name
+    if not name or Path(name).suffix.lower() not in SUPPORTED:
+        raise HTTPException(415, f"unsupported document {name!r}; supported: {', '.join(SUPPORTED)}")
+    data = await file.read(MAX_UPLOAD_BYTES + 1)
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise HTTPException(413, f"{name}: larger than {MAX_UPLOAD_BYTES} bytes")
+    target = uploads_dir(settings.home)
+    target.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = Path(tmp) / name
+        staged.write_bytes(data)
+        try:
+            chunks = load_documents(staged)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc).replace(str(staged), name)) from None
+    (target / name).write_bytes(data)
+    return {"document": name, "chunks": len(chunks)}
+
+
+@router.get("/rag/stats", tags=["rag"])
+def rag_stats(settings: SettingsDep, _: Viewer) -> RagStats:
+    """Documents and chunks in the retrieval corpus (bundled plus uploaded)."""
+    chunks = load_default_documents(settings.home)
+    up = uploads_dir(settings.home)
+    uploaded = sorted(p.name for p in up.iterdir()) if up.exists() else []
+    return RagStats(documents=len({c.document for c in chunks}), chunks=len(chunks), uploaded=uploaded)
+
+
+@router.delete("/rag/documents", tags=["rag"])
+def delete_documents(settings: SettingsDep, _: Admin,
+                     name: Annotated[str | None, Query(max_length=255)] = None) -> dict:
+    """Remove uploaded runbooks (one by ``name``, or all); bundled runbooks stay."""
+    up = uploads_dir(settings.home)
+    files = [p for p in up.iterdir() if name is None or p.name == name] if up.exists() else []
+    if name is not None and not files:
+        raise HTTPException(404, f"no uploaded document {name!r}")
+    for p in files:
+        p.unlink()
+    return {"deleted": sorted(p.name for p in files)}
+
+
+@router.get("/audit", tags=["audit"])
+def audit(session: SessionDep, _: Viewer, after: Annotated[int, Query(ge=0)] = 0,
+          limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict:
+    """Audit events after ``seq`` ``after``, and whether the whole hash chain verifies."""
+    events: list[AuditEvent] = repo.list_audit(session, limit, after)
+    problems = repo.verify_audit(session)
+    return {"events": [e.model_dump(mode="json") for e in events], "chain_intact": not problems, "problems": problems}
+
+
+@router.post("/tokens", tags=["admin"], status_code=status.HTTP_201_CREATED)
+def create_token(body: TokenIn, store: StoreDep, _: Admin) -> TokenOut:
+    """Create an API token (shown once)."""
+    with store.begin() as s:
+        token = repo.create_token(s, body.name, body.role)
+    return TokenOut(name=body.name, role=body.role, token=token)

@@ -1,0 +1,81 @@
+"""Request and response bodies of the API (inputs are validated; unknown fields are rejected)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from opsloop.domain import Anomaly, CycleReport, Quarantined
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SignalsIn(_In):
+    """Signals to observe, inline (rows in the input contracts) and/or as paths readable by the server.
+
+    Rows follow the contracts of README "Inputs"; at most 200,000 rows per signal inline.
+    """
+
+    tickets: list[dict[str, Any]] | None = Field(default=None, max_length=200_000)
+    logs: list[dict[str, Any]] | None = Field(default=None, max_length=200_000)
+    kpis: list[dict[str, Any]] | None = Field(default=None, max_length=200_000)
+    tickets_path: str | None = None
+    logs_path: str | None = None
+    kpis_paths: list[str] | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+class CandidateOut(BaseModel):
+    title: str
+    kind: str
+    severity: str
+    first_seen: datetime
+    last_seen: datetime
+    fingerprint: str
+    anomalies: int
+    clusters: int
+
+
+class ObserveOut(BaseModel):
+    """What a cycle would see and conclude, with nothing stored."""
+
+    window: dict[str, datetime]
+    counts: dict[str, int]
+    quarantined: list[Quarantined]
+    anomalies: list[Anomaly]
+    candidates: list[CandidateOut]
+
+
+class RejectIn(_In):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class TokenIn(_In):
+    name: str = Field(min_length=1, max_length=128)
+    role: str = Field(pattern="^(viewer|operator|approver|admin)$")
+
+
+class TokenOut(BaseModel):
+    name: str
+    role: str
+    token: str
+
+
+class CycleOut(BaseModel):
+    report: CycleReport
+    incident_ids: list[str]
+
+
+class RagStats(BaseModel):
+    documents: int
+    chunks: int
+    uploaded: list[str]
+
+
+class ErrorOut(BaseModel):
+    detail: str
