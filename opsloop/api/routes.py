@@ -46,17 +46,25 @@ def metrics(request: Request) -> Response:
     return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def _observe(body: SignalsIn, workdir: Path) -> Signals:
+def _server_path(path: str, root: Path) -> Path:
+    """A server-side input path, which must be a regular file under ``OPSLOOP_HOME``."""
+    p = Path(path).expanduser().resolve()
+    if not p.is_relative_to(Path(root).resolve()) or not p.is_file():
+        raise HTTPException(422, f"{path}: server-side inputs must be files under OPSLOOP_HOME ({root})")
+    return p
+
+
+def _observe(body: SignalsIn, workdir: Path, root: Path) -> Signals:
     def inline(name: str, rows, path) -> Path | None:
         if rows is not None and path:
             raise HTTPException(422, f"give {name} inline or as a path, not both")
         if rows is None:
-            return Path(path) if path else None
+            return _server_path(path, root) if path else None
         f = workdir / f"{name}.jsonl"
         f.write_text("".join(json.dumps(r, default=str) + "\n" for r in rows))
         return f
 
-    kpis = [Path(p) for p in body.kpis_paths or []]
+    kpis = [_server_path(p, root) for p in body.kpis_paths or []]
     if body.kpis is not None:
         kpis.append(inline("kpis", body.kpis, None))
     return observe(tickets=inline("tickets", body.tickets, body.tickets_path),
@@ -69,7 +77,7 @@ def observe_signals(body: SignalsIn, settings: SettingsDep, _: Operator) -> Obse
     from opsloop.pipeline.cycle import reason
 
     with tempfile.TemporaryDirectory() as tmp:
-        signals = _observe(body, Path(tmp))
+        signals = _observe(body, Path(tmp), settings.home)
     anomalies, _clusters, candidates = reason(signals, settings)
     return ObserveOut(
         window={"start": signals.window.start, "end": signals.window.end}, counts=signals.counts(),
@@ -86,7 +94,7 @@ def run_cycle_route(body: SignalsIn, request: Request, store: StoreDep, settings
     from opsloop.pipeline.cycle import run_cycle
 
     with tempfile.TemporaryDirectory() as tmp:
-        signals = _observe(body, Path(tmp))
+        signals = _observe(body, Path(tmp), settings.home)
     result = run_cycle(signals, store, settings)
     m = request.app.state.metrics
     m.cycles.inc()
@@ -199,7 +207,7 @@ def delete_documents(settings: SettingsDep, _: Admin,
 
 
 @router.get("/audit", tags=["audit"])
-def audit(session: SessionDep, _: Viewer, after: Annotated[int, Query(ge=0)] = 0,
+def audit(session: SessionDep, _: Viewer, after: Annotated[int, Query(ge=0, le=2**62)] = 0,
           limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict:
     """Audit events after ``seq`` ``after``, and whether the whole hash chain verifies."""
     events: list[AuditEvent] = repo.list_audit(session, limit, after)

@@ -15,7 +15,8 @@ class _In(BaseModel):
 
 
 class SignalsIn(_In):
-    """Signals to observe, inline (rows in the input contracts) and/or as paths readable by the server.
+    """Signals to observe, inline (rows in the input contracts) and/or as paths of files on the server
+    under ``OPSLOOP_HOME``.
 
     Rows follow the contracts of README "Inputs"; at most 200,000 rows per signal inline.
     """
