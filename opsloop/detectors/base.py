@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
@@ -56,12 +57,20 @@ class BaseDetector:
     Subclasses set ``name``, ``config_cls`` and ``columns`` (the DataFrame columns they need, empty
     for a Series) and implement ``_score(x) -> pd.DataFrame`` with columns ``score`` (float) and
     ``expected`` (the detector's expectation of the value, NaN where it has none); ``lower``/``upper``
-    bounds are optional.
+    bounds are optional. ``direction`` (+1 the value is above its expectation, -1 below, 0 neither or
+    unknown) is optional too: :meth:`score_frame` derives it from ``expected`` for a Series input
+    when a detector does not return it.
+
+    Detectors whose scores need nothing learned in ``fit`` and that can score many equal-length,
+    equally spaced series at once set ``batchable = True`` and implement
+    ``_score_array(values, step) -> (score, direction)`` on arrays of shape ``(m, n)``
+    (``step``: seconds between points); :func:`opsloop.detectors.batch.score_long` uses it.
     """
 
     name: ClassVar[str]
     config_cls: ClassVar[type[DetectorConfig]]
     columns: ClassVar[tuple[str, ...]] = ()
+    batchable: ClassVar[bool] = False
 
     def __init__(self, config: DetectorConfig | None = None, **params: object) -> None:
         if config is None:
@@ -73,19 +82,27 @@ class BaseDetector:
         self.config = config
 
     # -- public API -------------------------------------------------------------------------
-    def fit(self, x: pd.Series | pd.DataFrame) -> "BaseDetector":
+    def fit(self, x: pd.Series | pd.DataFrame) -> BaseDetector:
         """Learn what is needed from ``x`` (may be nothing for purely trailing detectors)."""
         validate_input(x, self.columns)
         self._fit(x)
-        self.threshold_ = float(self.config.threshold)
+        self.threshold_ = float(self._threshold())
         return self
 
     def score_frame(self, x: pd.Series | pd.DataFrame) -> pd.DataFrame:
         """``score`` and ``expected`` (and ``lower``/``upper`` where known) on ``x``'s index."""
         self._check_fitted()
         validate_input(x, self.columns)
-        out = self._score(x)
-        return out.reindex(x.index)
+        out = self._score(x).reindex(x.index)
+        if "direction" not in out:
+            if isinstance(x, pd.Series) and "expected" in out:
+                value = pd.to_numeric(x, errors="coerce").to_numpy(dtype=float)
+                with np.errstate(all="ignore"):
+                    d = np.sign(value - out["expected"].to_numpy(dtype=float))
+                out["direction"] = np.nan_to_num(d, nan=0.0)
+            else:
+                out["direction"] = 0.0
+        return out
 
     def score_samples(self, x: pd.Series | pd.DataFrame) -> pd.Series:
         """Anomaly score per point, float, higher is more anomalous; NaN in gives NaN out."""
@@ -99,7 +116,19 @@ class BaseDetector:
     def _fit(self, x: pd.Series | pd.DataFrame) -> None:  # default: nothing to learn
         return None
 
+    def _threshold(self) -> float:
+        """The alarm threshold, called after ``_fit``; default: the config's ``threshold``."""
+        return float(self.config.threshold)
+
     def _score(self, x: pd.Series | pd.DataFrame) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def can_batch(self) -> bool:
+        """Whether :meth:`_score_array` can score series without a per-series ``fit``."""
+        return self.batchable
+
+    def _score_array(self, values: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and directions of the rows of ``values`` (shape ``(m, n)``); batchable detectors only."""
         raise NotImplementedError
 
     def _check_fitted(self) -> None:

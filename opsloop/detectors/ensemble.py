@@ -1,0 +1,243 @@
+"""Ensemble: member detectors calibrated on their own past scores, combined into one score in [0, 1].
+
+Each member's score at ``t`` becomes a tail probability from that member's *own* earlier scores, so
+members with different units (sd, CUSUM decision intervals, fractions of a range) and series of
+different noise become comparable, and one threshold serves every series:
+
+* ``rank`` calibration — the causal empirical tail ``p_t = (1 + #{u < t: s_u >= s_t}) / (1 + #{u < t})``
+  (scores compared on a logarithmic grid, 12 cells per decade; scores below the member's ``floor``
+  are not in the tail and get ``p = 1``; see :func:`causal_tail_probability`): the conformal p-value
+  of the score against the member's history (V. Vovk, A. Gammerman and G. Shafer, *Algorithmic
+  Learning in a Random World*, 2005; used for streaming anomaly scores by E. Burnaev and
+  V. Ishimtsev, 2016, "Conformalized density- and distance-based anomaly detection in time-series
+  data", arXiv:1608.04585, an entry of the Numenta Anomaly Benchmark). An empirical
+  tail cannot go below ``1/(t+1)``; a score beyond the largest earlier score ``M`` is extrapolated
+  with a Pareto tail of index ``κ``: ``p = (M/s)^κ / (t+1)`` (peaks-over-threshold in the spirit of
+  J. Pickands, 1975, "Statistical inference using extreme order statistics", *Ann. Statist.* 3(1)).
+* ``pareto`` calibration — for scores that are zero until something new happens (range novelty): a
+  Pareto tail ``p = min(1, scale / s)``, i.e. ``-log10 p = -log10(scale) + log10 s``, with the scale
+  no smaller than ``10^-record_boost · 2/(t+1)`` early on (a new extreme among ``t`` exchangeable
+  points has probability ``2/(t+1)``, so early extremes count for less).
+
+The combined evidence is the largest ``-log10 p`` over the members (the minimum p-value,
+L. H. C. Tippett, 1931), reported as ``1 - p`` in [0, 1]. NAB-style alarm hygiene, threshold-free:
+a point reports its evidence only if it exceeds every combined evidence of the previous ``suppress``
+points by ``suppress_margin`` (a clear new local record, so a lasting change alarms at its start and
+not again at every point; 0 otherwise). Everything is causal; the score at ``t`` uses points ``<= t`` only.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from opsloop.detectors.base import BaseDetector, DetectorConfig
+from opsloop.detectors.causal import lag, nan0, rolling_max
+from opsloop.detectors.forecast import shared_forecasts
+
+#: Grid on which member scores are compared for the rank calibration: 0, then 12 steps per decade
+#: from 1e-2 to 1e4 (scores beyond go to the last cell; the Pareto extrapolation ranks them).
+RANK_EDGES = np.concatenate([[0.0], np.logspace(-2, 4, 6 * 12 + 1)])
+
+
+class Member(BaseModel):
+    """One member: a registered detector ``name`` with ``params`` and how its scores are calibrated:
+    ``rank`` (scores below ``floor`` are not in the tail: ``p = 1``) with a Pareto extrapolation of
+    index ``tail_index`` beyond the largest earlier score,
+    or ``pareto`` with scale ``pareto_scale``, capped early in the series: ``-log10`` of the scale is
+    at most ``log10((t+1)/2) + record_boost`` (a new extreme among ``t`` exchangeable points has
+    probability ``2/(t+1)``; None: no cap)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    calibration: Literal["rank", "pareto"] = "rank"
+    tail_index: float = 4.0
+    floor: float = 0.0
+    relative_floor: float = 0.0
+    pareto_scale: float = 10**-5.5
+    record_boost: float | None = 3.5
+
+
+DEFAULT_MEMBERS: tuple[Member, ...] = (
+    Member(name="forecast", params={"alpha": 2 / 301, "baseline": 300, "min_periods": 0}, floor=2.0),
+    Member(name="seasonal_drop", params={"direction": "both", "lags": 3, "min_lags": 1, "baseline": 300,
+                                         "smooth": 3, "min_drop": 0.0, "min_periods": 0}, floor=2.0),
+    Member(name="cusum", params={"baseline": 300, "k": 2.0, "min_periods": 0}, floor=1.0, relative_floor=0.25),
+    Member(name="cusum", params={"baseline": 300, "k": 1.0, "min_periods": 0}, floor=2.0, relative_floor=0.25),
+    Member(name="novelty", params={"min_periods": 0}, calibration="pareto"),
+)
+"""The default members: a slow exponential-smoothing forecast (spikes), the median of the same time
+on the previous three days (seasonal breaks; a trailing level without a season), two CUSUMs on the
+forecast's standardised residuals (large and moderate shifts) and range novelty."""
+
+
+class EnsembleConfig(DetectorConfig):
+    """``threshold`` on ``1 - p`` (0.9995: p below 5e-4); ``members``; ``suppress`` points of
+    alarm suppression (0: none) and the ``suppress_margin`` (in ``-log10 p``) by which a point must
+    beat the previous ``suppress`` points to report; ``min_periods`` points before any score."""
+
+    threshold: float = 0.9995
+    members: tuple[Member, ...] = DEFAULT_MEMBERS
+    suppress: int = 60
+    suppress_margin: float = 0.25
+    min_periods: int = 30
+
+
+def _count_ge_before(b: np.ndarray, nbins: int, block: int = 16):
+    """For cells ``b`` (shape (C,), in 0..nbins-1), a function ``(pos, j) -> #{u < pos: b_u >= j}``.
+
+    Block decomposition: per-block histograms cumulated over blocks and cells answer for whole
+    earlier blocks; a ``block``-wide comparison answers within the block of ``pos``.
+    """
+    c = b.size
+    nblk = -(-c // block)
+    bp = np.full(nblk * block, -1, dtype=np.int32)
+    bp[:c] = b
+    bb = bp.reshape(nblk, block)
+    hist = np.bincount(np.repeat(np.arange(nblk), block)[bp >= 0] * nbins + bp[bp >= 0],
+                       minlength=nblk * nbins).reshape(nblk, nbins)
+    ge_cell = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1]  # per block: points with cell >= j
+    before = np.cumsum(ge_cell, axis=0) - ge_cell  # over earlier blocks
+    lane = np.arange(block)
+
+    def query(pos: np.ndarray, j: np.ndarray) -> np.ndarray:
+        blk, off = np.divmod(pos, block)
+        within = ((bb[blk] >= j[:, None]) & (lane < off[:, None])).sum(axis=1)
+        return before[blk, j] + within
+
+    return query
+
+
+def causal_tail_probability(s: np.ndarray, edges: np.ndarray = RANK_EDGES, floor: float = 0.0,
+                            relative_floor: float = 0.0) -> np.ndarray:
+    """Causal empirical tail probability of each score among the earlier scores of its row.
+
+    ``s``: shape ``(..., n)``, non-negative (NaN ignored: NaN out, and not counted). Scores are
+    compared on the grid ``edges`` (ties within a grid cell count as ``>=``, the conservative side).
+    Only scores at or above ``floor`` and at least ``relative_floor`` times the largest earlier
+    score are ranked (the tail; both bounds never decrease, so any earlier score at least as large
+    was ranked too and the counts are exact); the others get ``p = 1``.
+    Cost: a few passes over the array plus ``O(16)`` work per tail point (block decomposition).
+    """
+    s = np.asarray(s, dtype=float)
+    shape = s.shape
+    s2 = s.reshape(-1, shape[-1])
+    n = s2.shape[1]
+    ok = ~np.isnan(s2)
+    p = np.where(ok, 1.0, np.nan)
+    tail = ok & (s2 >= floor)
+    if relative_floor > 0:  # also at least a share of the largest earlier score (non-decreasing)
+        prev_max = lag(np.fmax.accumulate(np.where(ok, s2, -np.inf), axis=-1), 1, -np.inf)
+        tail &= s2 >= relative_floor * prev_max
+    pos = np.flatnonzero(tail)  # row-major: by row, then time
+    if pos.size:
+        rows = pos // n
+        b = (np.searchsorted(edges, s2.ravel()[pos], side="right") - 1).astype(np.int32)
+        first = np.searchsorted(rows, rows, side="left")  # first tail point of the same row
+        ge = _count_ge_before(b, len(edges))
+        # tail points of the same row before i with a cell >= b_i: all such before i, minus those
+        # before the row's first tail point
+        count = ge(np.arange(pos.size), b) - ge(first, b)
+        seen = (np.cumsum(ok, axis=-1) - ok).ravel()[pos]
+        p.ravel()[pos] = (1.0 + count) / (1.0 + seen)
+    return p.reshape(shape)
+
+
+def calibrate(score: np.ndarray, member: Member) -> np.ndarray:
+    """``-log10`` of the member's tail probability of each score (NaN stays NaN)."""
+    if member.calibration == "pareto":
+        base = np.full(score.shape, -np.log10(member.pareto_scale))
+        if member.record_boost is not None:
+            t = np.cumsum(~np.isnan(score), axis=-1)
+            base = np.minimum(base, np.log10((t + 1) / 2) + member.record_boost)
+        with np.errstate(all="ignore"):
+            x = np.where(score > 0, base + np.log10(score), 0.0)
+        return np.where(np.isnan(score), np.nan, np.maximum(x, 0.0))
+    x = -np.log10(causal_tail_probability(score, floor=member.floor, relative_floor=member.relative_floor))
+    if member.tail_index > 0:  # beyond every earlier score: extrapolate the tail (Pareto, index κ)
+        prev_max = lag(np.fmax.accumulate(np.where(np.isnan(score), -np.inf, score), axis=-1), 1, -np.inf)
+        with np.errstate(all="ignore"):
+            beyond = np.where((prev_max > 0) & (score > prev_max), np.log10(score / prev_max), 0.0)
+        x = x + member.tail_index * nan0(beyond)
+    return x
+
+
+def combine(evidence: list[np.ndarray], directions: list[np.ndarray], suppress: int, ready: np.ndarray,
+            margin: float = 0.0):
+    """Combine member evidence (a list of arrays of one shape) into ``(score in [0,1], evidence,
+    direction, index of the strongest member)``; NaN where no member has a score or before
+    ``ready``."""
+    x = np.full(evidence[0].shape, -np.inf)
+    direction = np.zeros(evidence[0].shape)
+    best = np.zeros(evidence[0].shape, dtype=np.int8)
+    for i, (e, d) in enumerate(zip(evidence, directions)):
+        stronger = e > x  # NaN never is
+        x = np.where(stronger, e, x)
+        direction = np.where(stronger, d, direction)
+        best[stronger] = i
+    x = np.where(np.isneginf(x) | ~ready, np.nan, x)
+    if suppress > 0:
+        prev = lag(rolling_max(x, suppress))
+        x = np.where(np.isnan(prev) | (x > prev + margin) | np.isnan(x), x, 0.0)
+    score = 1.0 - 10.0 ** (-x)  # NaN stays NaN
+    return score, x, direction, best
+
+
+class EnsembleDetector(BaseDetector):
+    """Calibrated ensemble of member detectors on a float ``pd.Series`` (the default NAB detector).
+
+    ``score`` is ``1 - p`` of the strongest member (after suppression); ``evidence`` its
+    ``-log10 p``; ``member`` the name of that member; ``expected`` and ``lower``/``upper`` come from
+    the first member.
+    """
+
+    name = "ensemble"
+    config_cls = EnsembleConfig
+    batchable = True
+
+    def _members(self) -> list[BaseDetector]:
+        from opsloop.detectors.registry import create  # the registry imports this module
+
+        return [create(m.name, **m.params) for m in self.config.members]
+
+    def _fit(self, x: pd.Series) -> None:
+        if not self.config.members:
+            raise ValueError("ensemble: at least one member is needed")
+        self.members_ = [d.fit(x) for d in self._members()]
+
+    def can_batch(self) -> bool:
+        return all(d.can_batch() for d in self._members())
+
+    def _score(self, x: pd.Series) -> pd.DataFrame:
+        cfg: EnsembleConfig = self.config
+        v = pd.to_numeric(x, errors="coerce").to_numpy(dtype=float)
+        with shared_forecasts():
+            frames = [d.score_frame(x) for d in self.members_]
+        evidence = [calibrate(f["score"].to_numpy(dtype=float), m) for f, m in zip(frames, cfg.members)]
+        directions = [f["direction"].to_numpy(dtype=float) for f in frames]
+        ready = (np.cumsum(~np.isnan(v)) > cfg.min_periods) & ~np.isnan(v)
+        score, x_ev, direction, best = combine(evidence, directions, cfg.suppress, ready, cfg.suppress_margin)
+        names = np.array([m.name for m in cfg.members], dtype=object)[best]
+        out = pd.DataFrame({"score": score, "evidence": x_ev, "direction": np.where(np.isnan(score), 0.0, direction),
+                            "member": np.where(np.isnan(score), None, names)}, index=x.index)
+        first = frames[0]
+        for col in ("expected", "lower", "upper"):
+            if col in first:
+                out[col] = first[col].to_numpy()
+        return out
+
+    def _score_array(self, values: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
+        cfg: EnsembleConfig = self.config
+        evidence, directions = [], []
+        with shared_forecasts():
+            for d, m in zip(self._members(), cfg.members):
+                s, dr = d._score_array(values, step)
+                evidence.append(calibrate(s, m))
+                directions.append(dr)
+        ready = (np.cumsum(~np.isnan(values), axis=-1) > cfg.min_periods) & ~np.isnan(values)
+        score, _, direction, _ = combine(evidence, directions, cfg.suppress, ready, cfg.suppress_margin)
+        return score, np.where(np.isnan(score), 0.0, direction)

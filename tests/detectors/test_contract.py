@@ -1,0 +1,114 @@
+"""The detector contract for every registered detector: causal (full-series scores equal the scores
+of random prefixes and of a point-by-point loop), NaN in gives NaN out, input validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+
+from opsloop.detectors.base import NotFittedError
+from opsloop.detectors.registry import REGISTRY, create
+
+#: Parameters that let each detector warm up on a short series (period 24 where it has one).
+SHORT = {
+    "robust_z": {"window": 30, "min_periods": 10},
+    "cusum": {"baseline": 30, "min_periods": 10},
+    "poisson": {"baseline": 30, "min_periods": 5},
+    "seasonal_drop": {"period": 24, "lags": 2, "min_periods": 10, "min_drop": 0.0},
+    "stl_esd": {"period": 24, "min_periods": 10},
+    "forecast": {"min_periods": 10},
+    "ensemble": {"min_periods": 10},
+    "error_rate": {"baseline": 30, "min_baseline_trials": 10},
+    "ratio": {"baseline": 30, "min_buckets": 5},
+}
+
+
+def idx(n: int) -> pd.DatetimeIndex:
+    return pd.date_range("2026-01-01", periods=n, freq="1h", tz="UTC")
+
+
+def make_input(name: str, n: int, seed: int = 0) -> pd.Series | pd.DataFrame:
+    """A noisy daily-seasonal series (counts for count detectors) with a few anomalies."""
+    rng = np.random.default_rng(seed)
+    cls, _ = REGISTRY[name]
+    t = np.arange(n)
+    if cls.columns == ("errors", "total"):
+        total = rng.poisson(100, n)
+        errors = rng.binomial(total, 0.01)
+        errors[n // 2 : n // 2 + 3] = rng.binomial(total[n // 2 : n // 2 + 3], 0.4)
+        return pd.DataFrame({"errors": errors, "total": total}, index=idx(n))
+    if cls.columns == ("downstream", "upstream"):
+        up = rng.poisson(50, n)
+        down = rng.binomial(up, 0.99)
+        down[n // 2 : n // 2 + 3] = rng.binomial(up[n // 2 : n // 2 + 3], 0.5)
+        return pd.DataFrame({"downstream": down, "upstream": up}, index=idx(n))
+    lam = 30 + 10 * np.sin(2 * np.pi * t / 24)
+    v = rng.poisson(lam).astype(float)
+    v[int(n * 0.6)] += 60
+    v[int(n * 0.8) :] -= 12
+    v = np.maximum(v, 0)
+    v[int(n * 0.3)] = np.nan
+    return pd.Series(v, index=idx(n))
+
+
+def _fitted(name: str, x):
+    return create(name, **SHORT.get(name, {})).fit(x)
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_full_series_equals_random_prefixes(name):
+    x = make_input(name, 600)
+    det = _fitted(name, x)
+    full = det.score_samples(x).to_numpy()
+    assert np.isfinite(full).sum() > 300, "the detector never scores"
+    for end in np.random.default_rng(1).integers(50, 600, 5):
+        part = det.score_samples(x.iloc[:end]).to_numpy()
+        np.testing.assert_allclose(part, full[:end], rtol=1e-7, atol=1e-9, equal_nan=True)
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_full_series_equals_point_by_point_loop(name):
+    x = make_input(name, 90, seed=2)
+    det = _fitted(name, x)
+    full = det.score_samples(x).to_numpy()
+    loop = np.array([det.score_samples(x.iloc[: t + 1]).iloc[-1] for t in range(len(x))])
+    np.testing.assert_allclose(loop, full, rtol=1e-7, atol=1e-9, equal_nan=True)
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_nan_in_gives_nan_out_and_frame_columns(name):
+    x = make_input(name, 300)
+    det = _fitted(name, x)
+    frame = det.score_frame(x)
+    assert {"score", "expected", "direction"} <= set(frame.columns)
+    assert frame.index.equals(x.index) and frame["score"].dtype == float
+    assert set(np.unique(frame["direction"].to_numpy())) <= {-1.0, 0.0, 1.0}
+    if isinstance(x, pd.Series):
+        assert np.isnan(frame["score"].iloc[int(300 * 0.3)])
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_validation_errors(name):
+    x = make_input(name, 120)
+    det = create(name, **SHORT.get(name, {}))
+    with pytest.raises(NotFittedError):
+        det.score_samples(x)
+    with pytest.raises(NotFittedError):
+        det.predict(x)
+    with pytest.raises(ValueError, match="UTC"):
+        det.fit(x.tz_localize(None))
+    det.fit(x)
+    with pytest.raises(ValueError, match="sorted"):
+        det.score_samples(x.iloc[::-1])
+    with pytest.raises(ValueError, match="DatetimeIndex"):
+        det.score_samples(x.reset_index(drop=True))
+    with pytest.raises(ValueError):
+        det.score_samples([1.0, 2.0])
+    with pytest.raises(ValidationError):
+        create(name, no_such_param=1)
+    cfg = det.config
+    with pytest.raises(ValidationError):
+        cfg.threshold = 1.0  # frozen
+    assert det.predict(x).dtype == bool

@@ -1,0 +1,114 @@
+"""The calibrated ensemble: hand-written anomalies, calibration, suppression, configuration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+
+from opsloop.detectors.ensemble import (
+    RANK_EDGES,
+    EnsembleDetector,
+    Member,
+    calibrate,
+    causal_tail_probability,
+)
+from opsloop.detectors.registry import create
+
+
+def series(v: np.ndarray, freq: str = "5min") -> pd.Series:
+    return pd.Series(v, index=pd.date_range("2026-01-01", periods=len(v), freq=freq, tz="UTC"))
+
+
+def noise(n: int, seed: int = 0) -> np.ndarray:
+    return 100 + np.random.default_rng(seed).normal(0, 1, n)
+
+
+def test_spike_is_the_only_alarm():
+    v = noise(3000)
+    v[2500] += 15
+    s = series(v)
+    det = create("ensemble").fit(s)
+    frame = det.score_frame(s)
+    flags = det.predict(s)
+    assert flags.iloc[2500]
+    # range novelty: new extremes of pure noise are rare but not impossible (about ln(t) records)
+    assert flags.iloc[500:].sum() <= 3
+    assert frame["score"].between(0, 1).all() or frame["score"].isna().any()
+    assert frame["direction"].iloc[2500] == 1
+    assert frame["member"].iloc[2500] in {"forecast", "novelty", "seasonal_drop", "cusum"}
+
+
+def test_level_shift_alarms_once_at_its_start():
+    v = noise(3000, seed=1)
+    v[2000:] -= 4
+    s = series(v)
+    flags = create("ensemble").fit(s).predict(s).to_numpy()
+    first = int(np.flatnonzero(flags[2000:])[0])
+    assert first < 10
+    # suppression: not every point of the new level (later new minima of the noise may still alarm)
+    assert flags[2000:].sum() <= 5
+    assert flags[1000:2000].sum() <= 1
+
+
+def test_seasonal_dip_and_flat_series_that_jumps():
+    n = 288 * 10
+    t = np.arange(n)
+    v = 100 + 30 * np.sin(2 * np.pi * t / 288) + np.random.default_rng(2).normal(0, 1, n)
+    v[288 * 8 + 60 : 288 * 8 + 90] -= 12  # a dip that stays inside the daily range
+    s = series(v)
+    flags = create("ensemble").fit(s).predict(s)
+    assert flags.iloc[288 * 8 + 60 : 288 * 8 + 90].any()
+    assert flags.iloc[288 * 3 : 288 * 8 + 60].sum() <= 2
+    flat = np.full(1000, 5.0)
+    flat[800] = 6.0
+    fs = series(flat)
+    fflags = create("ensemble").fit(fs).predict(fs)
+    assert fflags.iloc[800] and fflags.sum() == 1
+
+
+@pytest.mark.parametrize("floor", [0.0, 1.5])
+def test_rank_calibration_equals_brute_force(floor):
+    rng = np.random.default_rng(3)
+    x = np.abs(rng.standard_t(3, (2, 300)))
+    x[0, 7] = np.nan
+    p = causal_tail_probability(x, floor=floor)
+    b = np.searchsorted(RANK_EDGES, np.nan_to_num(x), side="right") - 1
+    tail = b >= np.searchsorted(RANK_EDGES, floor, side="right") - 1  # the floor's grid cell counts
+    for r in range(2):
+        for t in range(300):
+            if np.isnan(x[r, t]):
+                assert np.isnan(p[r, t])
+                continue
+            if x[r, t] < floor:
+                assert p[r, t] == 1.0
+                continue
+            prev = b[r, :t][~np.isnan(x[r, :t]) & (x[r, :t] >= floor)]
+            seen = np.sum(~np.isnan(x[r, :t]))
+            assert p[r, t] == pytest.approx((1 + np.sum(prev >= b[r, t])) / (1 + seen))
+    assert tail.any()
+
+
+def test_pareto_and_tail_extrapolation():
+    m = Member(name="novelty", calibration="pareto", pareto_scale=1e-6, record_boost=None)
+    np.testing.assert_allclose(calibrate(np.array([0.0, 0.01, 1.0, np.nan]), m), [0, 4, 6, np.nan])
+    capped = calibrate(np.array([0.0, 0.01, 1.0]), m.model_copy(update={"record_boost": 3.0}))  # cap binds
+    np.testing.assert_allclose(capped, [0, np.log10(1.5) + 3 - 2, np.log10(2) + 3])
+    r = Member(name="forecast", tail_index=2.0)
+    x = calibrate(np.array([1.0, 2.0, 8.0]), r)
+    # third point: empirical p = 1/3 floor, then (2/8)^2 beyond the previous maximum
+    assert x[2] == pytest.approx(np.log10(3) + 2 * np.log10(4))
+
+
+def test_config_is_validated():
+    with pytest.raises(ValidationError):
+        EnsembleDetector(members=({"name": "forecast", "typo": 1},))
+    with pytest.raises(ValidationError):
+        create("ensemble", suppress=-1.5)
+    with pytest.raises(KeyError):
+        create("ensemble", members=({"name": "no_such_detector"},)).fit(series(noise(100)))
+    with pytest.raises(ValidationError):
+        create("ensemble", members=({"name": "forecast", "params": {"no_such": 1}},)).fit(series(noise(100)))
+    with pytest.raises(ValueError, match="member"):
+        create("ensemble", members=()).fit(series(noise(100)))
