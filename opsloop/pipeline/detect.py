@@ -29,7 +29,7 @@ from opsloop.domain import Anomaly, Kind, SeriesKey, Severity, Window
 #: watched by the trailing robust z, because these volumes follow the daily cycle, which a trailing
 #: median lags; their signal reaches us through the rates they are the denominators of.
 BAD_DIRECTION: dict[str, str | None] = {
-    C.METRIC_CONVERSION: "down", C.METRIC_SUCCESS_RATE: "down", C.METRIC_P95_LATENCY: "up",
+    C.METRIC_CONVERSION: "down", C.METRIC_SUCCESS_RATE: "down", C.METRIC_P95_LATENCY: "up", C.METRIC_AOV: "both",
     C.METRIC_ATTEMPTS: None, C.METRIC_ORDERS: None, C.METRIC_SESSIONS: None,
 }
 #: KPI count pairs (upstream, downstream) whose ratio is a conversion rate.
@@ -51,6 +51,7 @@ class DetectionSettings:
     count_span: int = 3  # buckets summed per count test (15 minutes)
     kpi_window: int = 240
     kpi_smooth: int = 15
+    ensemble_threshold: float = 0.9995
     funnel_bucket: str = "15min"
     funnel_span: int = 4  # buckets summed per test (one hour)
     funnel_baseline: int = 96  # buckets (one day)
@@ -70,26 +71,67 @@ def severity_of(score: float, threshold: float, kind: Kind) -> Severity:
     return [Severity.low, Severity.medium, Severity.high, Severity.critical][rank - 1]
 
 
-def _intervals(detector: BaseDetector, frame: pd.DataFrame, window: Window, max_gap: int, min_len: int):
-    """(first, last, peak) positions of flagged runs whose peak lies inside the window.
+def probation(n: int) -> int:
+    """Points at the start of a series during which a learning detector reports nothing: 15% of the
+    series, at most 750 (the Numenta Anomaly Benchmark's probationary period, Lavin & Ahmad 2015)."""
+    return min(int(0.15 * n), 750)
 
-    A run shorter than ``min_len`` flagged points is kept only if its peak scores at least twice the
-    threshold: one noisy bucket just over the line is not an incident, one far over it may be.
+
+def _intervals(detector: BaseDetector, frame: pd.DataFrame, window: Window, max_gap: int, min_len: int,
+               strong: float | None = None, warmup: bool = False):
+    """(first, last, peak) positions of flagged runs whose peak lies inside the window (and, with
+    ``warmup``, after the :func:`probation` period).
+
+    A run shorter than ``min_len`` flagged points is kept only if its peak scores at least ``strong``
+    (default twice the threshold): one noisy bucket just over the line is not an incident, one far
+    over it may be.
     """
     score = frame["score"].to_numpy(dtype=float)
     flags = np.nan_to_num(score, nan=0.0) > detector.threshold_
+    strong = 2 * detector.threshold_ if strong is None else strong
     idx = frame.index
+    if warmup:
+        flags[: probation(len(flags))] = False
     for first, last in flag_runs(flags, max_gap=max_gap):
         peak = first + int(np.nanargmax(score[first : last + 1]))
         short = int(flags[first : last + 1].sum()) < min_len
-        if short and score[peak] < 2 * detector.threshold_:
+        if short and score[peak] < strong:
             continue
         if window.contains(idx[peak].to_pydatetime()):
             yield first, last, peak
 
 
+def _kpi_detector(metric: str, s: DetectionSettings) -> tuple[BaseDetector | None, dict]:
+    """The detector for a KPI and how its alarms become intervals.
+
+    Metrics of the checkout contract with a known bad direction (rates, latency) get the trailing
+    robust z with Stouffer smoothing: their per-minute noise changes with traffic, and a lasting shift
+    is what matters. Any other KPI (e.g. a NAB series) gets the calibrated ``ensemble``, whose alarms
+    are single points at the start of a change (one default for every series; see
+    ``benchmarks/nab.py``).
+    """
+    direction = BAD_DIRECTION.get(metric, "both")
+    if direction is None:
+        return None, {}
+    if metric in BAD_DIRECTION:
+        det = create("robust_z", threshold=s.kpi_threshold, window=s.kpi_window, min_periods=s.kpi_window // 4,
+                     smooth=s.kpi_smooth, direction=direction)
+        return det, {"max_gap": 10, "min_len": 3}
+    return create("ensemble", threshold=s.ensemble_threshold), {"max_gap": 12, "min_len": 1, "strong": 0.0,
+                                                                "warmup": True}
+
+
+def _kpi_severity(det: BaseDetector, frame: pd.DataFrame, peak: int, kind: Kind) -> Severity:
+    if "evidence" in frame:  # ensemble: -log10 p against the threshold's
+        base = -np.log10(max(1.0 - det.threshold_, 1e-12))
+        ratio = float(frame["evidence"].iat[peak]) / base
+        return Severity.high if ratio >= 2 else Severity.medium
+    return severity_of(float(frame["score"].iat[peak]), det.threshold_, kind)
+
+
 def detect_kpis(kpis: pd.DataFrame, window: Window, s: DetectionSettings) -> list[Anomaly]:
-    """Robust z anomalies on every KPI series in ``kpis`` (long form) up to the window's end."""
+    """KPI anomalies on every series in ``kpis`` (long form) up to the window's end (see
+    :func:`_kpi_detector` for which detector a series gets)."""
     if kpis.empty:
         return []
     kpis = kpis[kpis["ts"] < pd.Timestamp(window.end)]
@@ -98,23 +140,22 @@ def detect_kpis(kpis: pd.DataFrame, window: Window, s: DetectionSettings) -> lis
     for keys, grp in kpis.groupby(["metric", *label_cols], dropna=False, sort=True):
         keys = keys if isinstance(keys, tuple) else (keys,)
         metric, labels = str(keys[0]), {c: v for c, v in zip(label_cols, keys[1:]) if isinstance(v, str)}
-        direction = BAD_DIRECTION.get(metric, "both")
+        det, runs = _kpi_detector(metric, s)
         series = grp.groupby("ts")["value"].mean().sort_index()
-        if direction is None or len(series) < 10:
+        if det is None or len(series) < 10:
             continue
-        det = create("robust_z", threshold=s.kpi_threshold, window=s.kpi_window, min_periods=s.kpi_window // 4,
-                     smooth=s.kpi_smooth, direction=direction).fit(series)
+        det.fit(series)
         frame = det.score_frame(series)
         kind = kpi_kind(metric)
         key = SeriesKey.of(metric, **labels)
-        for first, last, peak in _intervals(det, frame, window, max_gap=10, min_len=3):
+        for first, last, peak in _intervals(det, frame, window, **runs):
             score = float(frame["score"].iat[peak])
             observed, expected = float(series.iat[peak]), float(frame["expected"].iat[peak])
             span = series.iloc[first : last + 1]
             out.append(Anomaly(
                 detector=det.name, kind=kind, series=key, start=series.index[first].to_pydatetime(),
                 end=series.index[last].to_pydatetime(), peak=series.index[peak].to_pydatetime(), score=score,
-                severity=severity_of(score, det.threshold_, kind), observed=observed, expected=expected,
+                severity=_kpi_severity(det, frame, peak, kind), observed=observed, expected=expected,
                 direction="down" if observed < expected else "up",
                 evidence={"metric": metric, **labels, "span_mean": float(span.mean()),
                           "affected": {"stage": [labels["stage"]]} if labels.get("stage", "all") != "all" else {},

@@ -14,10 +14,8 @@ from opsloop.store.session import open_store
 
 from ..conftest import shared_dataset
 
-# nyc_taxi is left out: its strong daily cycle needs the seasonal detectors, which the trailing
-# robust z is not.
-FILES = ["machine_temperature_system_failure", "ambient_temperature_system_failure",
-         "cpu_utilization_asg_misconfiguration", "rogue_agent_key_updown"]
+FILES = ["machine_temperature_system_failure", "ambient_temperature_system_failure", "nyc_taxi",
+         "ec2_request_latency_system_failure"]
 
 
 @pytest.mark.parametrize("name", FILES)
@@ -32,7 +30,7 @@ def test_cycle_on_nab_finds_the_labelled_windows(name, sqlite_url, tmp_path):
     assert incidents, "no incident on a series with known failures"
     spans = [(pd.Timestamp(a, tz="UTC"), pd.Timestamp(b, tz="UTC")) for a, b in windows]
     found = [any(i.first_seen <= b and i.last_seen >= a for i in incidents) for a, b in spans]
-    assert any(found), f"no incident overlaps a labelled window {windows}"
+    assert sum(found) >= max(1, len(spans) // 2), f"labelled windows found: {found}"
     for inc in incidents:  # every incident is assessed, cites real runbook passages, proposes catalog actions
         assert inc.assessment is not None and inc.assessment.citations
         assert all(c.document.endswith(".md") for c in inc.assessment.citations)
