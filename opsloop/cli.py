@@ -66,7 +66,8 @@ def _incident_json(inc: Incident) -> dict[str, Any]:
         "id": inc.id, "fingerprint": inc.fingerprint, "status": inc.status.value, "kind": inc.kind.value,
         "severity": inc.severity.value, "title": inc.title, "first_seen": inc.first_seen.isoformat(),
         "last_seen": inc.last_seen.isoformat(), "category": a.category if a else None,
-        "confidence": a.confidence if a else None, "affected": inc.affected,
+        "confidence": a.confidence if a else None, "generated_by": a.generated_by if a else None,
+        "affected": inc.affected,
         "revenue_at_risk_per_hour": a.risk.revenue_at_risk_per_hour if a else None,
         "anomalies": len(inc.anomalies), "clusters": [c.label for c in inc.clusters],
         "citations": [f"{c.document} > {c.section}" for c in a.citations] if a else [],
@@ -76,7 +77,7 @@ def _incident_json(inc: Incident) -> dict[str, Any]:
 
 def _incident_table(incidents: list[Incident]) -> Table:
     t = Table(title=f"{len(incidents)} incident(s)", show_lines=False)
-    for col in ("id", "severity", "kind", "category", "title", "first seen (UTC)", "last", "$/h at risk", "actions"):
+    for col in ("id", "severity", "kind", "category", "title", "first seen (UTC)", "last", "$/h at risk", "by", "actions"):
         t.add_column(col)
     colors = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "green"}
     for i in incidents:
@@ -84,7 +85,7 @@ def _incident_table(incidents: list[Incident]) -> Table:
         money = a.risk.revenue_at_risk_per_hour if a and a.risk.revenue_at_risk_per_hour is not None else None
         t.add_row(i.id, f"[{colors[i.severity.value]}]{i.severity.value}[/]", i.kind.value, a.category if a else "-",
                   i.title, f"{i.first_seen:%Y-%m-%d %H:%M}", f"{i.last_seen:%m-%d %H:%M}",
-                  f"{money:,.0f}" if money is not None else "-",
+                  f"{money:,.0f}" if money is not None else "-", a.generated_by if a else "-",
                   ", ".join(f"{x.type}:{x.status.value}" for x in i.actions) or "-")
     return t
 

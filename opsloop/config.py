@@ -18,7 +18,8 @@ class Settings(BaseSettings):
     * ``home`` (``OPSLOOP_HOME``): where the embedded SQLite store, indexes and demo data live
       (default ``~/.opsloop``).
     * ``database_url`` (``OPSLOOP_DATABASE_URL``): SQLAlchemy URL; empty means SQLite under ``home``.
-    * ``llm`` (``OPSLOOP_LLM``): ``off`` (rules only, default), ``ollama`` or ``llamacpp``.
+    * ``llm`` (``OPSLOOP_LLM``): ``off`` (rules only, default), ``ollama`` or ``llamacpp``; with
+      ``llm_model``, ``ollama_host``, ``llm_timeout`` (seconds per assessment) and friends.
     * thresholds: detector thresholds in each detector's score unit, the confidence above which
       low-risk actions auto-execute, and the gap (seconds) within which a recurring fingerprint
       updates its incident instead of opening a new one.
@@ -29,6 +30,12 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=lambda: Path.home() / ".opsloop")
     database_url: str = ""
     llm: Literal["off", "ollama", "llamacpp"] = "off"
+    llm_model: str = ""  # Ollama model name (default llama3.2) or a .gguf path (default SmolLM2-135M)
+    ollama_host: str = ""  # default $OLLAMA_HOST, then http://127.0.0.1:11434
+    llm_timeout: float = 60.0
+    llm_threads: int = 0  # 0: automatic
+    llm_max_tokens: int = 384
+    llm_retries: int = 2
     embedder: Literal["minilm", "tfidf"] = "minilm"
 
     kpi_z_threshold: float = 8.0

@@ -23,7 +23,8 @@ from opsloop.clustering.embedders import get_embedder
 from opsloop.clustering.logs import signatures
 from opsloop.clustering.tickets import cluster_tickets
 from opsloop.config import Settings
-from opsloop.domain import ActionStatus, Anomaly, CycleReport, Incident, TicketCluster
+from opsloop.domain import ActionStatus, Anomaly, Assessment, CycleReport, Incident, TicketCluster
+from opsloop.llm import JsonFileCache, llm_from_settings, narrate
 from opsloop.pipeline.correlate import correlate
 from opsloop.pipeline.decide import assess, risk_report
 from opsloop.pipeline.detect import (
@@ -108,9 +109,20 @@ def _runbook_index(runbooks: Path | None, settings: Settings, degradations: list
     return RunbookIndex(chunks, embedder)
 
 
-def decide(candidates: list[Incident], signals: Signals, index: RunbookIndex | None, settings: Settings) -> list[Incident]:
-    """Log signatures, risk report and rule-based assessment for each candidate."""
-    out = []
+def decide(candidates: list[Incident], signals: Signals, index: RunbookIndex | None, settings: Settings,
+           degradations: list[str] | None = None, counts: dict[str, int] | None = None
+           ) -> tuple[list[Incident], dict[str, Assessment]]:
+    """Log signatures, risk report and assessment for each candidate.
+
+    The assessment is the rule-based one, narrated by the configured LLM when its answer validates
+    (:func:`opsloop.llm.narrate`); returns the incidents and, by fingerprint, the rule-based
+    assessments, from which actions are proposed (the LLM never picks actions).
+    """
+    degradations = degradations if degradations is not None else []
+    counts = counts if counts is not None else {}
+    llm = llm_from_settings(settings)
+    cache = JsonFileCache(settings.home / "llm-cache.json") if llm else None
+    out, rules = [], {}
     for inc in candidates:
         logs = signals.logs
         stages = inc.affected.get("stage")
@@ -118,13 +130,27 @@ def decide(candidates: list[Incident], signals: Signals, index: RunbookIndex | N
             logs = logs[logs["stage"].isin(stages) | logs["stage"].isna()]
         sigs = signatures(logs, inc.first_seen, inc.last_seen) if not logs.empty else []
         inc = inc.model_copy(update={"signatures": sigs})
-        risk = risk_report(inc, signals.kpis)
-        out.append(inc.model_copy(update={"assessment": assess(inc, index, risk, k=settings.rag_top_k)}))
-    return out
+        rule = assess(inc, index, risk_report(inc, signals.kpis), k=settings.rag_top_k)
+        rules[inc.fingerprint] = rule
+        assessment = rule
+        if llm is not None:
+            assessment, meta = narrate(inc, rule, rule.citations, llm, cache, timeout=settings.llm_timeout)
+            key = "llm_cache_hits" if meta["cache_hit"] else "llm_calls"
+            counts[key] = counts.get(key, 0) + 1
+            if meta["fallback_reason"]:
+                counts["llm_fallbacks"] = counts.get("llm_fallbacks", 0) + 1
+                degradations.append(f"LLM narrative for '{inc.title}' not used: {meta['fallback_reason']}")
+            else:
+                counts["llm_validated"] = counts.get("llm_validated", 0) + 1
+        out.append(inc.model_copy(update={"assessment": assessment}))
+    return out, rules
 
 
-def act(session: Session, incidents: list[Incident], settings: Settings) -> tuple[list[Incident], dict[str, int]]:
-    """Store incidents (dedup by fingerprint), propose catalog actions, auto-execute the allowed ones."""
+def act(session: Session, incidents: list[Incident], settings: Settings,
+        rules: dict[str, Assessment] | None = None) -> tuple[list[Incident], dict[str, int]]:
+    """Store incidents (dedup by fingerprint), propose catalog actions from the rule-based assessment
+    (``rules`` by fingerprint; default the incident's own), auto-execute the allowed ones."""
+    rules = rules or {}
     catalog, policy = load_catalog(), settings.policy()
     gap = timedelta(seconds=settings.incident_merge_gap_seconds)
     counts = {"incidents_new": 0, "incidents_updated": 0, "actions_new": 0, "actions_auto_executed": 0}
@@ -133,7 +159,8 @@ def act(session: Session, incidents: list[Incident], settings: Settings) -> tupl
     for inc in incidents:
         inc, created = repo.upsert_incident(session, inc, gap)
         counts["incidents_new" if created else "incidents_updated"] += 1
-        for action in propose_actions(inc, catalog, policy):
+        rule = rules.get(inc.fingerprint, inc.assessment)
+        for action in propose_actions(inc.model_copy(update={"assessment": rule}), catalog, policy):
             action, new = repo.add_action(session, action)
             counts["actions_new"] += new
             if new and not action.requires_approval:

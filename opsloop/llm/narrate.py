@@ -1,0 +1,199 @@
+"""Narrate an incident with an LLM, keeping the rule-based facts and falling back to the rules.
+
+:func:`narrate` is the one entry point the pipeline calls. The LLM only writes narrative; whatever
+it returns is validated (:mod:`opsloop.llm.validate`) and, if anything is wrong, the rule-based
+assessment stands and the reason is recorded — in the returned metadata (``fallback_reason``) *and*
+as the last line of the assessment's ``uncertainties`` (so the SRE reading it sees why the
+narrative is the rules' one).
+
+What a validated answer may change, and what it may not:
+
+* ``summary``, ``root_cause``, ``assumptions`` (appended to the rules' ones), ``uncertainties``
+  (appended to the rules' ones) and ``citations`` (its picks among the retrieved passages; the
+  rules' citations if it picks none) come from the model;
+* ``category`` comes from the model (one of the allowed categories); when it differs from the rules'
+  category an uncertainty line says so;
+* ``confidence`` is ``min(model, rules)``: the model can lower the confidence, never raise it, so it
+  cannot push an action over the auto-execute threshold;
+* ``evidence``, ``blast_radius`` and ``risk`` are always the rules' (computed facts).
+
+Answers are cached by ``f"{llm.name}:{llm.model}:{prompt.cache_key}"``, where the prompt's cache key
+hashes the incident fingerprint, the computed facts, the retrieved passage ids and the prompt
+version: an unchanged incident costs no new call. Validated answers and rejected ones (bad output,
+failed validation) are cached; timeouts and unavailability are not (the next cycle retries).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator, MutableMapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from opsloop.domain import Assessment, Citation, Incident
+from opsloop.llm.base import LLM, LLMBadOutput, LLMError
+from opsloop.llm.prompts import Prompt, build_prompt
+from opsloop.llm.validate import validate
+
+DEFAULT_TIMEOUT = 30.0
+
+
+def _dedupe(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(i for i in items if i))
+
+
+def _meta(generated_by: str, latency: float, reason: str | None, hit: bool, key: str | None,
+          rule: Assessment, **extra: Any) -> dict[str, Any]:
+    return {"generated_by": generated_by, "latency_s": round(latency, 4), "fallback_reason": reason,
+            "cache_hit": hit, "cache_key": key, "rule_category": rule.category,
+            "rule_confidence": rule.confidence, **extra}
+
+
+def _fallback(rule: Assessment, reason: str) -> Assessment:
+    note = f"LLM narrative not used ({reason}); the rule-based narrative stands"
+    return rule.model_copy(update={"uncertainties": _dedupe([*rule.uncertainties, note]),
+                                   "generated_by": "rules"})
+
+
+def _narrated(rule: Assessment, out: dict[str, Any], passages: list[Citation], generated_by: str) -> Assessment:
+    by_id = {p.chunk_id: p for p in passages}
+    picked = [by_id[i] for i in dict.fromkeys(out["citations"]) if i in by_id]
+    uncertainties = [*rule.uncertainties, *out["uncertainties"]]
+    if out["category"] != rule.category:
+        uncertainties.append(f"the rules categorise this as {rule.category} (confidence {rule.confidence:.2f}); "
+                             f"{out['category']} is the LLM's reading")
+    return Assessment(
+        summary=out["summary"].strip(), root_cause=out["root_cause"].strip(), category=out["category"],
+        confidence=round(min(float(out["confidence"]), rule.confidence), 2), evidence=list(rule.evidence),
+        assumptions=_dedupe([*rule.assumptions, *out["assumptions"]]), uncertainties=_dedupe(uncertainties),
+        blast_radius=dict(rule.blast_radius), risk=rule.risk, citations=picked or list(rule.citations),
+        generated_by=generated_by,
+    )
+
+
+def narrate(incident: Incident, rule_assessment: Assessment, passages: list[Citation], llm: LLM | None,
+            cache: MutableMapping[str, Any] | None = None,
+            timeout: float = DEFAULT_TIMEOUT) -> tuple[Assessment, dict[str, Any]]:
+    """The assessment to store for ``incident`` and metadata about how it was written.
+
+    ``rule_assessment``: from :func:`opsloop.pipeline.decide.assess`; ``passages``: the retrieved
+    passages the model may cite (usually ``rule_assessment.citations``); ``llm``: a backend from
+    :func:`opsloop.llm.get_llm`, or ``None`` (rules only); ``cache``: any mutable mapping of
+    JSON-able values (e.g. :class:`LRUCache`, :class:`JsonFileCache`), or ``None``; ``timeout``:
+    seconds for the LLM call.
+
+    Metadata: ``generated_by`` (``"rules"`` or ``"name:model"``), ``latency_s`` (time spent here),
+    ``fallback_reason`` (``None`` unless an LLM answer was wanted and not used), ``cache_hit``,
+    ``cache_key``, ``rule_category``, ``rule_confidence``. Never raises for LLM trouble.
+    """
+    t0 = time.perf_counter()
+    if llm is None:
+        return rule_assessment, _meta("rules", 0.0, None, False, None, rule_assessment)
+    tag = f"{llm.name}:{llm.model}"
+    prompt: Prompt = build_prompt(incident, rule_assessment, passages)
+    key = f"{tag}:{prompt.cache_key}"
+
+    entry = cache.get(key) if cache is not None else None
+    hit = isinstance(entry, dict) and entry.get("status") in ("ok", "rejected")
+    if hit:
+        cached, reason = entry.get("output"), entry.get("reason")
+        if entry["status"] == "ok":
+            ok, why = validate(cached, prompt)
+            if ok:
+                return (_narrated(rule_assessment, cached, passages, tag),
+                        _meta(tag, time.perf_counter() - t0, None, True, key, rule_assessment))
+            reason = f"invalid: {why}"
+        return (_fallback(rule_assessment, reason or "rejected earlier"),
+                _meta("rules", time.perf_counter() - t0, reason or "rejected earlier", True, key, rule_assessment))
+
+    cacheable = True
+    out: Any = None
+    try:
+        out = llm.generate(prompt.user, prompt.schema, timeout, system=prompt.system)
+    except LLMError as exc:
+        reason = str(exc)
+        cacheable = isinstance(exc, LLMBadOutput)  # timeouts and outages are retried next cycle
+    except Exception as exc:  # noqa: BLE001 - a backend bug must not break the cycle
+        reason = f"error: {exc.__class__.__name__}: {exc}"
+        cacheable = False
+    else:
+        ok, why = validate(out, prompt)
+        reason = None if ok else f"invalid: {why}"
+    latency = time.perf_counter() - t0
+
+    if cache is not None and cacheable:
+        cache[key] = {"status": "ok" if reason is None else "rejected", "output": out if reason is None else None,
+                      "reason": reason, "generated_by": tag, "latency_s": round(latency, 4),
+                      "at": datetime.now(UTC).isoformat(timespec="seconds")}
+    if reason is None:
+        return (_narrated(rule_assessment, out, passages, tag),
+                _meta(tag, latency, None, False, key, rule_assessment))
+    return _fallback(rule_assessment, reason), _meta("rules", latency, reason, False, key, rule_assessment)
+
+
+class LRUCache(MutableMapping[str, Any]):
+    """A thread-safe in-memory mapping that keeps the ``maxsize`` most recently used entries."""
+
+    def __init__(self, maxsize: int = 1024) -> None:
+        self.maxsize = maxsize
+        self._data: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __getitem__(self, key: str) -> Any:
+        with self._lock:
+            value = self._data[key]
+            self._data.move_to_end(key)
+            return value
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.maxsize:
+                self._data.popitem(last=False)
+
+    def __delitem__(self, key: str) -> None:
+        with self._lock:
+            del self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._data))
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class JsonFileCache(LRUCache):
+    """An :class:`LRUCache` persisted to one JSON file (written atomically on every change), so
+    separate ``opsloop`` runs share answers. Unreadable files start an empty cache."""
+
+    def __init__(self, path: str | Path, maxsize: int = 1024) -> None:
+        super().__init__(maxsize)
+        self.path = Path(path)
+        try:
+            data = json.loads(self.path.read_text())
+            for k, v in data.items() if isinstance(data, dict) else ():
+                super().__setitem__(k, v)
+        except (OSError, ValueError):
+            pass
+
+    def _flush(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(self.path.suffix + f".{os.getpid()}.tmp")
+        with self._lock:
+            payload = json.dumps(dict(self._data), default=str)
+        tmp.write_text(payload)
+        os.replace(tmp, self.path)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self._flush()
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self._flush()

@@ -1,0 +1,190 @@
+"""The Ollama backend through the real ``ollama`` client, over HTTP, against a local fake server that
+speaks ``POST /api/chat``: valid answers, retries, timeouts, refused connections, malformed bodies."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from opsloop.llm import get_llm, narrate
+from opsloop.llm.base import LLMBadOutput, LLMTimeout, LLMUnavailable
+from opsloop.llm.ollama import OllamaLLM
+from tests.llm import make_incident, make_passages, make_rule, valid_answer
+
+
+def canned(request: dict) -> dict:
+    """A valid answer built from the request's ``format`` schema (first allowed passage id)."""
+    fmt = request.get("format") or {}
+    ids = fmt.get("properties", {}).get("citations", {}).get("items", {}).get("enum", [])
+    return valid_answer(ids)
+
+
+class FakeOllama(ThreadingHTTPServer):
+    """Serves ``/api/chat`` per the next scripted behaviour (the last one repeats)."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.script: list[str] = ["ok"]
+        self.requests: list[dict] = []
+        self.sleep = 2.0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def handle_error(self, request, client_address) -> None:
+        pass  # a client that gave up (timeout tests) leaves a broken pipe behind
+
+    def next_mode(self) -> str:
+        return self.script.pop(0) if len(self.script) > 1 else self.script[0]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: FakeOllama
+
+    def log_message(self, *args) -> None:  # keep pytest output clean
+        pass
+
+    def _send(self, status: int, body: bytes | str, ctype: str = "application/json") -> None:
+        data = body.encode() if isinstance(body, str) else body
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self) -> None:
+        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.requests.append({"path": self.path, **request})
+        mode = self.server.next_mode()
+        if self.path != "/api/chat":
+            return self._send(404, json.dumps({"error": "not found"}))
+        content: str
+        if mode == "sleep":
+            time.sleep(self.server.sleep)
+            mode = "ok"
+        if mode == "ok":
+            content = json.dumps(canned(request))
+        elif mode == "content_not_json":
+            content = "Here is the assessment: the webhooks are failing."
+        elif mode == "body_not_json":
+            return self._send(200, "<html>proxy error</html>", "text/html")
+        elif mode == "wrong_shape":
+            return self._send(200, json.dumps({"model": request["model"], "done": True}))
+        elif mode == "503":
+            return self._send(503, json.dumps({"error": "server busy"}))
+        elif mode == "404":
+            return self._send(404, json.dumps({"error": f"model '{request['model']}' not found"}))
+        elif mode == "400":
+            return self._send(400, json.dumps({"error": "invalid format schema"}))
+        else:
+            raise AssertionError(mode)
+        answer = {"model": request["model"], "created_at": "2024-05-14T11:31:00Z",
+                  "message": {"role": "assistant", "content": content}, "done": True, "done_reason": "stop",
+                  "total_duration": 1_000_000, "eval_count": 42}
+        self._send(200, json.dumps(answer))
+
+
+@pytest.fixture
+def server():
+    srv = FakeOllama()
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture(scope="module")
+def case():
+    inc = make_incident()
+    passages = make_passages()
+    return inc, make_rule(inc, passages), passages
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_valid_answer_through_the_real_client(server, case):
+    inc, rule, passages = case
+    llm = get_llm("ollama", host=server.url, model="llama3.2")
+    out, meta = narrate(inc, rule, passages, llm, timeout=5)
+    assert meta["fallback_reason"] is None and out.generated_by == "ollama:llama3.2"
+    assert out.citations[0].chunk_id == passages[0].chunk_id
+    req = server.requests[0]
+    assert req["path"] == "/api/chat" and req["model"] == "llama3.2" and req["stream"] is False
+    assert req["format"]["properties"]["category"]["enum"][0] == "webhook_auth"  # the schema is the format
+    assert req["options"]["temperature"] == 0 and req["options"]["num_predict"] == 384
+    assert [m["role"] for m in req["messages"]] == ["system", "user"]
+
+
+def test_ollama_host_from_environment(monkeypatch, server):
+    monkeypatch.setenv("OLLAMA_HOST", server.url)
+    assert OllamaLLM().host == server.url
+    assert OllamaLLM().generate("hi", {"type": "object"}, 5)["category"] == "webhook_auth"
+    assert server.requests[0]["format"] == {"type": "object"}
+
+
+def test_transient_errors_are_retried_with_backoff(server):
+    server.script = ["503", "503", "ok"]
+    llm = OllamaLLM(host=server.url, retries=2, backoff=0.05)
+    t0 = time.monotonic()
+    answer = llm.generate("hi", {"properties": {"citations": {"items": {"enum": ["p1"]}}}}, 5)
+    assert answer["citations"] == ["p1"] and len(server.requests) == 3
+    assert time.monotonic() - t0 >= 0.05 + 0.1  # 0.05 s then 0.1 s of backoff
+
+
+def test_retries_are_bounded(server):
+    server.script = ["503"]
+    with pytest.raises(LLMUnavailable, match=r"HTTP 503.*server busy.*after 2 attempts"):
+        OllamaLLM(host=server.url, retries=1, backoff=0.01).generate("hi", {}, 5)
+    assert len(server.requests) == 2
+
+
+def test_timeout_is_a_total_budget(server, case):
+    inc, rule, passages = case
+    server.script, server.sleep = ["sleep"], 1.5
+    llm = OllamaLLM(host=server.url, retries=3, backoff=0.05)
+    t0 = time.monotonic()
+    out, meta = narrate(inc, rule, passages, llm, timeout=0.4)
+    assert time.monotonic() - t0 < 1.2
+    assert meta["fallback_reason"].startswith("timeout: Ollama at") and out.generated_by == "rules"
+    with pytest.raises(LLMTimeout):
+        llm.generate("hi", {}, 0.3)
+
+
+def test_connection_refused_is_unavailable(case):
+    inc, rule, passages = case
+    llm = OllamaLLM(host=f"http://127.0.0.1:{closed_port()}", retries=1, backoff=0.01)
+    out, meta = narrate(inc, rule, passages, llm, timeout=3)
+    assert meta["fallback_reason"].startswith("unavailable: cannot connect to Ollama at http://127.0.0.1:")
+    assert "after 2 attempts" in meta["fallback_reason"] and out.generated_by == "rules"
+
+
+@pytest.mark.parametrize("mode, error, reason", [
+    ("content_not_json", LLMBadOutput, "answer is not JSON"),
+    ("body_not_json", LLMBadOutput, "Ollama's response is not a chat response: JSONDecodeError"),
+    ("wrong_shape", LLMBadOutput, "Ollama's response is not a chat response: ValidationError"),
+    ("404", LLMUnavailable, "Ollama model 'llama3.2' not available"),
+    ("400", LLMUnavailable, "Ollama rejected the request (HTTP 400): invalid format schema"),
+])
+def test_malformed_answers_and_client_errors(server, case, mode, error, reason):
+    inc, rule, passages = case
+    server.script = [mode]
+    llm = OllamaLLM(host=server.url, retries=2, backoff=0.01)
+    with pytest.raises(error, match=reason.replace("(", r"\(").replace(")", r"\)")):
+        llm.generate("hi", {}, 3)
+    assert len(server.requests) == 1  # not retried
+    out, meta = narrate(inc, rule, passages, llm, timeout=3)
+    assert out.generated_by == "rules" and reason in meta["fallback_reason"]
+    assert out.uncertainties[-1].startswith("LLM narrative not used")
