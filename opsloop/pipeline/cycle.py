@@ -192,14 +192,15 @@ def run_cycle(
     anomalies, clusters, candidates = reason(signals, settings, clock, degradations)
     with clock.stage("retrieve"):
         index = _runbook_index(runbooks, settings, degradations) if candidates else None
+    llm_counts: dict[str, int] = {}
     with clock.stage("assess"):
-        assessed = decide(candidates, signals, index, settings)
+        assessed, rules = decide(candidates, signals, index, settings, degradations, llm_counts)
     with clock.stage("act"), store.begin() as session:
-        incidents, act_counts = act(session, assessed, settings)
+        incidents, act_counts = act(session, assessed, settings, rules)
         report = CycleReport(
             id="cyc-" + uuid.uuid4().hex[:12], window=signals.window,
             counts={**signals.counts(), "anomalies": len(anomalies), "clusters": len(clusters),
-                    "incidents": len(incidents), **act_counts},
+                    "incidents": len(incidents), **act_counts, **llm_counts},
             stage_seconds=clock.seconds, degradations=degradations, quarantined=signals.quarantined,
             incident_ids=[i.id for i in incidents],
         )
