@@ -242,7 +242,19 @@ def validate_output(output: Any, *, schema: dict[str, Any], passage_ids: tuple[s
             return False, f"{name} repeats the prompt's instructions instead of narrating"
         if is_degenerate(str(output.get(name, ""))):
             return False, f"{name} loops (repeats the same words over and over)"
+        if not is_prose(str(output.get(name, ""))):
+            return False, f"{name} is not prose (fewer than {MIN_WORDS} words, or template markup)"
     return True, "ok"
+
+
+MIN_WORDS = 6
+
+
+def is_prose(text: str) -> bool:
+    """At least :data:`MIN_WORDS` alphabetic words and no template markup (``{{``, ``}}``, ``<%``)."""
+    if any(mark in text for mark in ("{{", "}}", "<%", "%>")):
+        return False
+    return len(re.findall(r"[A-Za-z]{2,}", text)) >= MIN_WORDS
 
 
 def validate(output: Any, prompt: Prompt) -> tuple[bool, str]:

@@ -222,6 +222,23 @@ def detect_log_errors(logs: pd.DataFrame, window: Window, s: DetectionSettings) 
     return out
 
 
+def _ratio_affected(span: pd.DataFrame, up: str, down: str, base: float, s: DetectionSettings,
+                    min_up: int = 3, drop: float = 0.25) -> dict[str, list[str]]:
+    """Merchants (and their stages) whose own ``down/up`` ratio in the span fell by ``drop`` or more
+    below the baseline ratio ``base`` (with at least ``min_up`` upstream events): the blast radius,
+    not everyone who had traffic."""
+    if "merchant_id" not in span:
+        return {}
+    ev = span[span["event"].isin([up, down])]
+    counts = ev.groupby(["merchant_id", "event"]).size().unstack(fill_value=0)
+    if up not in counts:
+        return {}
+    n_up = counts[up]
+    n_down = counts[down] if down in counts else 0 * n_up
+    hit = counts.index[(n_up >= min_up) & (n_down < (1 - drop) * base * n_up)]
+    return _affected(ev[ev["merchant_id"].isin(hit)])
+
+
 def detect_event_ratios(logs: pd.DataFrame, window: Window, s: DetectionSettings) -> list[Anomaly]:
     """Ratio anomalies of each pair in :data:`EVENT_PAIRS`, per stage and overall."""
     if logs.empty or "event" not in logs or logs["event"].isna().all():
@@ -264,7 +281,7 @@ def detect_event_ratios(logs: pd.DataFrame, window: Window, s: DetectionSettings
                     orphans = paid[~paid["order_id"].isin(done)]
                     evidence.update(orphaned_ids=orphans["order_id"].dropna().head(5).tolist(), affected=_affected(orphans))
                 else:
-                    evidence["affected"] = _affected(span[span["event"] == up])
+                    evidence["affected"] = _ratio_affected(span, up, down, base, s)
                 score = float(frame["score"].iat[peak])
                 out.append(Anomaly(
                     detector=det.name, kind=Kind.soft, series=SeriesKey.of(f"{down}/{up}", stage=stage),
