@@ -80,8 +80,9 @@ def ffill(x: np.ndarray) -> np.ndarray:
 
 
 def count_seen(x: np.ndarray) -> np.ndarray:
-    """Number of non-NaN values at or before each position."""
-    return np.cumsum(~np.isnan(x), axis=-1)
+    """Number of non-NaN values at or before each position (shared through :data:`SHARED_MEMO`;
+    do not modify the result in place)."""
+    return memoized("seen", x, lambda: np.cumsum(~np.isnan(x), axis=-1))
 
 
 def rolling_sum(x: np.ndarray, window: int) -> np.ndarray:
@@ -116,7 +117,7 @@ def robust_scale(resid: np.ndarray, alpha: float, clip: float = 4.0, floor: np.n
     a = np.abs(resid)
     s1 = lag(ew_mean(a, alpha)) * MEAN_ABS_TO_SD
     lim = np.where(np.isnan(s1), np.inf, clip * np.maximum(s1, floor))
-    s2 = lag(ew_mean(np.where(np.isnan(a), np.nan, np.minimum(a, lim)), alpha)) * MEAN_ABS_TO_SD
+    s2 = lag(ew_mean(np.minimum(a, lim), alpha)) * MEAN_ABS_TO_SD  # np.minimum keeps NaN
     return np.maximum(s2, floor)
 
 
@@ -153,27 +154,59 @@ SHARED_MEMO: ContextVar[dict | None] = ContextVar("opsloop_shared_memo", default
 
 
 def array_key(x: np.ndarray) -> tuple:
-    """A content key of an array (digest of its bytes, shape) for :data:`SHARED_MEMO`."""
-    return hashlib.blake2b(np.ascontiguousarray(x).view(np.uint8), digest_size=16).digest(), x.shape
+    """A content key of an array (digest of its bytes, shape) for :data:`SHARED_MEMO`.
+
+    Within a memo the digest is computed once per buffer: the memo remembers each array it has
+    keyed by buffer address, shape, strides and dtype (and keeps a reference, so the buffer is not
+    freed and reused while the memo lives; members never modify their inputs in place).
+    """
+    x = np.asarray(x)
+    memo = SHARED_MEMO.get()
+    ident = None
+    if memo is not None:
+        ident = ("ident", x.__array_interface__["data"][0], x.shape, x.strides, x.dtype.str)
+        hit = memo.get(ident)
+        if hit is not None:
+            return hit[1]
+    key = hashlib.blake2b(np.ascontiguousarray(x).view(np.uint8), digest_size=16).digest(), x.shape
+    if memo is not None:
+        memo[ident] = (x, key)
+    return key
+
+
+def memoized(tag: str, x: np.ndarray, compute):
+    """``compute()`` (a function of ``x``), once per array ``x`` within a :data:`SHARED_MEMO`."""
+    memo = SHARED_MEMO.get()
+    if memo is None:
+        return compute()
+    key = (tag, *array_key(x))
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
+
+
+def running_extremes(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(max, min)`` of the values strictly before each position (-inf / +inf before any value);
+    shared through :data:`SHARED_MEMO` (do not modify the results in place)."""
+
+    def compute():
+        hi = lag(np.fmax.accumulate(np.where(np.isnan(x), -np.inf, x), axis=-1), 1, -np.inf)
+        lo = lag(np.fmin.accumulate(np.where(np.isnan(x), np.inf, x), axis=-1), 1, np.inf)
+        return hi, lo
+
+    return memoized("extremes", x, compute)
 
 
 def running_range(x: np.ndarray) -> np.ndarray:
     """``max - min`` of the values strictly before each position (NaN before two values)."""
-    memo = SHARED_MEMO.get()
-    if memo is not None:
-        key = ("range", *array_key(x))
-        if key not in memo:
-            memo[key] = _running_range(x)
-        return memo[key]
-    return _running_range(x)
 
+    def compute():
+        hi, lo = running_extremes(x)
+        with np.errstate(invalid="ignore"):
+            r = hi - lo
+        return np.where(np.isfinite(r), r, np.nan)
 
-def _running_range(x: np.ndarray) -> np.ndarray:
-    hi = lag(np.fmax.accumulate(np.where(np.isnan(x), -np.inf, x), axis=-1), 1, -np.inf)
-    lo = lag(np.fmin.accumulate(np.where(np.isnan(x), np.inf, x), axis=-1), 1, np.inf)
-    with np.errstate(invalid="ignore"):
-        r = hi - lo
-    return np.where(np.isfinite(r), r, np.nan)
+    return memoized("range", x, compute)
 
 
 def scale_floor(level: np.ndarray, x: np.ndarray, range_frac: float = SCALE_FLOOR_RANGE) -> np.ndarray:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from opsloop.detectors.base import BaseDetector, DetectorConfig
-from opsloop.detectors.causal import alpha_of, count_seen
+from opsloop.detectors.causal import alpha_of, count_seen, memoized
 from opsloop.detectors.forecast import robust_forecast
 
 
@@ -41,10 +41,14 @@ class CusumConfig(DetectorConfig):
 def cusum_core(v: np.ndarray, cfg: CusumConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(score, direction, level, scale)`` of each row of ``v`` (shape ``(..., n)``)."""
     level, scale = robust_forecast(v, alpha_of(cfg.baseline), None, cfg.baseline, 4.0)
-    with np.errstate(all="ignore"):
-        z = np.clip((v - level) / scale, -cfg.clip, cfg.clip)
-    ready = (count_seen(v) > cfg.min_periods) & ~np.isnan(z)
-    z0 = np.where(ready, z, 0.0)
+
+    def standardise():  # shared by CUSUMs of one baseline (different k) within an ensemble
+        with np.errstate(all="ignore"):
+            z = np.clip((v - level) / scale, -cfg.clip, cfg.clip)
+        ready = (count_seen(v) > cfg.min_periods) & ~np.isnan(z)
+        return ready, np.where(ready, z, 0.0)
+
+    ready, z0 = memoized(("cusum_z", cfg.baseline, cfg.clip, cfg.min_periods), v, standardise)
     up = np.cumsum(np.where(ready, z0 - cfg.k, 0.0), axis=-1)
     dn = np.cumsum(np.where(ready, -z0 - cfg.k, 0.0), axis=-1)
     s_up = up - np.minimum(np.minimum.accumulate(up, axis=-1), 0.0)

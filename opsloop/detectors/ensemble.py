@@ -87,29 +87,64 @@ class EnsembleConfig(DetectorConfig):
     min_periods: int = 30
 
 
-def _count_ge_before(b: np.ndarray, nbins: int, block: int = 16):
-    """For cells ``b`` (shape (C,), in 0..nbins-1), a function ``(pos, j) -> #{u < pos: b_u >= j}``.
+#: ``_LOWER[o, l]``: lane ``l`` precedes lane ``o`` within a block of 16.
+_LOWER = np.tril(np.ones((16, 16), dtype=bool), -1)
 
-    Block decomposition: per-block histograms cumulated over blocks and cells answer for whole
-    earlier blocks; a ``block``-wide comparison answers within the block of ``pos``.
+
+def _tail_counts(b: np.ndarray, rows: np.ndarray, nrows: int, nbins: int) -> np.ndarray:
+    """For tail points with cells ``b`` (in 0..nbins-1, nbins <= 127) listed by row then time (row
+    ``rows``), the number of earlier tail points of the same row with a cell ``>= b``.
+
+    Block decomposition: each row's points start a new block of 16 slots (padded with -1), so
+    per-block histograms cumulated over cells and over blocks count whole earlier blocks of the
+    row (the cumulated count at the block, minus that at the row's first block), and an all-pairs
+    comparison inside each block (16 x 16 cells) counts within the point's own block.
     """
-    c = b.size
-    nblk = -(-c // block)
-    bp = np.full(nblk * block, -1, dtype=np.int32)
-    bp[:c] = b
+    block = _LOWER.shape[0]
+    per_row = np.bincount(rows, minlength=nrows)
+    padded = -(-per_row // block) * block
+    start = np.cumsum(padded) - padded  # first slot of each row
+    first = np.cumsum(per_row) - per_row  # first tail point of each row
+    slot = start[rows] + (np.arange(b.size) - first[rows])
+    nblk = int(padded.sum()) // block
+    bp = np.full(nblk * block, -1, dtype=np.int8 if nbins <= 127 else np.int16)
+    bp[slot] = b
     bb = bp.reshape(nblk, block)
-    hist = np.bincount(np.repeat(np.arange(nblk), block)[bp >= 0] * nbins + bp[bp >= 0],
-                       minlength=nblk * nbins).reshape(nblk, nbins)
+    blk = slot // block
+    hist = np.bincount(blk * nbins + b, minlength=nblk * nbins).reshape(nblk, nbins).astype(np.int32)
     ge_cell = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1]  # per block: points with cell >= j
     before = np.cumsum(ge_cell, axis=0) - ge_cell  # over earlier blocks
-    lane = np.arange(block)
+    # within[blk, o]: earlier lanes l < o of the block whose cell is >= the cell of lane o
+    within = ((bb[:, None, :] >= bb[:, :, None]) & _LOWER).view(np.uint8).sum(axis=2, dtype=np.uint8)
+    return before[blk, b] - before[start[rows] // block, b] + within.ravel()[slot]
 
-    def query(pos: np.ndarray, j: np.ndarray) -> np.ndarray:
-        blk, off = np.divmod(pos, block)
-        within = ((bb[blk] >= j[:, None]) & (lane < off[:, None])).sum(axis=1)
-        return before[blk, j] + within
 
-    return query
+def _tail_evidence(s2: np.ndarray, ok: np.ndarray, prev_max: np.ndarray | None, edges: np.ndarray,
+                   floor: float, relative_floor: float) -> np.ndarray:
+    """``-log10`` of the causal empirical tail probability of rows ``s2`` (shape (R, n); NaN where
+    not ``ok``); ``prev_max``: the largest earlier score of each position (needed when
+    ``relative_floor > 0``)."""
+    n = s2.shape[1]
+    x = np.where(ok, 0.0, np.nan)
+    tail = ok & (s2 >= floor)
+    if relative_floor > 0:  # also at least a share of the largest earlier score (non-decreasing)
+        tail &= s2 >= relative_floor * prev_max
+    pos = np.flatnonzero(tail)  # row-major: by row, then time
+    if pos.size:
+        rows = pos // n
+        b = (np.searchsorted(edges, s2.ravel()[pos], side="right") - 1).astype(np.int32)
+        count = _tail_counts(b, rows, s2.shape[0], len(edges))
+        if (ok == ok[0]).all():  # one NaN pattern in every row: count the earlier scores on one row
+            seen = (np.cumsum(ok[0]) - ok[0])[pos - rows * n]
+        else:
+            seen = (np.cumsum(ok, axis=-1) - ok).ravel()[pos]
+        x.ravel()[pos] = -np.log10((1.0 + count) / (1.0 + seen))
+    return x
+
+
+def _prev_max(s2: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """The largest earlier non-NaN score of each position (-inf before any)."""
+    return lag(np.fmax.accumulate(np.where(ok, s2, -np.inf), axis=-1), 1, -np.inf)
 
 
 def causal_tail_probability(s: np.ndarray, edges: np.ndarray = RANK_EDGES, floor: float = 0.0,
@@ -124,27 +159,10 @@ def causal_tail_probability(s: np.ndarray, edges: np.ndarray = RANK_EDGES, floor
     Cost: a few passes over the array plus ``O(16)`` work per tail point (block decomposition).
     """
     s = np.asarray(s, dtype=float)
-    shape = s.shape
-    s2 = s.reshape(-1, shape[-1])
-    n = s2.shape[1]
+    s2 = s.reshape(-1, s.shape[-1])
     ok = ~np.isnan(s2)
-    p = np.where(ok, 1.0, np.nan)
-    tail = ok & (s2 >= floor)
-    if relative_floor > 0:  # also at least a share of the largest earlier score (non-decreasing)
-        prev_max = lag(np.fmax.accumulate(np.where(ok, s2, -np.inf), axis=-1), 1, -np.inf)
-        tail &= s2 >= relative_floor * prev_max
-    pos = np.flatnonzero(tail)  # row-major: by row, then time
-    if pos.size:
-        rows = pos // n
-        b = (np.searchsorted(edges, s2.ravel()[pos], side="right") - 1).astype(np.int32)
-        first = np.searchsorted(rows, rows, side="left")  # first tail point of the same row
-        ge = _count_ge_before(b, len(edges))
-        # tail points of the same row before i with a cell >= b_i: all such before i, minus those
-        # before the row's first tail point
-        count = ge(np.arange(pos.size), b) - ge(first, b)
-        seen = (np.cumsum(ok, axis=-1) - ok).ravel()[pos]
-        p.ravel()[pos] = (1.0 + count) / (1.0 + seen)
-    return p.reshape(shape)
+    prev_max = _prev_max(s2, ok) if relative_floor > 0 else None
+    return (10.0 ** -_tail_evidence(s2, ok, prev_max, edges, floor, relative_floor)).reshape(s.shape)
 
 
 def calibrate(score: np.ndarray, member: Member) -> np.ndarray:
@@ -157,13 +175,16 @@ def calibrate(score: np.ndarray, member: Member) -> np.ndarray:
         with np.errstate(all="ignore"):
             x = np.where(score > 0, base + np.log10(score), 0.0)
         return np.where(np.isnan(score), np.nan, np.maximum(x, 0.0))
-    x = -np.log10(causal_tail_probability(score, floor=member.floor, relative_floor=member.relative_floor))
+    score = np.asarray(score, dtype=float)
+    s2 = score.reshape(-1, score.shape[-1])
+    ok = ~np.isnan(s2)
+    prev_max = _prev_max(s2, ok) if (member.relative_floor > 0 or member.tail_index > 0) else None
+    x = _tail_evidence(s2, ok, prev_max, RANK_EDGES, member.floor, member.relative_floor)
     if member.tail_index > 0:  # beyond every earlier score: extrapolate the tail (Pareto, index κ)
-        prev_max = lag(np.fmax.accumulate(np.where(np.isnan(score), -np.inf, score), axis=-1), 1, -np.inf)
-        with np.errstate(all="ignore"):
-            beyond = np.where((prev_max > 0) & (score > prev_max), np.log10(score / prev_max), 0.0)
-        x = x + member.tail_index * nan0(beyond)
-    return x
+        beyond = (prev_max > 0) & (s2 > prev_max)
+        if beyond.any():
+            x[beyond] += member.tail_index * np.log10(s2[beyond] / prev_max[beyond])
+    return x.reshape(score.shape)
 
 
 def combine(evidence: list[np.ndarray], directions: list[np.ndarray], suppress: int, ready: np.ndarray,

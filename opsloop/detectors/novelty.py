@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from opsloop.detectors.base import BaseDetector, DetectorConfig
-from opsloop.detectors.causal import count_seen, lag, nan0, rolling_max
+from opsloop.detectors.causal import count_seen, lag, nan0, rolling_max, running_extremes
 
 
 class NoveltyConfig(DetectorConfig):
@@ -33,8 +33,7 @@ def novelty_core(v: np.ndarray, window: int, min_periods: int) -> tuple[np.ndarr
         hi = lag(rolling_max(v, window))
         lo = -lag(rolling_max(-v, window))
     else:
-        hi = lag(np.fmax.accumulate(np.where(np.isnan(v), -np.inf, v), axis=-1), 1, -np.inf)
-        lo = lag(np.fmin.accumulate(np.where(np.isnan(v), np.inf, v), axis=-1), 1, np.inf)
+        hi, lo = running_extremes(v)
         hi, lo = np.where(np.isinf(hi), np.nan, hi), np.where(np.isinf(lo), np.nan, lo)
     span = hi - lo
     unit = np.maximum(span, np.maximum(np.abs(nan0(hi)), np.abs(nan0(lo))) * 1e-9 + 1e-12)

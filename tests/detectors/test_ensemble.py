@@ -90,6 +90,35 @@ def test_rank_calibration_equals_brute_force(floor):
     assert tail.any()
 
 
+@pytest.mark.parametrize("same_nan_pattern", [True, False])
+def test_rank_calibration_many_rows_relative_floor(same_nan_pattern):
+    """Several rows (one without any tail point), a relative floor and a shared or per-row NaN
+    pattern: equal to the direct count (the block decomposition spans rows and blocks)."""
+    rng = np.random.default_rng(4)
+    x = np.abs(rng.standard_t(2, (6, 157)))
+    x[3] = 0.001  # below the floor everywhere
+    if same_nan_pattern:
+        x[:, :5] = np.nan
+    else:
+        x[rng.random(x.shape) < 0.1] = np.nan
+    floor, rel = 0.5, 0.25
+    p = causal_tail_probability(x, floor=floor, relative_floor=rel)
+    b = np.searchsorted(RANK_EDGES, np.nan_to_num(x), side="right") - 1
+    for r in range(x.shape[0]):
+        prev_max, tail_cells, seen = -np.inf, [], 0
+        for t in range(x.shape[1]):
+            if np.isnan(x[r, t]):
+                assert np.isnan(p[r, t])
+                continue
+            if x[r, t] < floor or x[r, t] < rel * prev_max:
+                assert p[r, t] == 1.0
+            else:  # ranked among the earlier tail points (grid cells), out of all earlier scores
+                count = sum(c >= b[r, t] for c in tail_cells)
+                assert p[r, t] == pytest.approx((1 + count) / (1 + seen))
+                tail_cells.append(b[r, t])
+            prev_max, seen = max(prev_max, x[r, t]), seen + 1
+
+
 def test_pareto_and_tail_extrapolation():
     m = Member(name="novelty", calibration="pareto", pareto_scale=1e-6, record_boost=None)
     np.testing.assert_allclose(calibrate(np.array([0.0, 0.01, 1.0, np.nan]), m), [0, 4, 6, np.nan])

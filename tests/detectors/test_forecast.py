@@ -51,3 +51,23 @@ def test_level_shift_alarms_at_its_start_and_fixed_alpha_needs_no_fit_search():
     flags = det.predict(s)
     assert flags.iloc[300:305].all() and flags.iloc[:300].sum() <= 1
     assert not ForecastDetector().can_batch()
+
+
+def test_shared_memo_tells_arrays_apart():
+    """Within one shared memo, arrays created and dropped one after the other (whose buffers could
+    be reused) and equal arrays in different buffers get their own (or the equal) results."""
+    from opsloop.detectors.causal import count_seen, running_range
+    from opsloop.detectors.forecast import robust_forecast, shared_forecasts
+
+    rng = np.random.default_rng(6)
+    with shared_forecasts():
+        for _ in range(20):
+            x = rng.normal(size=(3, 200))
+            x[0, 5] = np.nan
+            want = np.nanmax(x[:, :10], axis=1) - np.nanmin(x[:, :10], axis=1)
+            np.testing.assert_allclose(running_range(x)[:, 10], want)
+            np.testing.assert_array_equal(count_seen(x), np.cumsum(~np.isnan(x), axis=-1))
+            f, _ = robust_forecast(x, 0.1, None, 50, 4.0)
+            g, _ = robust_forecast(x.copy(), 0.1, None, 50, 4.0)  # equal content, other buffer
+            np.testing.assert_array_equal(f, g)
+            del x, f, g

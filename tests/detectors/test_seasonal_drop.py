@@ -43,3 +43,22 @@ def test_no_season_falls_back_to_the_trailing_median():
     assert det.period_ is None
     flags = det.predict(s)
     assert flags.iloc[402:420].all() and flags.iloc[:400].sum() == 0
+
+
+def test_median_of_three_seasons_equals_nanmedian():
+    """The sort-free median of three lags equals ``np.nanmedian`` (one, two or three values there)."""
+    import warnings
+
+    from opsloop.detectors.causal import lag
+    from opsloop.detectors.seasonal_drop import seasonal_expectation
+
+    rng = np.random.default_rng(5)
+    v = rng.normal(size=(4, 400))
+    v[rng.random(v.shape) < 0.3] = np.nan
+    stack = np.stack([lag(v, 50 * j) for j in (1, 2, 3)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        med = np.nanmedian(stack, axis=0)
+    for min_lags in (1, 2, 3):
+        want = np.where(np.sum(~np.isnan(stack), axis=0) >= min_lags, med, np.nan)
+        np.testing.assert_array_equal(seasonal_expectation(v, 50, 3, min_lags, 60), want)
