@@ -1,26 +1,28 @@
 """Simple log signatures: mask variable tokens of a message into a template and count templates.
 
 Masking replaces e-mails, UUIDs, IPs, ids with a known prefix (``ord_…``, ``dlv_…``), hex strings and
-numbers with ``<*>``, in the spirit of Drain's pre-processing (He et al. 2017). The deeper miner
-(drain3, persisted per service) replaces this in a later step.
+numbers with a token, in the spirit of Drain's pre-processing (He et al. 2017). The deeper miner --
+drain3, persisted per service, with window anomalies -- is :mod:`opsloop.clustering.drain`.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
 import pandas as pd
 
 from opsloop.domain import LogSignature, stable_hash
 
+# Pattern strings (not compiled) without look-arounds: pandas then runs them with RE2 through pyarrow,
+# ~4x faster than Python ``re`` on large frames. An id is a short lowercase prefix, ``_`` and an
+# alphanumeric run containing a digit (``ord_8f3a…``, ``m_019``).
 _MASKS = [
-    (re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+"), "<EMAIL>"),
-    (re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"), "<UUID>"),
-    (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b"), "<IP>"),
-    (re.compile(r"\b[a-z]{1,5}_(?=[0-9A-Za-z]*\d)[0-9A-Za-z]{3,}\b"), "<ID>"),
-    (re.compile(r"\b(?:0x)?[0-9a-fA-F]{8,}\b"), "<HEX>"),
-    (re.compile(r"\b[vV]?\d+(?:\.\d+)*\b"), "<NUM>"),
+    (r"[\w.+-]+@[\w-]+\.[\w.-]+", "<EMAIL>"),
+    (r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b", "<UUID>"),
+    (r"\b\d{1,3}(?:\.\d{1,3}){3}\b", "<IP>"),
+    (r"\b[a-z]{1,5}_[0-9A-Za-z]*[0-9][0-9A-Za-z]*\b", "<ID>"),
+    (r"\b(?:0x)?[0-9a-fA-F]{8,}\b", "<HEX>"),
+    (r"\b[vV]?\d+(?:\.\d+)*\b", "<NUM>"),
 ]
 
 

@@ -1,19 +1,35 @@
 """Ticket clustering: DBSCAN (Ester et al. 1996) on cosine distance between sentence embeddings.
 
-Noise tickets (DBSCAN label -1) stay unclustered. Each cluster gets top terms by class-based TF-IDF
-(Grootendorst 2022, BERTopic's c-TF-IDF), a label, the tickets closest to its centroid as examples,
-its time span and the merchants and stages it touches.
+The neighbour graph comes from FAISS (:mod:`opsloop.clustering.dbscan`), so clustering scales to
+100k tickets; ``eps`` defaults to the knee of the k-distance curve (reported in the result), or to
+:data:`DEFAULT_EPS` when there are too few tickets for a curve. Noise tickets (DBSCAN label -1) stay
+unclustered. Each cluster gets top terms by class-based TF-IDF (Grootendorst 2022, BERTopic's
+c-TF-IDF), a readable label (the most common subject near its centroid), the tickets closest to its
+centroid as examples, its time span and the merchants and stages it touches. Given the themes known
+from earlier cycles (:mod:`opsloop.clustering.themes`), clusters keep their theme's id.
 """
 
 from __future__ import annotations
 
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
 import numpy as np
 import pandas as pd
-from sklearn.cluster import DBSCAN
 from sklearn.feature_extraction.text import CountVectorizer
 
+from opsloop.clustering.dbscan import FaissDBSCAN, Knee
 from opsloop.clustering.embedders import Embedder
+from opsloop.clustering.themes import KnownTheme, assign_ids, update_themes
 from opsloop.domain import TicketCluster, stable_hash
+
+#: eps (cosine distance) when there are fewer than :data:`MIN_KNEE_POINTS` tickets. On the simulated
+#: scenarios (MiniLM) the k-distance knee lands between 0.23 and 0.28; 0.25 is the middle.
+DEFAULT_EPS = 0.25
+#: Fewest tickets whose k-distance curve is trusted for a knee.
+MIN_KNEE_POINTS = 50
 
 
 def ticket_texts(tickets: pd.DataFrame) -> list[str]:
@@ -30,7 +46,11 @@ def class_tfidf_terms(texts: list[str], labels: np.ndarray, top_n: int = 5) -> d
     clusters = sorted(int(c) for c in set(labels.tolist()) if c >= 0)
     if not clusters:
         return {}
-    docs = [" ".join(t for t, lab in zip(texts, labels) if lab == c) for c in clusters]
+    groups: dict[int, list[str]] = {}
+    for t, lab in zip(texts, labels.tolist()):
+        if lab >= 0:
+            groups.setdefault(int(lab), []).append(t)
+    docs = [" ".join(groups[c]) for c in clusters]
     vec = CountVectorizer(stop_words="english", token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z0-9_.]{2,}\b")
     tf = vec.fit_transform(docs).toarray().astype(float)
     words = np.asarray(vec.get_feature_names_out())
@@ -52,44 +72,158 @@ def _affected(rows: pd.DataFrame) -> dict[str, list[str]]:
     return out
 
 
-def cluster_tickets(
-    tickets: pd.DataFrame, embedder: Embedder, eps: float = 0.35, min_samples: int = 4, n_examples: int = 3
-) -> list[TicketCluster]:
+@dataclass
+class ClusteringResult:
+    """What :func:`cluster` found.
+
+    * ``clusters`` -- sorted by size, largest first; ``centroids`` ``(n_clusters, dim)`` unit vectors,
+      row ``i`` is ``clusters[i]``'s (for theme matching and storage).
+    * ``labels`` ``(n_tickets,)`` -- index into ``clusters`` per input row (in input order), -1 noise.
+    * ``noise`` -- ids of the tickets left unclustered.
+    * ``eps`` / ``eps_source`` -- the radius used and where it came from: ``given``, ``knee`` (then
+      ``knee`` holds the curve) or ``default`` (too few tickets for a knee).
+    * ``themes`` -- the known themes updated with this run's clusters (persist them for next cycle).
+    * ``stats`` -- seconds (``embed_s``, ``cluster_s``, ``describe_s``) and the neighbour-graph figures.
+    """
+
+    clusters: list[TicketCluster]
+    centroids: np.ndarray
+    labels: np.ndarray
+    noise: list[str]
+    eps: float
+    eps_source: str
+    min_samples: int
+    knee: Knee | None = None
+    themes: list[KnownTheme] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def _label(subjects: list[str]) -> str:
+    """The most common of ``subjects`` (ordered by closeness to the centroid; ties: the closest)."""
+    counts = Counter(subjects)
+    best = max(counts.values())
+    return next(s for s in subjects if counts[s] == best)
+
+
+def cluster(
+    tickets: pd.DataFrame, embedder: Embedder, eps: float | None = None, min_samples: int = 4,
+    n_examples: int = 3, known_themes: list[KnownTheme] | None = None, min_theme_similarity: float = 0.8,
+    vectors: np.ndarray | None = None, **dbscan_params: Any,
+) -> ClusteringResult:
     """Cluster ``tickets`` (a tickets-contract DataFrame) and describe each cluster.
 
-    ``eps`` is a cosine distance (1 - cosine similarity). Returns clusters sorted by size, largest
-    first; the cluster id hashes its sorted ticket ids.
+    Args:
+        eps: cosine distance radius (1 - cosine similarity); ``None`` picks the k-distance knee
+            (``k = min_samples``), or :data:`DEFAULT_EPS` below :data:`MIN_KNEE_POINTS` tickets.
+        min_samples: tickets within ``eps`` (itself included) that make a core ticket.
+        n_examples: representative tickets per cluster (closest to the centroid).
+        known_themes: themes from earlier cycles; a cluster whose centroid matches one (cosine
+            >= ``min_theme_similarity``) takes its id, otherwise its id hashes its sorted ticket ids.
+        vectors: precomputed embeddings ``(n, dim)`` in row order (skips ``embedder``).
+        dbscan_params: passed to :class:`~opsloop.clustering.dbscan.FaissDBSCAN`.
+
+    Returns:
+        A :class:`ClusteringResult`.
     """
-    if len(tickets) < min_samples:
-        return []
     tickets = tickets.reset_index(drop=True)
+    n = len(tickets)
+    t0 = time.perf_counter()
     texts = ticket_texts(tickets)
-    vecs = embedder.embed(texts)
-    labels = DBSCAN(eps=eps, min_samples=min_samples, metric="cosine").fit_predict(vecs)
-    terms = class_tfidf_terms(texts, labels)
-    clusters = []
+    vecs = np.asarray(embedder.embed(texts) if vectors is None else vectors, dtype=np.float32)
+    t1 = time.perf_counter()
+    source = "given" if eps is not None else ("knee" if n >= MIN_KNEE_POINTS else "default")
+    if source == "default":
+        eps = DEFAULT_EPS
+    model = FaissDBSCAN(eps=eps, min_samples=min_samples, **dbscan_params)
+    raw = model.fit_predict(vecs) if n >= min_samples else np.full(n, -1)
+    t2 = time.perf_counter()
+    used_eps = model.eps_ if n >= min_samples else float(eps if eps is not None else DEFAULT_EPS)
+
+    terms = class_tfidf_terms(texts, raw)
+    norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+    unit = vecs / np.where(norms > 0, norms, 1.0)
+    drafts = []
     for c, top in terms.items():
-        members = np.flatnonzero(labels == c)
+        members = np.flatnonzero(raw == c)
         rows = tickets.iloc[members]
-        centroid = vecs[members].mean(axis=0)
-        closest = members[np.argsort(-(vecs[members] @ centroid))[:n_examples]]
+        centroid = unit[members].mean(axis=0)
+        centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
+        order = members[np.argsort(-(unit[members] @ centroid), kind="stable")]
         examples = [
             {"id": str(tickets.at[i, "id"]), "subject": str(tickets.at[i, "subject"]),
              "created_at": tickets.at[i, "created_at"].isoformat()}
-            for i in closest
+            for i in order[:n_examples]
         ]
         ids = sorted(rows["id"].astype(str).tolist())
-        clusters.append(
-            TicketCluster(
-                id="cl-" + stable_hash(ids, 10),
-                size=len(members),
-                top_terms=top,
-                examples=examples,
-                label=examples[0]["subject"],
-                first_seen=rows["created_at"].min().to_pydatetime(),
-                last_seen=rows["created_at"].max().to_pydatetime(),
-                affected=_affected(rows),
-                ticket_ids=ids,
-            )
-        )
-    return sorted(clusters, key=lambda cl: -cl.size)
+        drafts.append((c, centroid, TicketCluster(
+            id="cl-" + stable_hash(ids, 10),
+            size=len(members),
+            top_terms=top,
+            examples=examples,
+            label=_label([str(tickets.at[i, "subject"]) for i in order[:10]]),
+            first_seen=rows["created_at"].min().to_pydatetime(),
+            last_seen=rows["created_at"].max().to_pydatetime(),
+            affected=_affected(rows),
+            ticket_ids=ids,
+        )))
+    drafts.sort(key=lambda d: (-d[2].size, d[2].first_seen, d[2].id))
+    dim = vecs.shape[1] if vecs.ndim == 2 else 0
+    centroids = np.stack([d[1] for d in drafts]).astype(np.float32) if drafts else np.zeros((0, dim), np.float32)
+    clusters = [d[2] for d in drafts]
+    known = list(known_themes or [])
+    if clusters:
+        ids = assign_ids(known, [c.id for c in clusters], centroids, min_theme_similarity)
+        clusters = [c.model_copy(update={"id": i}) for c, i in zip(clusters, ids)]
+    last = max((c.last_seen for c in clusters), default=None)
+    themes = update_themes(known, [c.id for c in clusters], centroids, [c.size for c in clusters],
+                           [c.label for c in clusters], seen=last)
+    relabel = np.full(int(raw.max()) + 2 if len(raw) else 1, -1)
+    for i, d in enumerate(drafts):
+        relabel[d[0]] = i
+    labels = relabel[raw] if len(raw) else np.zeros(0, dtype=int)
+    stats = {"embed_s": round(t1 - t0, 3), "cluster_s": round(t2 - t1, 3),
+             "describe_s": round(time.perf_counter() - t2, 3)}
+    if n >= min_samples:
+        stats["graph"] = vars(model.graph_stats_)
+    return ClusteringResult(
+        clusters=clusters, centroids=centroids, labels=labels,
+        noise=tickets.loc[labels < 0, "id"].astype(str).tolist(), eps=float(used_eps), eps_source=source,
+        min_samples=min_samples, knee=model.knee_ if n >= min_samples else None, themes=themes, stats=stats,
+    )
+
+
+def cluster_tickets(
+    tickets: pd.DataFrame, embedder: Embedder, eps: float | None = None, min_samples: int = 4, n_examples: int = 3
+) -> list[TicketCluster]:
+    """Clusters of ``tickets`` (see :func:`cluster`), sorted by size, largest first; the cluster id
+    hashes its sorted ticket ids. ``eps`` is a cosine distance; ``None`` picks it from the data."""
+    return cluster(tickets, embedder, eps=eps, min_samples=min_samples, n_examples=n_examples).clusters
+
+
+def split_bursts(times: pd.Series | np.ndarray, labels: np.ndarray, max_gap: str | pd.Timedelta = "1h",
+                 min_size: int = 5) -> np.ndarray:
+    """Labels with each cluster's time bursts split off as clusters of their own.
+
+    A burst is a maximal run of a cluster's tickets (in time order) with gaps of at most ``max_gap``
+    and at least ``min_size`` tickets. When a cluster has a burst and anything else (another burst or
+    scattered tickets), each burst gets a new label and the rest keeps the old one. Semantically
+    alike complaints from different incidents ("checkout failing" for an auth failure on Tuesday and
+    for a slowdown on Wednesday) fall into one theme; this separates them. Noise (-1) stays noise.
+    """
+    labels = np.asarray(labels)
+    out = labels.copy()
+    t = pd.to_datetime(pd.Series(np.asarray(times)), utc=True).dt.tz_localize(None).to_numpy()
+    gap = pd.Timedelta(max_gap).to_timedelta64()
+    nxt = int(labels.max()) + 1 if len(labels) else 0
+    for c in np.unique(labels[labels >= 0]):
+        idx = np.flatnonzero(labels == c)
+        idx = idx[np.argsort(t[idx], kind="stable")]
+        run = np.concatenate([[0], np.cumsum(np.diff(t[idx]) > gap)])
+        sizes = np.bincount(run)
+        bursts = np.flatnonzero(sizes >= min_size)
+        if len(bursts) == 0 or (len(bursts) == 1 and sizes[bursts[0]] == len(idx)):
+            continue
+        for b in bursts:
+            out[idx[run == b]] = nxt
+            nxt += 1
+    return out

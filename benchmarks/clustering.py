@@ -1,0 +1,296 @@
+"""Ticket clustering: quality against the simulator's ground truth, and speed at 1k / 10k / 100k.
+
+**Quality** (per seed, ``--days`` days, MiniLM, eps from the k-distance knee, ``min_samples`` 4): a
+ticket's true label is the injected incident whose ``ticket_ids`` hold it; chatter tickets are
+labelled by the chatter *topic* whose subject template they match (the simulator does not store the
+topic, so it is recovered from :mod:`opsloop.data.ticket_templates`; every chatter ticket matched).
+Adjusted Rand index and NMI are computed on the tickets DBSCAN clustered (noise excluded; the noise
+share is reported next to them) for
+
+* ``topic``: incidents + chatter topics -- a topic has 2-4 templates that say different things
+  ("copy of invoice" vs "VAT number missing"), which a semantic clustering rightly splits;
+* ``template``: incidents + chatter subject templates;
+* ``incidents``: incident tickets only;
+
+each for the pure semantic clusters and after :func:`~opsloop.clustering.tickets.split_bursts`
+(1 h gaps, bursts of >= 5): incidents of different kinds can read alike ("checkout failing" for an
+auth failure and for a slowdown) and land in one theme; they happen at different times. The old
+fixed ``eps=0.35`` is scored too. Ticket surges (:mod:`opsloop.clustering.surges`) over the whole
+scenario: an incident has one when a surge starts between 1 h before it and 3 h after its end;
+other surges are false.
+
+**Speed.** Embedding throughput: MiniLM on ``--embed-n`` synthesised tickets (simulator templates
+re-filled with random merchants, orders, times), seconds for 1k/10k/100k extrapolated from it (the
+model is loaded before timing). Clustering seconds after embedding, each size in a fresh process
+(peak RSS of that process reported): 1k on real MiniLM vectors; 10k and 100k on vectors resampled
+from those real ones with a small random jitter (each copy ~0.03 cosine distance from its source),
+i.e. random normalised vectors with the cluster structure of real tickets -- embedding 100k tickets
+here would take over an hour. At 10k the default (bounded) graph is compared with the exact one.
+
+    python benchmarks/clustering.py --seeds 7 1 2 3 4 5 6 --embed-n 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import queue
+import re
+import resource
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+from opsloop.clustering.dbscan import FaissDBSCAN, normalise
+from opsloop.clustering.embedders import MiniLMEmbedder, _load_minilm
+from opsloop.clustering.surges import ticket_surges
+from opsloop.clustering.themes import CachedEmbedder, InMemoryEmbeddingCache
+from opsloop.clustering.tickets import cluster, split_bursts, ticket_texts
+from opsloop.data import ticket_templates as tt
+from opsloop.data.simulator import DEFAULT_START, simulate
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------- labels
+def _template_regex(template: str) -> re.Pattern:
+    parts = re.split(r"\{[a-z]+\}", template)
+    return re.compile("^" + ".+?".join(map(re.escape, parts)) + "$", re.DOTALL)
+
+
+_CHATTER = [(_template_regex(subject), topic, f"{topic}#{i}")
+            for topic, pairs in tt.BACKGROUND.items() for i, (subject, _) in enumerate(pairs)]
+
+
+def truth(tickets: pd.DataFrame, ground_truth: list[dict]) -> pd.DataFrame:
+    """``topic``, ``template`` and ``incident`` (bool) per ticket (NaN topic: unmatched chatter)."""
+    topic = pd.Series(np.nan, index=tickets["id"], dtype=object)
+    template = topic.copy()
+    for g in ground_truth:
+        topic[g["ticket_ids"]] = g["name"]
+        template[g["ticket_ids"]] = g["name"]
+    incident = topic.notna().to_numpy().copy()
+    for i, subject in zip(tickets["id"], tickets["subject"]):
+        if pd.isna(topic[i]):
+            for rx, name, tpl in _CHATTER:
+                if rx.match(subject):
+                    topic[i], template[i] = f"chatter:{name}", f"chatter:{tpl}"
+                    break
+    return pd.DataFrame({"topic": topic.to_numpy(), "template": template.to_numpy(), "incident": incident},
+                        index=tickets.index)
+
+
+def _scores(labels: np.ndarray, y: pd.Series, mask: np.ndarray) -> dict:
+    keep = mask & (labels >= 0) & y.notna().to_numpy()
+    if keep.sum() < 2:
+        return {"ari": None, "nmi": None, "n": int(keep.sum())}
+    return {"ari": round(float(adjusted_rand_score(y[keep], labels[keep])), 3),
+            "nmi": round(float(normalized_mutual_info_score(y[keep], labels[keep])), 3), "n": int(keep.sum())}
+
+
+def quality(seed: int, days: int, embedder) -> dict:
+    scen = simulate(seed=seed, days=days)
+    tickets = scen.tickets
+    lab = truth(tickets, scen.ground_truth)
+    t0 = time.perf_counter()
+    vecs = embedder.embed(ticket_texts(tickets))
+    embed_s = time.perf_counter() - t0
+    res = cluster(tickets, embedder, vectors=vecs, min_samples=4)
+    bursts = split_bursts(tickets["created_at"], res.labels, "1h", 5)
+    old = cluster(tickets, embedder, vectors=vecs, eps=0.35, min_samples=4).labels
+    everything, inc = np.ones(len(tickets), bool), lab["incident"].to_numpy()
+    surges = ticket_surges(tickets, res.clusters)
+
+    def surge_hits(g):  # customers write from minutes after the start until ~2 h after the end
+        lo, hi = pd.Timestamp(g["start"]) - pd.Timedelta("1h"), pd.Timestamp(g["end"]) + pd.Timedelta("3h")
+        return [a for a in surges if lo <= pd.Timestamp(a.start) <= hi]
+
+    def block(labels):
+        return {"topic": _scores(labels, lab["topic"], everything),
+                "template": _scores(labels, lab["template"], everything),
+                "incidents": _scores(labels, lab["topic"], inc)}
+
+    return {
+        "seed": seed, "days": days, "tickets": len(tickets), "incident_tickets": int(inc.sum()),
+        "unlabelled_chatter": int(lab["topic"].isna().sum()), "eps": round(res.eps, 4), "eps_source": res.eps_source,
+        "knee_position": round(res.knee.position, 3) if res.knee else None, "clusters": len(res.clusters),
+        "noise_share": round(float((res.labels < 0).mean()), 3),
+        "incident_noise_share": round(float((res.labels[inc] < 0).mean()), 3),
+        "semantic": block(res.labels), "burst_split": block(bursts), "old_eps_0.35": block(old),
+        "embed_s": round(embed_s, 2), "cluster_s": res.stats["cluster_s"],
+        "surges": {"incidents_with_surge": sum(bool(surge_hits(g)) for g in scen.ground_truth),
+                   "incidents": len(scen.ground_truth),
+                   "false_surges": sum(not any(a in surge_hits(g) for g in scen.ground_truth) for a in surges),
+                   "kinds": {g["name"]: sorted({a.kind.value for a in surge_hits(g)}) for g in scen.ground_truth}},
+    }
+
+
+# ---------------------------------------------------------------------------------------------- speed
+def synth_tickets(n: int, seed: int = 0, incident_share: float = 0.3, n_merchants: int = 24, days: int = 30) -> pd.DataFrame:
+    """``n`` tickets from the simulator's templates with random merchants, orders, amounts and times."""
+    rng = np.random.default_rng(seed)
+    topics, incidents = sorted(tt.BACKGROUND), sorted(tt.INCIDENTS)
+    rows = []
+    for i in range(n):
+        when = DEFAULT_START + timedelta(milliseconds=int(rng.integers(0, days * 86_400_000)))
+        m = int(rng.integers(n_merchants))
+        names = rng.choice(tt.FIRST_NAMES, 2, replace=False)
+        ctx = {"store": f"{tt.STORE_PREFIXES[m % len(tt.STORE_PREFIXES)]} {tt.STORE_SUFFIXES[(7 * m) % len(tt.STORE_SUFFIXES)]}",
+               "merchant": f"m_{m + 1:03d}", "order": "ord_" + rng.bytes(6).hex(),
+               "amount": f"{rng.lognormal(np.log(62), 0.5):.2f}", "when": when.strftime("%H:%M UTC"),
+               "n": int(rng.integers(3, 25)), "plugin": str(rng.choice(tt.PLUGINS)),
+               "invoice": f"INV-{when.year}-{int(rng.integers(1000, 99999)):05d}",
+               "date": (when - timedelta(days=int(rng.integers(1, 20)))).strftime("%b %d").replace(" 0", " "),
+               "name": str(names[0]), "colleague": str(names[1]), "country": str(rng.choice(tt.COUNTRIES))}
+        if rng.random() < incident_share:
+            name = incidents[int(rng.integers(len(incidents)))]
+            texts = tt.INCIDENTS[name]
+            subject = str(rng.choice(texts["subjects"]))
+            body = (str(rng.choice(tt.GREETINGS)) + str(rng.choice(texts["bodies"])) + str(rng.choice(tt.URGENCY))
+                    + str(rng.choice(tt.SIGNOFFS)))
+            label = name
+        else:
+            topic = topics[int(rng.integers(len(topics)))]
+            subject, body = tt.BACKGROUND[topic][int(rng.integers(len(tt.BACKGROUND[topic])))]
+            body = str(rng.choice(tt.GREETINGS)) + body + str(rng.choice(tt.SIGNOFFS))
+            label = f"chatter:{topic}"
+        rows.append({"id": f"S-{i:07d}", "created_at": pd.Timestamp(when), "subject": subject.format(**ctx),
+                     "body": body.format(**ctx), "merchant_id": ctx["merchant"],
+                     "stage": ("legacy", "dual_run", "headless")[m % 3], "label": label})
+    return pd.DataFrame(rows)
+
+
+def resample(source: np.ndarray, n: int, jitter: float = 0.25, seed: int = 0) -> np.ndarray:
+    """``n`` unit vectors: random rows of ``source`` plus Gaussian noise of norm ~``jitter``."""
+    rng = np.random.default_rng(seed)
+    x = source[rng.integers(len(source), size=n)]
+    x = x + jitter * rng.standard_normal(x.shape).astype(np.float32) / np.sqrt(x.shape[1])
+    return normalise(x)
+
+
+def _cluster_child(path: str, kwargs: dict, out) -> None:
+    x = np.load(path)
+    t0 = time.perf_counter()
+    model = FaissDBSCAN(min_samples=4, **kwargs).fit(x)
+    seconds = time.perf_counter() - t0
+    np.save(path + ".labels.npy", model.labels_)
+    out.put({"seconds": round(seconds, 2), "eps": round(model.eps_, 4), "clusters": int(model.labels_.max() + 1),
+             "noise_share": round(float((model.labels_ < 0).mean()), 3), "graph": vars(model.graph_stats_),
+             "peak_rss_gib": round(_peak_rss_kib() / 2**20, 2)})
+
+
+def _peak_rss_kib() -> int:
+    """This process's peak resident set (``VmHWM``; ``ru_maxrss`` would include the forked parent's
+    peak, which Linux carries across ``exec``)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def timed_clustering(x: np.ndarray, workdir: Path, **kwargs) -> tuple[dict, np.ndarray]:
+    """Cluster ``x`` in a fresh process: its seconds, peak RSS and labels."""
+    path = str(workdir / f"x{len(x)}_{len(kwargs)}.npy")
+    np.save(path, x)
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_cluster_child, args=(path, kwargs, q))
+    p.start()
+    while True:
+        try:
+            res = q.get(timeout=5)
+            break
+        except queue.Empty:
+            if not p.is_alive():
+                raise RuntimeError(f"clustering child for n={len(x)} died (exit code {p.exitcode})") from None
+    p.join()
+    return res, np.load(path + ".labels.npy")
+
+
+def speed(embed_n: int, sizes: list[int]) -> dict:
+    tickets = synth_tickets(max(embed_n, 1000), seed=1)
+    texts = ticket_texts(tickets)
+    _load_minilm()  # model load excluded from throughput
+    emb = MiniLMEmbedder(batch_size=64)
+    t0 = time.perf_counter()
+    vecs = emb.embed(texts[:embed_n])
+    per_s = embed_n / (time.perf_counter() - t0)
+    cached = CachedEmbedder(emb, InMemoryEmbeddingCache())
+    cached.cache.put_many({cached.key(t): v for t, v in zip(texts[:embed_n], vecs)})
+    t1 = time.perf_counter()
+    cached.embed(texts[:embed_n])
+    cached_per_s = embed_n / max(time.perf_counter() - t1, 1e-9)
+    out = {"embedding": {
+        "model": "all-MiniLM-L6-v2 (cpu)", "measured_on": embed_n, "tickets_per_s": round(per_s, 1),
+        "cache_hit_tickets_per_s": round(cached_per_s, 0),
+        "extrapolated_s": {str(n): round(n / per_s, 1) for n in (1_000, 10_000, 100_000)},
+        "note": "measured once on this shared 2-core machine; 10k and 100k are extrapolated",
+    }, "clustering": {}}
+    log(f"embedding: {per_s:.1f} tickets/s")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for n in sizes:
+            x = vecs[:n] if n <= len(vecs) else resample(vecs, n, seed=n)
+            row, labels = timed_clustering(x, work)
+            row["vectors"] = "MiniLM" if n <= len(vecs) else f"resampled from {len(vecs)} MiniLM vectors + jitter"
+            if n == 10_000:
+                exact, exact_labels = timed_clustering(x, work, exact=True, eps=row["eps"])
+                row["exact_graph"] = {"seconds": exact["seconds"], "peak_rss_gib": exact["peak_rss_gib"],
+                                      "edges": exact["graph"]["edges"],
+                                      "ari_default_vs_exact": round(float(adjusted_rand_score(exact_labels, labels)), 4),
+                                      "same_noise": bool(np.array_equal(exact_labels < 0, labels < 0))}
+            out["clustering"][str(n)] = row
+            log(f"clustering {n}: {row['seconds']} s, {row['peak_rss_gib']} GiB")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[7, 1, 2, 3, 4, 5, 6])
+    ap.add_argument("--days", type=int, default=7)
+    ap.add_argument("--embed-n", type=int, default=1000)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
+    ap.add_argument("--skip-speed", action="store_true")
+    args = ap.parse_args()
+    embedder = CachedEmbedder(MiniLMEmbedder(), InMemoryEmbeddingCache())
+    rows = []
+    for seed in args.seeds:
+        rows.append(quality(seed, args.days, embedder))
+        log(json.dumps({k: rows[-1][k] for k in ("seed", "eps", "clusters")} | {"semantic": rows[-1]["semantic"]["topic"]}))
+
+    def mean(path):
+        vals = []
+        for r in rows:
+            v = r
+            for p in path:
+                v = v[p]
+            if v is not None:
+                vals.append(v)
+        return round(float(np.mean(vals)), 3) if vals else None
+
+    summary = {f"{mode}.{lab}.{m}": mean([mode, lab, m]) for mode in ("semantic", "burst_split", "old_eps_0.35")
+               for lab in ("topic", "template", "incidents") for m in ("ari", "nmi")}
+    summary["eps_range"] = [min(r["eps"] for r in rows), max(r["eps"] for r in rows)]
+    summary["surges"] = {"incidents_with_surge": sum(r["surges"]["incidents_with_surge"] for r in rows),
+                         "incidents": sum(r["surges"]["incidents"] for r in rows),
+                         "false_surges": sum(r["surges"]["false_surges"] for r in rows)}
+    report = {"quality": rows, "quality_mean_over_seeds": summary}
+    if not args.skip_speed:
+        report["speed"] = speed(args.embed_n, args.sizes)
+    print(json.dumps(report, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,394 @@
+"""Log templates with Drain (He et al. 2017, "Drain: An Online Log Parsing Approach with Fixed Depth
+Tree"; the ``drain3`` implementation), one miner per service, persisted between cycles, and the
+template-level anomalies of a window.
+
+**Masking.** Variable tokens are replaced before mining: e-mails, UUIDs, IPs, order ids
+(``ord_…`` → ``<ORDER>``), merchant ids (``m_019`` → ``<MERCHANT>``), API keys (``pk_live_…`` →
+``<KEY>``), other prefixed ids (``dlv_…``, ``req_…``, ``pay_…`` → ``<ID>``), long hex strings and
+numbers (``<HEX>``, ``<NUM>``). HTTP status codes followed by their reason phrase (``403 Forbidden``)
+are kept: they are what an SRE reads a template for. :data:`MASKS` is the one list; it feeds both
+drain3's :class:`~drain3.template_miner_config.TemplateMinerConfig` (so ``miner.add_log_message`` /
+``miner.match`` on raw lines mask the same way) and the vectorised :func:`mask_messages`.
+
+**Speed.** drain3 masks and mines line by line in Python (~10k lines/s here). Here each frame is
+masked with vectorised pandas string operations (RE2 through pyarrow: the patterns avoid
+look-arounds; Python ``re`` would be ~5x slower), each *distinct* masked message of a service is
+mined once, and the template of every line is mapped back with ``factorize``. On the simulator
+(≈ 460k lines, a few dozen distinct masked messages) masking is nearly all of the cost; see
+``benchmarks/logs.py`` for the figures.
+
+**State.** One ``TemplateMiner`` per service. Its Drain tree is saved with drain3's own
+jsonpickle snapshot (zlib-compressed), either as files under ``state_dir`` (``<service>.drain3``)
+or as bytes (:meth:`LogTemplateMiners.states`) for the store. Template ids (``tpl-<service>-<n>``)
+are drain's cluster ids, stable for as long as the state is kept. jsonpickle restores arbitrary
+Python objects: load state only from a trusted place.
+
+**Anomalies** (:func:`detect_templates`): per template, the window's count against a trailing
+baseline. The expected count is the template's baseline *share* of its service's lines times the
+service's lines in the window, so the daily traffic cycle cancels out. A template becomes an
+:class:`~opsloop.domain.Anomaly` (detector ``log_template``) when it is
+
+* **new** -- absent from the baseline and from the miner's earlier state -- and is an error template
+  (most of its lines have status >= 400 or level WARN/ERROR), with at least ``min_new`` lines; or
+* **surging** -- ``-log10 P(X >= k)`` with ``X ~ Poisson(expected)`` (``scipy.stats.poisson.logsf``)
+  at least ``threshold``, with ``k >= min_count`` and ``k >= min_ratio · expected``.
+
+Kind ``hard`` when most of the template's lines are failed requests (status >= 400 or level ERROR),
+else ``soft`` -- a WARN line of a request that succeeded (``201 … with empty cart``) counts as an
+error for the "new error template" test but is a soft failure (the request worked, the outcome did
+not), as in :class:`~opsloop.domain.Kind`. A new template is only judged when its service
+has at least ``min_baseline_lines`` baseline lines (on a first cycle with no history nothing is "new").
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jsonpickle
+import numpy as np
+import pandas as pd
+from drain3 import TemplateMiner
+from drain3.file_persistence import FilePersistence
+from drain3.masking import MaskingInstruction
+from drain3.memory_buffer_persistence import MemoryBufferPersistence
+from drain3.template_miner_config import TemplateMinerConfig
+from scipy import stats
+
+from opsloop.domain import Anomaly, Kind, LogSignature, SeriesKey, Severity, Window
+
+DETECTOR = "log_template"
+ERROR_LEVELS = ("WARN", "WARNING", "ERROR", "CRITICAL", "FATAL")
+FAILURE_LEVELS = ("ERROR", "CRITICAL", "FATAL")
+
+# An HTTP status code followed by its reason phrase is kept (masked code would hide what failed).
+_STATUS = r"\b([1-5][0-9][0-9]) ([A-Z][A-Za-z])"
+#: (mask name, pattern) in application order. Patterns are RE2- and Python-compatible (no look-arounds).
+MASKS: list[tuple[str, str]] = [
+    ("EMAIL", r"[\w.+-]+@[\w-]+\.[\w.-]+"),
+    ("UUID", r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"),
+    ("IP", r"\b[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?::[0-9]+)?\b"),
+    ("KEY", r"\b[a-z]{2}_(?:live|test)_[.0-9A-Za-z]*"),
+    ("ORDER", r"\bord_[0-9A-Za-z]+\b"),
+    ("MERCHANT", r"\bm_[0-9]+\b"),
+    ("ID", r"\b[a-z]{1,8}_(?:[0-9A-Za-z]*[0-9][0-9A-Za-z]*|[0-9a-f]{8,})\b"),
+    ("HEX", r"\b(?:0x[0-9a-fA-F]+|[0-9a-fA-F]{8,})\b"),
+    ("VERSION", r"\bv[0-9]+(?:\.[0-9]+)+\b"),
+    ("NUM", r"\b[0-9]+(?:\.[0-9]+)*\b"),
+]
+# Status codes are protected by rewriting "403 Forbidden" to "zzs403zz Forbidden" (no word boundary
+# before the digits, so no mask matches) and restored afterwards: what a look-ahead would do in RE2.
+_PROTECT, _RESTORE = (_STATUS, r"zzs\1zz \2"), (r"\bzzs([0-9]{3})zz\b", r"\1")
+
+
+def mask_messages(messages: pd.Series) -> pd.Series:
+    """Masked text per message (vectorised; same index). Missing messages become ``""``. Whitespace
+    is left alone (Drain splits on it anyway)."""
+    out = messages.fillna("").astype("str")
+    out = out.str.replace(_PROTECT[0], _PROTECT[1], regex=True)
+    for name, pattern in MASKS:
+        out = out.str.replace(pattern, f"<{name}>", regex=True)
+    out = out.str.replace(_RESTORE[0], _RESTORE[1], regex=True)
+    return out.str.strip()
+
+
+def mask_one(message: str) -> str:
+    """:func:`mask_messages` for one string (Python ``re``); the two agree."""
+    out = re.sub(_PROTECT[0], _PROTECT[1], message or "")
+    for name, pattern in MASKS:
+        out = re.sub(pattern, f"<{name}>", out)
+    out = re.sub(_RESTORE[0], r"\1", out)
+    return out.strip()
+
+
+class _StatusAwareMask(MaskingInstruction):
+    """drain3 masking instruction applying :func:`mask_one` (all masks, status codes kept)."""
+
+    def __init__(self) -> None:
+        super().__init__(r"(?!)", "*")
+
+    def mask(self, content: str, mask_prefix: str, mask_suffix: str) -> str:
+        return mask_one(content)
+
+
+def template_config(sim_th: float = 0.4, depth: int = 4, max_children: int = 100,
+                    max_clusters: int | None = None) -> TemplateMinerConfig:
+    """drain3 config set in code: Drain parameters and the masking of :data:`MASKS`.
+
+    ``sim_th``: token similarity for a line to join a template; ``depth``: prefix-tree depth;
+    ``max_children`` per tree node; ``max_clusters`` (LRU) bound or ``None``.
+    """
+    cfg = TemplateMinerConfig()
+    cfg.drain_sim_th = sim_th
+    cfg.drain_depth = depth
+    cfg.drain_max_children = max_children
+    cfg.drain_max_clusters = max_clusters
+    cfg.masking_instructions = [_StatusAwareMask()]
+    cfg.mask_prefix, cfg.mask_suffix = "<", ">"
+    cfg.parametrize_numeric_tokens = True
+    cfg.snapshot_compress_state = True
+    cfg.profiling_enabled = False
+    return cfg
+
+
+def _slug(service: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", service) or "_"
+
+
+@dataclass
+class MinedLogs:
+    """Templates of a frame's lines: ``template_id`` (same index as the frame), ``templates`` id →
+    text, ``service_of`` id → service, ``known_before`` ids that existed before this call, and
+    ``distinct`` masked messages mined."""
+
+    template_id: pd.Series
+    templates: dict[str, str]
+    service_of: dict[str, str]
+    known_before: set[str]
+    distinct: int
+
+
+class LogTemplateMiners:
+    """One drain3 ``TemplateMiner`` per service, persisted between cycles.
+
+    Args:
+        state_dir: directory of ``<service>.drain3`` snapshots (created on :meth:`save`); ``None``:
+            in memory only (see :meth:`states`).
+        config: drain3 config; default :func:`template_config`.
+        states: snapshots by service as returned by :meth:`states` (e.g. from the store).
+    """
+
+    def __init__(self, state_dir: Path | str | None = None, config: TemplateMinerConfig | None = None,
+                 states: Mapping[str, bytes] | None = None) -> None:
+        self.state_dir = Path(state_dir) if state_dir is not None else None
+        self.config = config or template_config()
+        self._states = dict(states or {})
+        self._miners: dict[str, TemplateMiner] = {}
+
+    def _persistence(self, service: str):
+        if self.state_dir is not None:
+            return FilePersistence(str(self.state_dir / f"{_slug(service)}.drain3"))
+        p = MemoryBufferPersistence()
+        p.state = self._states.get(service)
+        return p
+
+    def miner(self, service: str) -> TemplateMiner:
+        """The service's miner (its saved state loaded on first use)."""
+        if service not in self._miners:
+            self._miners[service] = TemplateMiner(self._persistence(service), self.config)
+        return self._miners[service]
+
+    @property
+    def services(self) -> list[str]:
+        return sorted(self._miners)
+
+    @staticmethod
+    def template_id(service: str, cluster_id: int) -> str:
+        return f"tpl-{_slug(service)}-{cluster_id}"
+
+    def mine(self, logs: pd.DataFrame, masked: pd.Series | None = None) -> MinedLogs:
+        """Mine ``logs`` (columns ``service``, ``message``): each distinct masked message of a
+        service goes through Drain once; the final template of every line is mapped back."""
+        if masked is None:
+            masked = mask_messages(logs["message"])
+        service = logs["service"].fillna("unknown").astype("str")
+        key = service + "\x1f" + masked
+        codes, uniques = pd.factorize(key, sort=False)
+        known_before = {self.template_id(s, cid) for s in set(service.unique())
+                        for cid in self.miner(s).drain.id_to_cluster}
+        cluster_of = np.empty(len(uniques), dtype=object)
+        for i, u in enumerate(uniques):
+            svc, text = u.split("\x1f", 1)
+            cluster, _ = self.miner(svc).drain.add_log_message(text)
+            cluster_of[i] = (svc, cluster.cluster_id)
+        ids = np.array([self.template_id(s, c) for s, c in cluster_of], dtype=object)
+        templates: dict[str, str] = {}
+        service_of: dict[str, str] = {}
+        for (svc, cid), tid in zip(cluster_of, ids):
+            if tid not in templates:
+                # a template may have been generalised by a later message: read it at the end
+                templates[tid] = self.miner(svc).drain.id_to_cluster[cid].get_template()
+                service_of[tid] = svc
+        template_id = pd.Series(ids[codes] if len(codes) else np.array([], dtype=object), index=logs.index,
+                                dtype="str")
+        return MinedLogs(template_id, templates, service_of, known_before, len(uniques))
+
+    def states(self) -> dict[str, bytes]:
+        """Compressed snapshots by service (drain3's format), for storing elsewhere."""
+        out = dict(self._states)
+        for svc, m in self._miners.items():
+            state = jsonpickle.dumps(m.drain, keys=True).encode("utf-8")
+            out[svc] = base64.b64encode(zlib.compress(state))
+        return out
+
+    def save(self) -> None:
+        """Write every loaded miner's snapshot (to ``state_dir``, or to the in-memory states)."""
+        if self.state_dir is not None:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            for m in self._miners.values():
+                m.save_state("cycle")
+        else:
+            self._states = self.states()
+
+
+# --------------------------------------------------------------------------------------------------
+# Template anomalies of a window
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TemplateDetection:
+    """Thresholds of :func:`detect_templates` (``threshold`` in -log10 p)."""
+
+    baseline_hours: float = 24.0
+    threshold: float = 8.0
+    min_count: int = 5
+    min_ratio: float = 3.0
+    min_new: int = 3
+    min_baseline_lines: int = 500
+    bucket: str = "5min"
+
+
+@dataclass
+class TemplateReport:
+    """:func:`detect_templates` output: anomalies, their log signatures, a per-template table
+    (``template_id, service, template, count, baseline_count, expected, score, new, error, failure,
+    flagged``) and
+    figures (``lines``, ``distinct_masked``, ``templates``, ``mask_s``, ``mine_s``, ``count_s``)."""
+
+    anomalies: list[Anomaly]
+    signatures: list[LogSignature]
+    table: pd.DataFrame
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+def _severity(score: float, threshold: float, kind: Kind, new: bool) -> Severity:
+    ratio = score / threshold if threshold > 0 else 1.0
+    rank = 1 if ratio < 1.5 else 2 if ratio < 3 else 3 if ratio < 6 else 4
+    if new:
+        rank = max(rank, 2)
+    if kind == Kind.hard:
+        rank = min(rank + 1, 4)
+    return [Severity.low, Severity.medium, Severity.high, Severity.critical][rank - 1]
+
+
+def _affected(rows: pd.DataFrame, top: int = 20) -> dict[str, list[str]]:
+    out = {}
+    for col in ("stage", "merchant_id"):
+        if col in rows:
+            vals = rows[col].dropna().astype(str).value_counts().head(top).index.tolist()
+            if vals:
+                out[col] = sorted(vals)
+    return out
+
+
+def detect_templates(logs: pd.DataFrame, window: Window, miners: LogTemplateMiners,
+                     config: TemplateDetection | None = None, masked: pd.Series | None = None) -> TemplateReport:
+    """Template anomalies and signatures of ``window`` (see the module docstring).
+
+    ``logs`` follows the logs contract and may hold more than the window: the baseline is the
+    ``baseline_hours`` before ``window.start``; lines outside ``[start - baseline, end)`` are ignored.
+    Every line in that span is mined (so the miners learn the baseline's templates too).
+    ``masked``: :func:`mask_messages` of ``logs["message"]`` if already computed (same index).
+    """
+    cfg = config or TemplateDetection()
+    start, end = pd.Timestamp(window.start), pd.Timestamp(window.end)
+    base_start = start - pd.Timedelta(hours=cfg.baseline_hours)
+    empty = TemplateReport([], [], pd.DataFrame(), {"lines": 0})
+    if logs.empty:
+        return empty
+    frame = logs[(logs["ts"] >= base_start) & (logs["ts"] < end)]
+    if frame.empty:
+        return empty
+    t0 = time.perf_counter()
+    masked = mask_messages(frame["message"]) if masked is None else masked.loc[frame.index]
+    t1 = time.perf_counter()
+    mined = miners.mine(frame, masked)
+    t2 = time.perf_counter()
+
+    in_win = (frame["ts"] >= start).to_numpy()
+    status = pd.to_numeric(frame["status"], errors="coerce").fillna(0).to_numpy() if "status" in frame else np.zeros(len(frame))
+    level = frame["level"].fillna("").astype("str").str.upper().isin(ERROR_LEVELS).to_numpy() if "level" in frame else np.zeros(len(frame), bool)
+    fatal = frame["level"].fillna("").astype("str").str.upper().isin(FAILURE_LEVELS).to_numpy() if "level" in frame else np.zeros(len(frame), bool)
+    df = pd.DataFrame({"tid": mined.template_id.to_numpy(), "win": in_win, "err": (status >= 400) | level,
+                       "fail": (status >= 400) | fatal,
+                       "service": frame["service"].fillna("unknown").astype("str").to_numpy()})
+    grp = df.groupby("tid", sort=True)
+    win_grp = df[df["win"]].groupby("tid")
+    table = pd.DataFrame({
+        "count": grp["win"].sum().astype(int),
+        "baseline_count": (grp.size() - grp["win"].sum()).astype(int),
+        "error_share": win_grp["err"].mean(),
+        "failure_share": win_grp["fail"].mean(),
+    })
+    table["error_share"] = table["error_share"].fillna(grp["err"].mean())
+    table["failure_share"] = table["failure_share"].fillna(grp["fail"].mean())
+    table["service"] = [mined.service_of[t] for t in table.index]
+    table["template"] = [mined.templates[t] for t in table.index]
+    svc_win = df[df["win"]].groupby("service").size()
+    svc_base = df[~df["win"]].groupby("service").size()
+    w_s = table["service"].map(svc_win).fillna(0).to_numpy(dtype=float)
+    b_s = table["service"].map(svc_base).fillna(0).to_numpy(dtype=float)
+    b = table["baseline_count"].to_numpy(dtype=float)
+    k = table["count"].to_numpy(dtype=float)
+    share = (b + 0.5) / (b_s + 1.0)  # Jeffreys-style: a template never seen has share 0.5 / (B + 1)
+    expected = share * w_s
+    with np.errstate(all="ignore"):
+        score = np.clip(-stats.poisson.logsf(k - 1, np.maximum(expected, 1e-12)) / np.log(10.0), 0.0, 300.0)
+    score = np.where(k > 0, score, 0.0)
+    error = table["error_share"].to_numpy() >= 0.5
+    failure = table["failure_share"].to_numpy() >= 0.5
+    new = (b == 0) & ~table.index.isin(list(mined.known_before)) & (b_s >= cfg.min_baseline_lines)
+    surge = (score >= cfg.threshold) & (k >= cfg.min_count) & (k >= cfg.min_ratio * expected) & (b_s >= 1)
+    flagged = ((new & error & (k >= cfg.min_new)) | surge) & (k > 0)
+    table = table.assign(expected=expected, score=score, new=new, error=error, failure=failure, flagged=flagged)
+    table.index.name = "template_id"
+
+    hours = max((end - start).total_seconds() / 3600.0, 1e-9)
+    step = pd.Timedelta(cfg.bucket)
+    anomalies: list[Anomaly] = []
+    signatures: list[LogSignature] = []
+    win_frame = frame[in_win]
+    win_tid = mined.template_id[in_win]
+    for tid in table.index[flagged]:
+        r = table.loc[tid]
+        rows = win_frame[(win_tid == tid).to_numpy()]
+        kind = Kind.hard if r["failure"] else Kind.soft
+        buckets = rows.groupby(rows["ts"].dt.floor(cfg.bucket)).size()
+        peak = buckets.idxmax()
+        base_rate = float(r["baseline_count"]) / cfg.baseline_hours
+        evidence = {
+            "template_id": tid, "template": r["template"], "service": r["service"], "count": int(r["count"]),
+            "baseline_count": int(r["baseline_count"]), "baseline_hours": cfg.baseline_hours,
+            "expected": float(r["expected"]), "rate_per_hour": float(r["count"]) / hours,
+            "baseline_rate_per_hour": base_rate, "new": bool(r["new"]), "error": bool(r["error"]),
+            "failure": bool(r["failure"]),
+            "statuses": {str(s): int(n) for s, n in rows["status"].value_counts().items()} if "status" in rows else {},
+            "endpoints": sorted(rows["endpoint"].dropna().astype(str).unique().tolist())[:10] if "endpoint" in rows else [],
+            "examples": rows["message"].drop_duplicates().head(3).tolist(),
+            "affected": _affected(rows),
+        }
+        anomalies.append(Anomaly(
+            detector=DETECTOR, kind=kind, series=SeriesKey.of("log_template", service=r["service"], template_id=tid),
+            start=buckets.index.min().to_pydatetime(), end=(buckets.index.max() + step).to_pydatetime(),
+            peak=peak.to_pydatetime(), score=float(r["score"]),
+            severity=_severity(float(r["score"]), cfg.threshold, kind, bool(r["new"])),
+            observed=float(r["count"]), expected=float(r["expected"]), direction="up", evidence=evidence,
+        ))
+        signatures.append(LogSignature(template_id=tid, template=f"{r['service']} {r['template']}",
+                                       count=int(r["count"]), baseline_rate=base_rate,
+                                       rate=float(r["count"]) / hours))
+    t3 = time.perf_counter()
+    order = np.argsort([-a.score for a in anomalies], kind="stable")
+    return TemplateReport(
+        anomalies=[anomalies[i] for i in order], signatures=[signatures[i] for i in order],
+        table=table.reset_index(),
+        stats={"lines": len(frame), "window_lines": int(in_win.sum()), "distinct_masked": mined.distinct,
+               "templates": len(table), "mask_s": round(t1 - t0, 3), "mine_s": round(t2 - t1, 3),
+               "count_s": round(t3 - t2, 3)},
+    )
