@@ -35,7 +35,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsloop.detectors.base import BaseDetector, DetectorConfig
-from opsloop.detectors.causal import lag, nan0, rolling_max
+from opsloop.detectors.causal import lag, rolling_max
 from opsloop.detectors.forecast import shared_forecasts
 
 #: Grid on which member scores are compared for the rank calibration: 0, then 12 steps per decade

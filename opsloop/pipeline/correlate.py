@@ -63,8 +63,15 @@ def _components(anomalies: list[Anomaly], tolerance: timedelta) -> list[list[Ano
     return list(groups.values())
 
 
+#: Detectors whose anomalies corroborate an incident but never name it: customers write about many
+#: failures in the same words, so a ticket surge's kind and theme are weaker evidence than a system signal.
+CORROBORATING = ("ticket_surge",)
+
+
 def primary(group: list[Anomaly]) -> Anomaly:
-    """The anomaly that names an incident: worst kind, then earliest, then strongest."""
+    """The anomaly that names an incident: worst kind, then earliest, then strongest; system signals
+    before :data:`CORROBORATING` ones."""
+    group = [a for a in group if a.detector not in CORROBORATING] or group
     return min(group, key=lambda a: (-KIND_PRECEDENCE[a.kind], a.start, -a.score, str(a.series)))
 
 

@@ -21,7 +21,10 @@ from opsloop.actions.catalog import load_catalog, propose_actions
 from opsloop.actions.service import executor_for
 from opsloop.clustering.embedders import get_embedder
 from opsloop.clustering.logs import signatures
-from opsloop.clustering.tickets import cluster_tickets
+from opsloop.clustering.drain import LogTemplateMiners, detect_templates
+from opsloop.clustering.surges import ticket_surges
+from opsloop.clustering.themes import CachedEmbedder
+from opsloop.clustering.tickets import cluster
 from opsloop.config import Settings
 from opsloop.domain import ActionStatus, Anomaly, Assessment, CycleReport, Incident, TicketCluster
 from opsloop.llm import JsonFileCache, llm_from_settings, narrate
@@ -39,6 +42,7 @@ from opsloop.rag.documents import load_default_documents, load_documents
 from opsloop.rag.index import RunbookIndex
 from opsloop.store import repository as repo
 from opsloop.store.session import Store
+from opsloop.store.state import StoreEmbeddingCache, load_drain_states, load_themes, save_drain_states, save_themes
 
 Progress = Callable[[str], None]
 
@@ -69,27 +73,54 @@ class _Clock:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - t0, 3)
 
 
-def reason(signals: Signals, settings: Settings, clock: _Clock | None = None, degradations: list[str] | None = None):
+@dataclass
+class LearnedState:
+    """State learned in a cycle and stored with its results: ticket themes and drain3 snapshots."""
+
+    themes: list = field(default_factory=list)
+    drain: dict[str, bytes] = field(default_factory=dict)
+
+
+def reason(signals: Signals, settings: Settings, clock: _Clock | None = None, degradations: list[str] | None = None,
+           store: Store | None = None, learned: LearnedState | None = None):
     """Anomalies, ticket clusters and incident candidates for the window (nothing is stored).
 
-    Returns ``(anomalies, clusters, candidates)``; appends to ``degradations`` what ran degraded.
+    With a ``store``, embeddings come from its cache, ticket themes keep their ids from earlier
+    cycles and log-template miners resume from their snapshots; the updated themes and snapshots are
+    put in ``learned`` for the caller to store with the cycle. Returns ``(anomalies, clusters,
+    candidates)``; appends to ``degradations`` what ran degraded.
     """
     clock = clock or _Clock(None)
     degradations = degradations if degradations is not None else []
+    learned = learned if learned is not None else LearnedState()
     ds = DetectionSettings(kpi_threshold=settings.kpi_z_threshold, count_threshold=settings.count_threshold)
     w = signals.window
+    known_themes, drain_states = [], {}
+    if store is not None:
+        with store() as s:
+            known_themes, drain_states = load_themes(s), load_drain_states(s)
     with clock.stage("detect"):
         anomalies = (detect_kpis(signals.kpis, w, ds) + detect_kpi_funnels(signals.kpis, w, ds)
                      + detect_log_errors(signals.logs, w, ds) + detect_event_ratios(signals.logs, w, ds))
+        if not signals.logs.empty:
+            miners = LogTemplateMiners(states=drain_states)
+            anomalies += detect_templates(signals.logs, w, miners).anomalies
+            miners.save()
+            learned.drain = miners.states()
     with clock.stage("cluster"):
         t = signals.tickets
         in_window = t[(t["created_at"] >= pd.Timestamp(w.start)) & (t["created_at"] < pd.Timestamp(w.end))]
+        lookback = t[t["created_at"] >= pd.Timestamp(w.start) - pd.Timedelta(days=7)]
         clusters: list[TicketCluster] = []
-        if len(in_window):
+        if len(lookback):
             embedder, note = get_embedder(settings.embedder)
             if note:
                 degradations.append(note)
-            clusters = cluster_tickets(in_window, embedder)
+            if store is not None:
+                embedder = CachedEmbedder(embedder, StoreEmbeddingCache(store))
+            result = cluster(lookback, embedder, known_themes=known_themes)
+            clusters, learned.themes = result.clusters, result.themes
+            anomalies += ticket_surges(lookback, clusters, w)
     with clock.stage("correlate"):
         candidates = correlate(anomalies, clusters, in_window if len(t) else t)
     return anomalies, clusters, candidates
@@ -189,7 +220,8 @@ def run_cycle(
     settings = settings or Settings()
     clock = _Clock(progress)
     degradations: list[str] = []
-    anomalies, clusters, candidates = reason(signals, settings, clock, degradations)
+    learned = LearnedState()
+    anomalies, clusters, candidates = reason(signals, settings, clock, degradations, store, learned)
     with clock.stage("retrieve"):
         index = _runbook_index(runbooks, settings, degradations) if candidates else None
     llm_counts: dict[str, int] = {}
@@ -205,5 +237,7 @@ def run_cycle(
             incident_ids=[i.id for i in incidents],
         )
         repo.record_cycle(session, report)
+        save_themes(session, learned.themes)
+        save_drain_states(session, learned.drain)
     report.stage_seconds["act"] = clock.seconds.get("act", 0.0)
     return CycleResult(report=report, incidents=incidents, anomalies=anomalies, clusters=clusters)

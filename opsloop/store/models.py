@@ -9,7 +9,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -125,3 +137,65 @@ class QuarantineRow(Base):
     line: Mapped[int] = mapped_column(Integer)
     field: Mapped[str | None] = mapped_column(String(64), nullable=True)
     reason: Mapped[str] = mapped_column(Text)
+
+
+class RagDocumentRow(Base):
+    """One ingested retrieval document (see :class:`opsloop.rag.store.KnowledgeBase`).
+
+    ``path`` is the document's name as cited (relative to the ingested root); ``content_hash`` hashes
+    its bytes and the chunking parameters, so re-ingesting an unchanged document is a no-op.
+    """
+
+    __tablename__ = "rag_documents"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    path: Mapped[str] = mapped_column(String(1024), unique=True)
+    source: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(Text)
+    category: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    meta: Mapped[dict[str, Any]]
+    n_chunks: Mapped[int] = mapped_column(Integer)
+    ingested_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class RagChunkRow(Base):
+    """One chunk of a retrieval document; ``content_hash`` hashes the text that is embedded."""
+
+    __tablename__ = "rag_chunks"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    document_id: Mapped[str] = mapped_column(ForeignKey("rag_documents.id", ondelete="CASCADE"), index=True)
+    ordinal: Mapped[int] = mapped_column(Integer)
+    section: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    meta: Mapped[dict[str, Any]]
+
+
+class EmbeddingCacheRow(Base):
+    """A sentence embedding by ``<embedder>:<sha256 of text>``; ``vector`` is float32 bytes."""
+
+    __tablename__ = "embedding_cache"
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]
+
+
+class ThemeRow(Base):
+    """A ticket theme remembered across cycles (centroid as float32 bytes) for stable cluster ids."""
+
+    __tablename__ = "ticket_themes"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    centroid: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(Text)
+    last_seen: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class DrainStateRow(Base):
+    """A drain3 template-miner snapshot per log service."""
+
+    __tablename__ = "drain_state"
+    service: Mapped[str] = mapped_column(String(128), primary_key=True)
+    snapshot: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime]

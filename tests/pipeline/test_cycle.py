@@ -116,3 +116,20 @@ def test_unreadable_input_fails_naming_the_file(tmp_path):
         observe(kpis=[tmp_path / "nope.csv"])
     with pytest.raises(ValueError, match="no input"):
         observe()
+
+
+def test_ticket_themes_keep_their_ids_across_cycles(scenario, sqlite_url, tmp_path):
+    store, settings = open_store(sqlite_url), Settings(home=tmp_path)
+    day = pd.Timestamp("2026-11-02", tz="UTC")
+    first = run_cycle(_signals(scenario, start=day + pd.Timedelta(days=3), end=day + pd.Timedelta(days=4)), store, settings)
+    second = run_cycle(_signals(scenario, start=day + pd.Timedelta(days=4), end=day + pd.Timedelta(days=5)), store, settings)
+    ids1 = {c.label: c.id for c in first.clusters}
+    ids2 = {c.label: c.id for c in second.clusters}
+    shared = set(ids1) & set(ids2)
+    assert len(shared) >= 5, (ids1, ids2)
+    assert all(ids1[label] == ids2[label] for label in shared)
+    assert len(set(ids1.values()) & set(ids2.values())) >= 5
+    with store() as s:
+        from opsloop.store.state import load_drain_states, load_themes
+
+        assert len(load_themes(s)) >= len(second.clusters) and load_drain_states(s)
