@@ -124,7 +124,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--incidents", type=int, default=50)
     ap.add_argument("--actions", type=int, default=20000, help="proposed actions per wrk thread")
     ap.add_argument("--pg-url", default="postgresql+psycopg2://127.0.0.1:5432/test")
