@@ -246,7 +246,7 @@ def incidents_show(incident_id: str, as_json: JsonOpt = False) -> None:
         out.print(f"[dim]{r.method}[/]", highlight=False)
         out.print("[bold]Runbook passages:[/]")
         for c in a.citations:
-            out.print(f"  [{c.chunk_id}] {c.document} › {c.section} (score {c.score:.2f})", highlight=False)
+            out.print(f"  [{c.chunk_id}] {c.document} › {c.section} (score {c.score:.3f})", highlight=False, markup=False)
     for c in inc.clusters:
         out.print(f"[bold]Tickets:[/] {c.size} × '{c.label}' ({', '.join(c.top_terms)})", highlight=False)
     for sig in inc.signatures:
@@ -330,6 +330,70 @@ def actions_execute(
     """Execute an approved action (exactly once: a second call is refused)."""
     settings = Settings()
     _action_op(lambda: service.execute(_store(settings), action_id, _actor(actor), settings.policy(), settings))
+
+
+rag_app = typer.Typer(help="The runbook knowledge base (hybrid MiniLM + BM25 retrieval).", no_args_is_help=True)
+app.add_typer(rag_app, name="rag")
+
+
+def _kb():
+    from opsloop.rag.store import open_knowledge_base
+
+    settings = Settings()
+    return open_knowledge_base(settings, _store(settings))
+
+
+@rag_app.command("ingest")
+def rag_ingest(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Files or directories (md, txt, pdf).")] = None,
+    defaults: Annotated[bool, typer.Option("--defaults", help="Also ingest the bundled and uploaded runbooks.")] = False,
+) -> None:
+    """Add documents; unchanged ones are no-ops, changed ones replace their chunks."""
+    from opsloop.rag.store import default_sources
+
+    sources = list(paths or []) + (default_sources(Settings().home) if defaults else [])
+    if not sources:
+        _fail("give PATH… or --defaults")
+    try:
+        with err.status("embedding and indexing …"):
+            counts = _kb().ingest(sources)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps(counts))
+
+
+@rag_app.command("query")
+def rag_query(
+    text: str,
+    k: Annotated[int, typer.Option("-k", help="Passages to return.")] = 3,
+    mode: Annotated[str, typer.Option(help="hybrid, dense or bm25.")] = "hybrid",
+    as_json: JsonOpt = False,
+) -> None:
+    """Retrieve passages for a query."""
+    if mode not in ("hybrid", "dense", "bm25"):
+        _fail("--mode must be hybrid, dense or bm25")
+    kb = _kb()
+    if not kb.stats()["documents"]:
+        _fail("the knowledge base is empty: run `opsloop rag ingest --defaults` or `opsloop rag ingest PATH`", 1)
+    hits = kb.query(text, k=k, mode=mode)
+    if as_json:
+        typer.echo(json.dumps([h.model_dump(mode="json") for h in hits], indent=2))
+        return
+    for h in hits:
+        out.print(f"[{h.chunk_id}] {h.document} › {h.section} (score {h.score:.3f})", highlight=False, markup=False)
+
+
+@rag_app.command("stats")
+def rag_stats() -> None:
+    """Documents, chunks and index kind."""
+    typer.echo(json.dumps(_kb().stats()))
+
+
+@rag_app.command("clear")
+def rag_clear() -> None:
+    """Remove every document from the knowledge base (the cycle then uses the bundled runbooks)."""
+    _kb().clear()
+    out.print("knowledge base cleared")
 
 
 tokens_app = typer.Typer(help="API tokens.", no_args_is_help=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
@@ -161,9 +162,11 @@ def execute(action_id: str, store: StoreDep, settings: SettingsDep, caller: Oper
 
 @router.post("/rag/documents", tags=["rag"], status_code=status.HTTP_201_CREATED,
              responses={413: {"description": "too large"}, 415: {"description": "unsupported type"}})
-async def upload_document(settings: SettingsDep, _: Operator, file: Annotated[UploadFile, File()]) -> dict:
-    """Add a runbook (Markdown, text or PDF, at most 5 MiB) to the retrieval corpus."""
+async def upload_document(store: StoreDep, settings: SettingsDep, _: Operator, file: Annotated[UploadFile, File()]) -> dict:
+    """Add a runbook (Markdown, text or PDF, at most 5 MiB) to the knowledge base, together with the
+    bundled runbooks (unchanged documents are no-ops)."""
     from opsloop.rag.documents import load_documents
+    from opsloop.rag.store import default_sources, open_knowledge_base
 
     name = Path(file.filename or "").name
     if not name or Path(name).suffix.lower() not in SUPPORTED:
@@ -181,29 +184,48 @@ async def upload_document(settings: SettingsDep, _: Operator, file: Annotated[Up
         except ValueError as exc:
             raise HTTPException(422, str(exc).replace(str(staged), name)) from None
     (target / name).write_bytes(data)
-    return {"document": name, "chunks": len(chunks)}
+    kb = open_knowledge_base(settings, store)
+    counts = await run_in_threadpool(kb.ingest, default_sources(settings.home))
+    return {"document": name, "chunks": len(chunks), "knowledge_base": counts}
 
 
 @router.get("/rag/stats", tags=["rag"])
-def rag_stats(settings: SettingsDep, _: Viewer) -> RagStats:
-    """Documents and chunks in the retrieval corpus (bundled plus uploaded)."""
-    chunks = load_default_documents(settings.home)
+def rag_stats(store: StoreDep, settings: SettingsDep, _: Viewer) -> RagStats:
+    """Documents and chunks in the retrieval corpus: the knowledge base, or the bundled plus uploaded
+    runbooks while it is empty."""
+    from opsloop.rag.store import open_knowledge_base
+
     up = uploads_dir(settings.home)
     uploaded = sorted(p.name for p in up.iterdir()) if up.exists() else []
-    return RagStats(documents=len({c.document for c in chunks}), chunks=len(chunks), uploaded=uploaded)
+    kb = open_knowledge_base(settings, store).stats()
+    if kb["documents"]:
+        return RagStats(documents=kb["documents"], chunks=kb["chunks"], uploaded=uploaded, index=kb["index"])
+    chunks = load_default_documents(settings.home)
+    return RagStats(documents=len({c.document for c in chunks}), chunks=len(chunks), uploaded=uploaded, index="files")
 
 
 @router.delete("/rag/documents", tags=["rag"])
-def delete_documents(settings: SettingsDep, _: Admin,
+def delete_documents(store: StoreDep, settings: SettingsDep, _: Admin,
                      name: Annotated[str | None, Query(max_length=255)] = None) -> dict:
-    """Remove uploaded runbooks (one by ``name``, or all); bundled runbooks stay."""
+    """Remove uploaded runbooks (one by ``name``, or all) from the uploads and the knowledge base;
+    bundled runbooks stay."""
+    from opsloop.rag.store import open_knowledge_base
+
     up = uploads_dir(settings.home)
     files = [p for p in up.iterdir() if name is None or p.name == name] if up.exists() else []
-    if name is not None and not files:
+    kb = open_knowledge_base(settings, store)
+    in_kb = {d["document"] for d in kb.documents()}
+    names = {p.name for p in files} | ({name} & in_kb if name else set())
+    if name is not None and not names:
         raise HTTPException(404, f"no uploaded document {name!r}")
+    for n in names:
+        try:
+            kb.delete(n)
+        except KeyError:
+            pass
     for p in files:
         p.unlink()
-    return {"deleted": sorted(p.name for p in files)}
+    return {"deleted": sorted(names)}
 
 
 @router.get("/audit", tags=["audit"])

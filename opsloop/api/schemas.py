@@ -76,6 +76,7 @@ class RagStats(BaseModel):
     documents: int
     chunks: int
     uploaded: list[str]
+    index: str  # flat | hnsw (knowledge base) or files (bundled + uploaded, not yet ingested)
 
 
 class ErrorOut(BaseModel):

@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from opsloop.actions.catalog import load_catalog, propose_actions
@@ -40,6 +41,7 @@ from opsloop.pipeline.detect import (
 from opsloop.pipeline.observe import Signals
 from opsloop.rag.documents import load_default_documents, load_documents
 from opsloop.rag.index import RunbookIndex
+from opsloop.rag.store import open_knowledge_base
 from opsloop.store import repository as repo
 from opsloop.store.session import Store
 from opsloop.store.state import StoreEmbeddingCache, load_drain_states, load_themes, save_drain_states, save_themes
@@ -126,7 +128,19 @@ def reason(signals: Signals, settings: Settings, clock: _Clock | None = None, de
     return anomalies, clusters, candidates
 
 
-def _runbook_index(runbooks: Path | None, settings: Settings, degradations: list[str]) -> RunbookIndex | None:
+def _runbook_index(runbooks: Path | None, settings: Settings, degradations: list[str],
+                   store: Store | None = None) -> RunbookIndex | None:
+    """The retrieval index: the persisted knowledge base when it holds documents (``opsloop rag
+    ingest``), else the bundled and uploaded runbooks (or ``runbooks`` when given)."""
+    if runbooks is None and store is not None:
+        try:
+            kb = open_knowledge_base(settings, store)
+            if kb.stats()["documents"]:
+                if kb.degradation and kb.degradation not in degradations:
+                    degradations.append(kb.degradation)
+                return kb.load()
+        except (OSError, ValueError, SQLAlchemyError) as exc:
+            degradations.append(f"knowledge base unavailable ({exc}); using the bundled runbooks")
     try:
         chunks = load_documents(runbooks) if runbooks else load_default_documents(settings.home)
     except (FileNotFoundError, ValueError) as exc:
@@ -223,7 +237,7 @@ def run_cycle(
     learned = LearnedState()
     anomalies, clusters, candidates = reason(signals, settings, clock, degradations, store, learned)
     with clock.stage("retrieve"):
-        index = _runbook_index(runbooks, settings, degradations) if candidates else None
+        index = _runbook_index(runbooks, settings, degradations, store) if candidates else None
     llm_counts: dict[str, int] = {}
     with clock.stage("assess"):
         assessed, rules = decide(candidates, signals, index, settings, degradations, llm_counts)

@@ -109,9 +109,10 @@ def test_rag_uploads_are_checked(api):
     h = auth(tokens["operator"])
     md = b"---\ntitle: Disk full\ncategory: kpi_anomaly\n---\n# Disk full\n\n## Mitigation\n\nDelete old logs.\n"
     res = client.post("/rag/documents", headers=h, files={"file": ("disk-full.md", md, "text/markdown")})
-    assert res.status_code == 201 and res.json() == {"document": "disk-full.md", "chunks": 1}
+    assert res.status_code == 201 and res.json()["document"] == "disk-full.md" and res.json()["chunks"] == 1
+    assert res.json()["knowledge_base"]["added"] == 9  # the bundled runbooks join the knowledge base with the upload
     stats = client.get("/rag/stats", headers=h).json()
-    assert stats["uploaded"] == ["disk-full.md"] and stats["documents"] >= 9
+    assert stats["uploaded"] == ["disk-full.md"] and stats["documents"] == 9 and stats["index"] == "flat"
     bad = client.post("/rag/documents", headers=h, files={"file": ("x.exe", b"MZ", "application/octet-stream")})
     assert bad.status_code == 415
     big = client.post("/rag/documents", headers=h, files={"file": ("big.txt", b"a" * (5 * 1024 * 1024 + 1), "text/plain")})
@@ -120,6 +121,7 @@ def test_rag_uploads_are_checked(api):
     assert broken.status_code == 422 and "x.pdf" in broken.json()["detail"]
     gone = client.request("DELETE", "/rag/documents", headers=auth(tokens["admin"]), params={"name": "disk-full.md"})
     assert gone.json() == {"deleted": ["disk-full.md"]}
+    assert client.get("/rag/stats", headers=h).json()["documents"] == 8
 
 
 def test_observe_inline_rows_has_no_side_effects_and_quarantines(api):
