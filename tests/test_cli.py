@@ -91,3 +91,20 @@ def test_cycle_on_a_small_kpi_file(run, tmp_path):
     burst = [i for i in doc["incidents"] if ts[1500] <= pd.Timestamp(i["first_seen"]) <= ts[1505]]
     assert len(burst) == 1 and burst[0]["title"] == "queue_depth rise" and burst[0]["category"] == "kpi_anomaly"
     assert len(doc["incidents"]) <= 4  # plus, at most, the burst's end and a rare new extreme of the noise
+
+
+def test_rag_commands(run, tmp_path):
+    doc = tmp_path / "disk-full.md"
+    doc.write_text("---\ntitle: Disk full\ncategory: kpi_anomaly\n---\n# Disk full\n\n## Symptoms\n\n"
+                   "Writes fail with ENOSPC and the node reports no space left on device.\n")
+    assert run("rag", "query", "anything").exit_code == 1  # empty knowledge base: a clear message
+    first = json.loads(run("rag", "ingest", str(doc), "--defaults").stdout)
+    assert first["added"] == 9 and first["embedded"] > 0
+    again = json.loads(run("rag", "ingest", str(doc), "--defaults").stdout)
+    assert again["unchanged"] == 9 and again["embedded"] == 0
+    hits = json.loads(run("rag", "query", "no space left on the device, writes failing", "-k", "2", "--json").stdout)
+    assert hits[0]["document"] == "disk-full.md" and len(hits) == 2
+    assert json.loads(run("rag", "stats").stdout)["documents"] == 9
+    assert run("rag", "ingest", str(tmp_path / "missing.md")).exit_code == 2
+    assert run("rag", "clear").exit_code == 0
+    assert json.loads(run("rag", "stats").stdout)["documents"] == 0
