@@ -35,9 +35,10 @@ def mask(messages: pd.Series) -> pd.Series:
 
 
 def signatures(logs: pd.DataFrame, start: datetime, end: datetime, baseline_hours: float = 24.0,
-               top: int = 5, min_lift: float = 3.0) -> list[LogSignature]:
-    """Warning/error templates whose rate in ``[start, end]`` is at least ``min_lift`` times their
-    rate over the ``baseline_hours`` before (new templates always qualify).
+               top: int = 5, min_lift: float = 3.0, min_count: int = 5) -> list[LogSignature]:
+    """Warning/error templates seen at least ``min_count`` times in ``[start, end]`` whose rate there
+    is at least ``min_lift`` times their rate over the ``baseline_hours`` before (new templates
+    qualify), so a stray rare error is not presented as an incident's signature.
 
     ``logs`` follows the logs contract. Rates are events per hour. Returns up to ``top`` templates,
     most frequent in the span first.
@@ -58,7 +59,7 @@ def signatures(logs: pd.DataFrame, start: datetime, end: datetime, baseline_hour
     out = []
     for t, c in counts.items():
         rate, base_rate = float(c) / hours, float(base_counts.get(t, 0)) / baseline_hours
-        if rate >= min_lift * base_rate:
+        if c >= min_count and rate >= min_lift * base_rate:
             out.append(LogSignature(template_id="tpl-" + stable_hash(t, 10), template=t, count=int(c),
                                     baseline_rate=base_rate, rate=rate))
         if len(out) >= top:

@@ -71,5 +71,6 @@ def test_log_masking_and_signatures():
     logs = pd.DataFrame({"ts": ts, "service": "webhook-dispatcher", "endpoint": "POST /webhooks/orders",
                          "status": [200, 403, 403], "level": ["INFO", "ERROR", "ERROR"],
                          "message": ["ok", msgs.iloc[0], msgs.iloc[1]]})
-    sigs = signatures(logs, pd.Timestamp("2026-11-03 14:00", tz="UTC"), pd.Timestamp("2026-11-03 15:00", tz="UTC"))
+    sigs = signatures(logs, pd.Timestamp("2026-11-03 14:00", tz="UTC"), pd.Timestamp("2026-11-03 15:00", tz="UTC"),
+                      min_count=2)
     assert len(sigs) == 1 and sigs[0].count == 2 and sigs[0].baseline_rate == 0.0 and sigs[0].rate == 2.0
