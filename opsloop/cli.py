@@ -124,6 +124,10 @@ def _run(settings: Settings, tickets, logs, kpis, runbooks, start, end, as_json:
         err.print(f"[yellow]quarantined[/] {q.file}:{q.line}: {q.field or '-'}: {q.reason}", highlight=False)
     if len(report.quarantined) > 10:
         err.print(f"[yellow]… and {len(report.quarantined) - 10} more quarantined rows[/]")
+    if "dbscan_eps" in report.parameters:
+        out.print(f"ticket clustering: DBSCAN eps {report.parameters['dbscan_eps']} "
+                  f"({report.parameters['dbscan_eps_source']}), min_samples {report.parameters['dbscan_min_samples']}",
+                  highlight=False)
     for d in report.degradations:
         err.print(f"[yellow]degraded:[/] {d}", highlight=False)
     return result

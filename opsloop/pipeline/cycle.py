@@ -81,6 +81,7 @@ class LearnedState:
 
     themes: list = field(default_factory=list)
     drain: dict[str, bytes] = field(default_factory=dict)
+    parameters: dict = field(default_factory=dict)
 
 
 def reason(signals: Signals, settings: Settings, clock: _Clock | None = None, degradations: list[str] | None = None,
@@ -122,6 +123,8 @@ def reason(signals: Signals, settings: Settings, clock: _Clock | None = None, de
                 embedder = CachedEmbedder(embedder, StoreEmbeddingCache(store))
             result = cluster(lookback, embedder, known_themes=known_themes)
             clusters, learned.themes = result.clusters, result.themes
+            learned.parameters.update(dbscan_eps=round(float(result.eps), 4), dbscan_eps_source=result.eps_source,
+                                      dbscan_min_samples=result.min_samples)
             anomalies += ticket_surges(lookback, clusters, w)
     with clock.stage("correlate"):
         candidates = correlate(anomalies, clusters, in_window if len(t) else t)
@@ -248,7 +251,7 @@ def run_cycle(
             counts={**signals.counts(), "anomalies": len(anomalies), "clusters": len(clusters),
                     "incidents": len(incidents), **act_counts, **llm_counts},
             stage_seconds=clock.seconds, degradations=degradations, quarantined=signals.quarantined,
-            incident_ids=[i.id for i in incidents],
+            incident_ids=[i.id for i in incidents], parameters=learned.parameters,
         )
         repo.record_cycle(session, report)
         save_themes(session, learned.themes)
