@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     incident_merge_gap_seconds: float = 6 * 3600.0
     rag_top_k: int = 3
 
-    def policy(self) -> "Policy":
+    def policy(self) -> Policy:
         """The approval policy these settings describe."""
         from opsloop.actions.policy import Policy
 

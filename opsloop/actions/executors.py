@@ -15,7 +15,7 @@ import hmac
 import json
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import httpx
@@ -39,7 +39,7 @@ class SimulatedExecutor:
         return True, {
             "executor": self.name, "idempotency_key": action.idempotency_key,
             "would_do": f"{action.type}({', '.join(f'{k}={v}' for k, v in sorted(action.params.items()))})",
-            "at": datetime.now(timezone.utc).isoformat(),
+            "at": datetime.now(UTC).isoformat(),
         }
 
 

@@ -54,7 +54,7 @@ def execute(store: Store, action_id: str, actor: str, policy: Policy, settings: 
         raise Expired(f"action {action_id}'s approval expired before execution (TTL {policy.approval_ttl_seconds:.0f} s)")
     try:
         ok, result = (executor or executor_for(action.type, settings)).execute(action)
-    except Exception as exc:  # the outcome must be recorded whatever the executor did
+    except Exception as exc:  # noqa: BLE001 -- the outcome must be recorded whatever the executor did
         ok, result = False, {"error": f"{type(exc).__name__}: {exc}"}
     with store.begin() as s:
         return repo.finish_execution(s, action_id, actor, ok, result)

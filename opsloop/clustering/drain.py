@@ -60,6 +60,7 @@ from drain3.memory_buffer_persistence import MemoryBufferPersistence
 from drain3.template_miner_config import TemplateMinerConfig
 from scipy import stats
 
+from opsloop.data.contracts import affected
 from opsloop.domain import Anomaly, Kind, LogSignature, SeriesKey, Severity, Window
 
 DETECTOR = "log_template"
@@ -277,15 +278,6 @@ def _severity(score: float, threshold: float, kind: Kind, new: bool) -> Severity
     return [Severity.low, Severity.medium, Severity.high, Severity.critical][rank - 1]
 
 
-def _affected(rows: pd.DataFrame, top: int = 20) -> dict[str, list[str]]:
-    out = {}
-    for col in ("stage", "merchant_id"):
-        if col in rows:
-            vals = rows[col].dropna().astype(str).value_counts().head(top).index.tolist()
-            if vals:
-                out[col] = sorted(vals)
-    return out
-
 
 def detect_templates(logs: pd.DataFrame, window: Window, miners: LogTemplateMiners,
                      config: TemplateDetection | None = None, masked: pd.Series | None = None) -> TemplateReport:
@@ -371,7 +363,7 @@ def detect_templates(logs: pd.DataFrame, window: Window, miners: LogTemplateMine
             "statuses": {str(s): int(n) for s, n in rows["status"].value_counts().items()} if "status" in rows else {},
             "endpoints": sorted(rows["endpoint"].dropna().astype(str).unique().tolist())[:10] if "endpoint" in rows else [],
             "examples": rows["message"].drop_duplicates().head(3).tolist(),
-            "affected": _affected(rows),
+            "affected": affected(rows, top=20),
         }
         anomalies.append(Anomaly(
             detector=DETECTOR, kind=kind, series=SeriesKey.of("log_template", service=r["service"], template_id=tid),

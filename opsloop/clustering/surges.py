@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from opsloop.data.contracts import affected
 from opsloop.domain import Anomaly, Kind, SeriesKey, Severity, TicketCluster, Window
 
 DETECTOR = "ticket_surge"
@@ -118,15 +119,6 @@ def _runs(flags: np.ndarray, max_gap: int) -> list[tuple[int, int]]:
     return [(int(pos[a]), int(pos[b])) for a, b in zip(starts, ends)]
 
 
-def _affected(rows: pd.DataFrame) -> dict[str, list[str]]:
-    out = {}
-    for col in ("stage", "merchant_id"):
-        if col in rows:
-            vals = sorted({str(v) for v in rows[col].dropna()})
-            if vals:
-                out[col] = vals
-    return out
-
 
 def ticket_surges(tickets: pd.DataFrame, clusters: list[TicketCluster], window: Window | None = None,
                   config: SurgeConfig | None = None) -> list[Anomaly]:
@@ -172,7 +164,7 @@ def ticket_surges(tickets: pd.DataFrame, clusters: list[TicketCluster], window: 
                     "cluster_id": c.id, "label": c.label, "top_terms": list(c.top_terms),
                     "counts": {ts.isoformat(): int(n) for ts, n in span["count"].items()},
                     "tickets": int(span["count"].sum()), "baseline_rate": float(span["lam"].iloc[0]),
-                    "bucket": cfg.freq, "ticket_ids": sorted(inside)[:50], "affected": _affected(rows),
+                    "bucket": cfg.freq, "ticket_ids": sorted(inside)[:50], "affected": affected(rows),
                 },
             ))
     return sorted(out, key=lambda a: (a.start, str(a.series)))

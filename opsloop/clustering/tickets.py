@@ -23,6 +23,7 @@ from sklearn.feature_extraction.text import CountVectorizer
 from opsloop.clustering.dbscan import FaissDBSCAN, Knee
 from opsloop.clustering.embedders import Embedder
 from opsloop.clustering.themes import KnownTheme, assign_ids, update_themes
+from opsloop.data.contracts import affected
 from opsloop.domain import TicketCluster, stable_hash
 
 #: eps (cosine distance) when there are fewer than :data:`MIN_KNEE_POINTS` tickets. On the simulated
@@ -61,15 +62,6 @@ def class_tfidf_terms(texts: list[str], labels: np.ndarray, top_n: int = 5) -> d
     order = np.argsort(-weights, axis=1)[:, :top_n]
     return {c: words[order[i]].tolist() for i, c in enumerate(clusters)}
 
-
-def _affected(rows: pd.DataFrame) -> dict[str, list[str]]:
-    out = {}
-    for col in ("merchant_id", "stage"):
-        if col in rows:
-            vals = sorted({str(v) for v in rows[col].dropna().tolist()})
-            if vals:
-                out[col] = vals
-    return out
 
 
 @dataclass
@@ -163,7 +155,7 @@ def cluster(
             label=_label([str(tickets.at[i, "subject"]) for i in order[:10]]),
             first_seen=rows["created_at"].min().to_pydatetime(),
             last_seen=rows["created_at"].max().to_pydatetime(),
-            affected=_affected(rows),
+            affected=affected(rows),
             ticket_ids=ids,
         )))
     drafts.sort(key=lambda d: (-d[2].size, d[2].first_seen, d[2].id))

@@ -65,3 +65,19 @@ EVENT_PAYMENT_SUCCEEDED = "payment.succeeded"
 EVENT_PAYMENT_FAILED = "payment.failed"
 EVENT_ORDER_CREATED = "order.created"
 EVENT_WEBHOOK_DELIVERED = "webhook.delivered"
+
+#: Label columns that describe who and what a group of rows touches (the blast radius).
+AFFECTED_LABELS = ("merchant_id", "stage")
+
+
+def affected(rows, top: int | None = None) -> dict[str, list[str]]:
+    """Sorted distinct values of :data:`AFFECTED_LABELS` in ``rows`` (a tickets or logs DataFrame),
+    keeping the ``top`` most frequent per label when given; labels absent or empty are left out."""
+    out: dict[str, list[str]] = {}
+    for col in AFFECTED_LABELS:
+        if col in rows:
+            counts = rows[col].dropna().astype(str).value_counts()
+            vals = counts.index.tolist() if top is None else counts.head(top).index.tolist()
+            if vals:
+                out[col] = sorted(vals)
+    return out

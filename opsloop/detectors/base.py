@@ -11,6 +11,7 @@ a sorted, UTC ``DatetimeIndex``.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import ClassVar
 
 import numpy as np
@@ -51,7 +52,7 @@ def validate_input(x: pd.Series | pd.DataFrame, columns: tuple[str, ...] = ()) -
             raise ValueError(f"missing columns {missing}; got {list(x.columns)}")
 
 
-class BaseDetector:
+class BaseDetector(ABC):
     """Base class: validates once, delegates to ``_fit`` / ``_score``.
 
     Subclasses set ``name``, ``config_cls`` and ``columns`` (the DataFrame columns they need, empty
@@ -120,8 +121,9 @@ class BaseDetector:
         """The alarm threshold, called after ``_fit``; default: the config's ``threshold``."""
         return float(self.config.threshold)
 
+    @abstractmethod
     def _score(self, x: pd.Series | pd.DataFrame) -> pd.DataFrame:
-        raise NotImplementedError
+        """Scores of ``x`` (see the class docstring); every detector writes it."""
 
     def can_batch(self) -> bool:
         """Whether :meth:`_score_array` can score series without a per-series ``fit``."""
@@ -129,7 +131,7 @@ class BaseDetector:
 
     def _score_array(self, values: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
         """Scores and directions of the rows of ``values`` (shape ``(m, n)``); batchable detectors only."""
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} does not score series in batch (check can_batch() first)")
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "threshold_"):

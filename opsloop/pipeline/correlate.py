@@ -14,6 +14,7 @@ from datetime import timedelta
 
 import pandas as pd
 
+from opsloop.data.contracts import affected
 from opsloop.domain import (
     KIND_PRECEDENCE,
     SEVERITY_RANK,
@@ -112,15 +113,9 @@ def _slice(c: TicketCluster, rows: pd.DataFrame) -> TicketCluster:
             break
         if all(e["id"] != str(r["id"]) for e in examples):
             examples.append({"id": str(r["id"]), "subject": str(r["subject"]), "created_at": r["created_at"].isoformat()})
-    affected = {}
-    for col in ("merchant_id", "stage"):
-        if col in rows:
-            vals = sorted({str(v) for v in rows[col].dropna()})
-            if vals:
-                affected[col] = vals
     return c.model_copy(update={
         "size": len(rows), "examples": examples, "first_seen": rows["created_at"].min().to_pydatetime(),
-        "last_seen": rows["created_at"].max().to_pydatetime(), "affected": affected, "ticket_ids": sorted(ids),
+        "last_seen": rows["created_at"].max().to_pydatetime(), "affected": affected(rows), "ticket_ids": sorted(ids),
     })
 
 

@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session
 
 from opsloop.actions.catalog import load_catalog, propose_actions
 from opsloop.actions.service import executor_for
+from opsloop.clustering.drain import LogTemplateMiners, detect_templates
 from opsloop.clustering.embedders import get_embedder
 from opsloop.clustering.logs import signatures
-from opsloop.clustering.drain import LogTemplateMiners, detect_templates
 from opsloop.clustering.surges import ticket_surges
 from opsloop.clustering.themes import CachedEmbedder
 from opsloop.clustering.tickets import cluster
@@ -44,7 +44,13 @@ from opsloop.rag.index import RunbookIndex
 from opsloop.rag.store import open_knowledge_base
 from opsloop.store import repository as repo
 from opsloop.store.session import Store
-from opsloop.store.state import StoreEmbeddingCache, load_drain_states, load_themes, save_drain_states, save_themes
+from opsloop.store.state import (
+    StoreEmbeddingCache,
+    load_drain_states,
+    load_themes,
+    save_drain_states,
+    save_themes,
+)
 
 Progress = Callable[[str], None]
 

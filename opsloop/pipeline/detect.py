@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from opsloop.data import contracts as C
+from opsloop.data.contracts import affected
 from opsloop.detectors.base import BaseDetector
 from opsloop.detectors.intervals import flag_runs
 from opsloop.detectors.registry import create
@@ -168,15 +169,6 @@ def _bucketed(logs: pd.DataFrame, by: list[str], bucket: str) -> pd.DataFrame:
     return logs.groupby([pd.Grouper(key="ts", freq=bucket), *by], observed=True).size().rename("n").reset_index()
 
 
-def _affected(rows: pd.DataFrame, top: int = 20) -> dict[str, list[str]]:
-    out = {}
-    for col in ("merchant_id", "stage"):
-        if col in rows:
-            vals = rows[col].dropna().astype(str).value_counts().head(top).index.tolist()
-            if vals:
-                out[col] = sorted(vals)
-    return out
-
 
 def detect_log_errors(logs: pd.DataFrame, window: Window, s: DetectionSettings) -> list[Anomaly]:
     """Error-rate anomalies per (endpoint, status >= 400) against all calls to that endpoint."""
@@ -217,7 +209,7 @@ def detect_log_errors(logs: pd.DataFrame, window: Window, s: DetectionSettings) 
                 evidence={"endpoint": endpoint, "status": int(status), "errors": n_err, "requests": n_tot,
                           "error_rate": n_err / max(n_tot, 1), "baseline_rate": base,
                           "services": sorted(rows["service"].dropna().unique().tolist()),
-                          "examples": examples, "affected": _affected(rows)},
+                          "examples": examples, "affected": affected(rows, top=20)},
             ))
     return out
 
@@ -236,7 +228,7 @@ def _ratio_affected(span: pd.DataFrame, up: str, down: str, base: float, s: Dete
     n_up = counts[up]
     n_down = counts[down] if down in counts else 0 * n_up
     hit = counts.index[(n_up >= min_up) & (n_down < (1 - drop) * base * n_up)]
-    return _affected(ev[ev["merchant_id"].isin(hit)])
+    return affected(ev[ev["merchant_id"].isin(hit)], top=20)
 
 
 def detect_event_ratios(logs: pd.DataFrame, window: Window, s: DetectionSettings) -> list[Anomaly]:
@@ -279,7 +271,7 @@ def detect_event_ratios(logs: pd.DataFrame, window: Window, s: DetectionSettings
                     paid = span[span["event"] == up]
                     done = set(span.loc[span["event"] == down, "order_id"].dropna())
                     orphans = paid[~paid["order_id"].isin(done)]
-                    evidence.update(orphaned_ids=orphans["order_id"].dropna().head(5).tolist(), affected=_affected(orphans))
+                    evidence.update(orphaned_ids=orphans["order_id"].dropna().head(5).tolist(), affected=affected(orphans, top=20))
                 else:
                     evidence["affected"] = _ratio_affected(span, up, down, base, s)
                 score = float(frame["score"].iat[peak])

@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-import secrets
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from opsloop.actions.policy import Policy, PolicyViolation
-
 from opsloop.domain import (
     SEVERITY_RANK,
     ActionStatus,
@@ -30,7 +28,15 @@ from opsloop.domain import (
     Severity,
     stable_hash,
 )
-from opsloop.store.models import ActionRow, ApprovalRow, AuditRow, CycleRow, IncidentRow, QuarantineRow, TokenRow
+from opsloop.store.models import (
+    ActionRow,
+    ApprovalRow,
+    AuditRow,
+    CycleRow,
+    IncidentRow,
+    QuarantineRow,
+    TokenRow,
+)
 
 GENESIS = "0" * 64
 
