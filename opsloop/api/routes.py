@@ -49,8 +49,12 @@ def metrics(request: Request) -> Response:
 
 def _server_path(path: str, root: Path) -> Path:
     """A server-side input path, which must be a regular file under ``OPSLOOP_HOME``."""
-    p = Path(path).expanduser().resolve()
-    if not p.is_relative_to(Path(root).resolve()) or not p.is_file():
+    try:
+        p = Path(path).resolve()
+        ok = p.is_relative_to(Path(root).resolve()) and p.is_file()
+    except (OSError, ValueError):  # e.g. a NUL byte or an over-long name
+        ok = False
+    if not ok:
         raise HTTPException(422, f"{path}: server-side inputs must be files under OPSLOOP_HOME ({root})")
     return p
 

@@ -146,3 +146,6 @@ def test_observe_inline_rows_has_no_side_effects_and_quarantines(api):
     assert before.count("opsloop_cycles_total 0.0") == 1
     outside = client.post("/observe", headers=auth(tokens["operator"]), json={"kpis_paths": ["/etc/passwd"]})
     assert outside.status_code == 422 and "OPSLOOP_HOME" in outside.json()["detail"]
+    for odd in ("~nobody-here/x.csv", "a\x00b.csv", "x" * 5000):  # found by schemathesis: 422, never 500
+        res = client.post("/observe", headers=auth(tokens["operator"]), json={"kpis_paths": [odd]})
+        assert res.status_code == 422, (odd[:20], res.text)
