@@ -23,7 +23,17 @@ The combined evidence is the largest ``-log10 p`` over the members (the minimum 
 L. H. C. Tippett, 1931), reported as ``1 - p`` in [0, 1]. NAB-style alarm hygiene, threshold-free:
 a point reports its evidence only if it exceeds every combined evidence of the previous ``suppress``
 points by ``suppress_margin`` (a clear new local record, so a lasting change alarms at its start and
-not again at every point; 0 otherwise). Everything is causal; the score at ``t`` uses points ``<= t`` only.
+not again at every point; 0 otherwise). A reported alarm is then discounted by how many alarms at
+least as strong the series has already reported: ``x' = x - γ·log10(1 + N)`` (``γ`` =
+``repeat_discount``; ``N`` counts earlier reported points whose evidence is at least ``x``, compared on
+a grid of 0.05). This is the conformal rank of the alarm among the series' own earlier alarms,
+``(1 + N)`` out of the alarms so far, combined geometrically (weight ``γ``) with its point p-value:
+``p' = p·(1 + N)^γ``. A series that keeps raising alarms of the same strength (a noisy, bursty KPI)
+gets fewer of them, while the first alarm of a quiet series keeps all its evidence (alarm-rate
+normalisation per series, the same idea as the second-level likelihood of S. Ahmad, A. Lavin,
+S. Purdy and Z. Agha, 2017, "Unsupervised real-time anomaly detection for streaming data",
+*Neurocomputing* 262:134-147, which scores a raw anomaly score against that series' own history of
+anomaly scores). Everything is causal; the score at ``t`` uses points ``<= t`` only.
 """
 
 from __future__ import annotations
@@ -41,6 +51,10 @@ from opsloop.detectors.forecast import shared_forecasts
 #: Grid on which member scores are compared for the rank calibration: 0, then 12 steps per decade
 #: from 1e-2 to 1e4 (scores beyond go to the last cell; the Pareto extrapolation ranks them).
 RANK_EDGES = np.concatenate([[0.0], np.logspace(-2, 4, 6 * 12 + 1)])
+
+#: Grid on which reported evidence (``-log10 p``) is compared for the repeat discount: steps of 0.05
+#: from 0 to 20 (larger evidence goes to the last cell).
+EVIDENCE_EDGES = np.arange(0.0, 20.0 + 1e-9, 0.05)
 
 
 class Member(BaseModel):
@@ -78,12 +92,14 @@ forecast's standardised residuals (large and moderate shifts) and range novelty.
 class EnsembleConfig(DetectorConfig):
     """``threshold`` on ``1 - p`` (0.9995: p below 5e-4); ``members``; ``suppress`` points of
     alarm suppression (0: none) and the ``suppress_margin`` (in ``-log10 p``) by which a point must
-    beat the previous ``suppress`` points to report; ``min_periods`` points before any score."""
+    beat the previous ``suppress`` points to report; ``repeat_discount`` ``γ`` (in ``-log10 p`` per
+    decade of earlier alarms at least as strong; 0: none); ``min_periods`` points before any score."""
 
     threshold: float = 0.9995
     members: tuple[Member, ...] = DEFAULT_MEMBERS
     suppress: int = 60
     suppress_margin: float = 0.25
+    repeat_discount: float = Field(default=0.5, ge=0.0)
     min_periods: int = 30
 
 
@@ -187,11 +203,32 @@ def calibrate(score: np.ndarray, member: Member) -> np.ndarray:
     return x.reshape(score.shape)
 
 
+def discount_repeats(x: np.ndarray, gamma: float, edges: np.ndarray = EVIDENCE_EDGES) -> np.ndarray:
+    """Reported evidence ``x`` (shape ``(..., n)``; ``> 0`` reported, 0 not, NaN no score) with each
+    reported point lowered by ``gamma·log10(1 + N)``, ``N`` the number of earlier reported points of
+    its row whose evidence is at least its own (compared on the grid ``edges``; ties within a cell
+    count as ``>=``), floored at 0. Causal; ``O(16)`` work per reported point (block decomposition,
+    :func:`_tail_counts`)."""
+    x = np.asarray(x, dtype=float)
+    if gamma <= 0 or x.size == 0:
+        return x
+    x2 = x.reshape(-1, x.shape[-1])
+    pos = np.flatnonzero(x2 > 0)  # NaN never is
+    if not pos.size:
+        return x
+    out = x2.copy()
+    vals = x2.ravel()[pos]
+    b = np.minimum(np.searchsorted(edges, vals, side="right") - 1, len(edges) - 1).astype(np.int32)
+    count = _tail_counts(b, pos // x2.shape[1], x2.shape[0], len(edges))
+    out.ravel()[pos] = np.maximum(vals - gamma * np.log10(1.0 + count), 0.0)
+    return out.reshape(x.shape)
+
+
 def combine(evidence: list[np.ndarray], directions: list[np.ndarray], suppress: int, ready: np.ndarray,
-            margin: float = 0.0):
+            margin: float = 0.0, repeat_discount: float = 0.0):
     """Combine member evidence (a list of arrays of one shape) into ``(score in [0,1], evidence,
     direction, index of the strongest member)``; NaN where no member has a score or before
-    ``ready``."""
+    ``ready``. ``repeat_discount``: see :func:`discount_repeats` (applied after suppression)."""
     x = np.full(evidence[0].shape, -np.inf)
     direction = np.zeros(evidence[0].shape)
     best = np.zeros(evidence[0].shape, dtype=np.int8)
@@ -204,6 +241,8 @@ def combine(evidence: list[np.ndarray], directions: list[np.ndarray], suppress: 
     if suppress > 0:
         prev = lag(rolling_max(x, suppress))
         x = np.where(np.isnan(prev) | (x > prev + margin) | np.isnan(x), x, 0.0)
+    if repeat_discount > 0:
+        x = discount_repeats(x, repeat_discount)
     score = 1.0 - 10.0 ** (-x)  # NaN stays NaN
     return score, x, direction, best
 
@@ -241,7 +280,8 @@ class EnsembleDetector(BaseDetector):
         evidence = [calibrate(f["score"].to_numpy(dtype=float), m) for f, m in zip(frames, cfg.members)]
         directions = [f["direction"].to_numpy(dtype=float) for f in frames]
         ready = (np.cumsum(~np.isnan(v)) > cfg.min_periods) & ~np.isnan(v)
-        score, x_ev, direction, best = combine(evidence, directions, cfg.suppress, ready, cfg.suppress_margin)
+        score, x_ev, direction, best = combine(evidence, directions, cfg.suppress, ready, cfg.suppress_margin,
+                                               cfg.repeat_discount)
         names = np.array([m.name for m in cfg.members], dtype=object)[best]
         out = pd.DataFrame({"score": score, "evidence": x_ev, "direction": np.where(np.isnan(score), 0.0, direction),
                             "member": np.where(np.isnan(score), None, names)}, index=x.index)
@@ -260,5 +300,6 @@ class EnsembleDetector(BaseDetector):
                 evidence.append(calibrate(s, m))
                 directions.append(dr)
         ready = (np.cumsum(~np.isnan(values), axis=-1) > cfg.min_periods) & ~np.isnan(values)
-        score, _, direction, _ = combine(evidence, directions, cfg.suppress, ready, cfg.suppress_margin)
+        score, _, direction, _ = combine(evidence, directions, cfg.suppress, ready, cfg.suppress_margin,
+                                         cfg.repeat_discount)
         return score, np.where(np.isnan(score), 0.0, direction)

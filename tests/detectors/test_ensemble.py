@@ -8,11 +8,13 @@ import pytest
 from pydantic import ValidationError
 
 from opsloop.detectors.ensemble import (
+    EVIDENCE_EDGES,
     RANK_EDGES,
     EnsembleDetector,
     Member,
     calibrate,
     causal_tail_probability,
+    discount_repeats,
 )
 from opsloop.detectors.registry import create
 
@@ -141,3 +143,41 @@ def test_config_is_validated():
         create("ensemble", members=({"name": "forecast", "params": {"no_such": 1}},)).fit(series(noise(100)))
     with pytest.raises(ValueError, match="member"):
         create("ensemble", members=()).fit(series(noise(100)))
+    with pytest.raises(ValidationError):
+        create("ensemble", repeat_discount=-0.5)
+
+
+def test_repeat_discount_equals_brute_force():
+    """Each reported point loses gamma*log10(1 + N), N the earlier reported points of its row at
+    least as strong (grid cells of 0.05); unreported (0) and NaN points are unchanged; several rows."""
+    rng = np.random.default_rng(5)
+    x = np.where(rng.random((3, 200)) < 0.2, rng.uniform(0.1, 8, (3, 200)), 0.0)
+    x[1, 17] = np.nan
+    x[2] = 0.0  # a row without any alarm
+    x[0, 50:53] = 25.0  # beyond the grid: the last cell
+    out = discount_repeats(x, 0.5)
+    cell = np.minimum(np.searchsorted(EVIDENCE_EDGES, np.nan_to_num(x), side="right") - 1, len(EVIDENCE_EDGES) - 1)
+    for r in range(3):
+        for t in range(200):
+            if not x[r, t] > 0:
+                assert out[r, t] == x[r, t] or (np.isnan(out[r, t]) and np.isnan(x[r, t]))
+                continue
+            n = np.sum((np.nan_to_num(x[r, :t]) > 0) & (cell[r, :t] >= cell[r, t]))
+            assert out[r, t] == pytest.approx(max(x[r, t] - 0.5 * np.log10(1 + n), 0.0))
+    np.testing.assert_array_equal(discount_repeats(x, 0.0), x)
+
+
+def test_repeated_alarms_are_discounted_first_one_is_not():
+    """Identical bursts every 400 points: the first keeps its evidence, later ones lose evidence
+    step by step (a series that keeps alarming alike), and a prefix scores as the full series."""
+    v = noise(4000, seed=6)
+    for start in range(1500, 4000, 400):
+        v[start] += 12
+    s = series(v)
+    on = create("ensemble").fit(s).score_frame(s)["evidence"].to_numpy()
+    off = create("ensemble", repeat_discount=0.0).fit(s).score_frame(s)["evidence"].to_numpy()
+    assert on[1500] == pytest.approx(off[1500]) and on[1500] > 3.3
+    later = np.array([on[t] - off[t] for t in range(1900, 4000, 400)])
+    assert (later < 0).all() and later[-1] < later[0]
+    part = create("ensemble").fit(s).score_frame(s.iloc[:2700])["evidence"].to_numpy()
+    np.testing.assert_allclose(part, on[:2700], equal_nan=True)
