@@ -67,6 +67,7 @@ def _incident_json(inc: Incident) -> dict[str, Any]:
         "severity": inc.severity.value, "title": inc.title, "first_seen": inc.first_seen.isoformat(),
         "last_seen": inc.last_seen.isoformat(), "category": a.category if a else None,
         "confidence": a.confidence if a else None, "generated_by": a.generated_by if a else None,
+        "llm_latency_s": a.latency_s if a else None, "llm_fallback_reason": a.fallback_reason if a else None,
         "affected": inc.affected,
         "revenue_at_risk_per_hour": a.risk.revenue_at_risk_per_hour if a else None,
         "anomalies": len(inc.anomalies), "clusters": [c.label for c in inc.clusters],
@@ -127,6 +128,12 @@ def _run(settings: Settings, tickets, logs, kpis, runbooks, start, end, as_json:
     if "dbscan_eps" in report.parameters:
         out.print(f"ticket clustering: DBSCAN eps {report.parameters['dbscan_eps']} "
                   f"({report.parameters['dbscan_eps_source']}), min_samples {report.parameters['dbscan_min_samples']}",
+                  highlight=False)
+    llm_total = c.get("llm_validated", 0) + c.get("llm_fallbacks", 0)
+    if llm_total:
+        out.print(f"LLM narratives ({settings.llm}): {c.get('llm_validated', 0)} of {llm_total} written by the model and "
+                  f"validated, {c.get('llm_fallbacks', 0)} fell back to the rules ({c.get('llm_calls', 0)} model calls, "
+                  f"{c.get('llm_cache_hits', 0)} cache hits); reasons below and in `opsloop incidents show`",
                   highlight=False)
     for d in report.degradations:
         err.print(f"[yellow]degraded:[/] {d}", highlight=False)
@@ -234,7 +241,10 @@ def incidents_show(incident_id: str, as_json: JsonOpt = False) -> None:
     out.print(f"{inc.first_seen:%Y-%m-%d %H:%M} → {inc.last_seen:%Y-%m-%d %H:%M} UTC; fingerprint {inc.fingerprint}")
     out.print(f"affected: {json.dumps(inc.affected)}", highlight=False)
     if a:
-        out.print(f"\n[bold]Assessment[/] ({a.generated_by}, category {a.category}, confidence {a.confidence:.2f})")
+        by = a.generated_by + (f" in {a.latency_s:.1f} s" if a.latency_s is not None else "")
+        out.print(f"\n[bold]Assessment[/] ({by}, category {a.category}, confidence {a.confidence:.2f})", highlight=False)
+        if a.fallback_reason:
+            out.print(f"[yellow]LLM narrative not used:[/] {a.fallback_reason}", highlight=False)
         out.print(a.summary, highlight=False)
         out.print(f"[bold]Root cause:[/] {a.root_cause}", highlight=False)
         out.print("[bold]Evidence:[/]")

@@ -248,7 +248,13 @@ class RiskReport(_Model):
 
 
 class Assessment(_Model):
-    """What an incident is, why we think so, and how sure we are. ``confidence`` in [0, 1]."""
+    """What an incident is, why we think so, and how sure we are. ``confidence`` in [0, 1].
+
+    ``generated_by``: ``"rules"`` or ``"<backend>:<model>"`` of the LLM that wrote the narrative;
+    ``latency_s``: seconds spent getting the LLM narrative (a cache hit costs about 0; ``None`` when
+    no LLM was asked); ``fallback_reason``: why an LLM narrative was asked for and not used (``None``
+    otherwise).
+    """
 
     summary: str
     root_cause: str
@@ -261,6 +267,8 @@ class Assessment(_Model):
     risk: RiskReport = Field(default_factory=RiskReport)
     citations: list[Citation] = Field(default_factory=list)
     generated_by: str = "rules"
+    latency_s: float | None = None
+    fallback_reason: str | None = None
 
 
 class ProposedAction(_Model):

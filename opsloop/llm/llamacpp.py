@@ -161,9 +161,18 @@ class LlamaCppLLM:
 
         Model loading is not counted in ``timeout``; prompt evaluation and generation are.
         """
-        server = _server(self.model_path, self.threads, self.n_ctx)
         messages = ([{"role": "system", "content": system}] if system else []) + [
             {"role": "user", "content": prompt}]
+        return parse_json_object(self.chat(messages, schema, timeout))
+
+    def chat(self, messages: list[dict[str, str]], schema: dict[str, Any], timeout: float) -> str:
+        """The model's raw answer text to chat ``messages`` (``[{"role", "content"}, ...]``), constrained
+        by the JSON ``schema``; what an Ollama server returns as ``message.content``.
+
+        Raises :class:`LLMTimeout` (no complete answer within ``timeout`` seconds),
+        :class:`LLMBadOutput` (truncated at ``max_tokens``) or :class:`LLMUnavailable`.
+        """
+        server = _server(self.model_path, self.threads, self.n_ctx)
         request: dict[str, Any] = {
             "messages": messages, "max_tokens": self.max_tokens, "temperature": 0.0, "seed": self.seed,
             "stream": True, "cache_prompt": True, "t_max_predict_ms": int(max(timeout, 0.001) * 1000),
@@ -224,5 +233,5 @@ class LlamaCppLLM:
         text = "".join(parts).strip()
         if state["finish"] == "length":
             raise LLMBadOutput(f"answer truncated at max_tokens={self.max_tokens} ({len(text)} chars)")
-        return parse_json_object(text)
+        return text
 

