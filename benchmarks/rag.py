@@ -7,9 +7,8 @@ rank by their best chunk):
   ``category`` is the incident's):
   - ``simulator_truth``: the ground-truth description of every incident injected by
     ``simulate(seed, days)`` for ``--truth-seeds``;
-  - ``cycle_build_query`` / ``cycle_incident_query``: incidents of real cycles (``run_cycle`` on
-    ``--cycle-seeds``) that match an injected incident, queried with the pipeline's
-    ``decide.build_query`` and with ``opsloop.rag.query.incident_query``;
+  - ``cycle_build_query``: incidents of real cycles (``run_cycle`` on ``--cycle-seeds``) that match
+    an injected incident, queried as the pipeline queries (``decide.build_query``);
   - ``oncall``: hand-written on-call phrasings (``benchmarks/rag_queries/bundled_oncall.json``).
 * ``prometheus-operator`` — the 108 runbooks in
   ``../shared/datasets/runbooks/prometheus-operator/content/runbooks`` (answer: the runbook named
@@ -93,13 +92,11 @@ def bundled_queries(chunks: list[Chunk], truth_seeds: list[int], cycle_seeds: li
         for seed in truth_seeds for gt in simulate(seed=seed, days=days).ground_truth
     ]
     if cycle_seeds:
-        built, improved = _cycle_queries(cycle_seeds, days)
-        sets["cycle_build_query"] = [{"query": q, "answers": by_cat[c]} for q, c in built]
-        sets["cycle_incident_query"] = [{"query": q, "answers": by_cat[c]} for q, c in improved]
+        sets["cycle_build_query"] = [{"query": q, "answers": by_cat[c]} for q, c in _cycle_queries(cycle_seeds, days)]
     return sets
 
 
-def _cycle_queries(seeds: list[int], days: int) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+def _cycle_queries(seeds: list[int], days: int) -> list[tuple[str, str]]:
     """(query, true category) for every cycle incident that matches an injected incident."""
     from opsloop.config import Settings
     from opsloop.data.simulator import simulate, write_scenario
@@ -107,10 +104,9 @@ def _cycle_queries(seeds: list[int], days: int) -> tuple[list[tuple[str, str]], 
     from opsloop.pipeline.decide import build_query
     from opsloop.pipeline.evaluate import match_ground_truth
     from opsloop.pipeline.observe import observe
-    from opsloop.rag.query import incident_query
     from opsloop.store.session import open_store
 
-    built, improved = [], []
+    built = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in seeds:
             work = Path(tmp) / f"seed{seed}"
@@ -123,8 +119,7 @@ def _cycle_queries(seeds: list[int], days: int) -> tuple[list[tuple[str, str]], 
                 category = truth[found["truth"]]["category"]
                 for inc_id in found["incidents"]:
                     built.append((build_query(incidents[inc_id]), category))
-                    improved.append((incident_query(incidents[inc_id]), category))
-    return built, improved
+    return built
 
 
 def _perturb(chunks: list[Chunk], vectors: np.ndarray, n: int, seed: int = 0) -> tuple[list[Chunk], np.ndarray]:
