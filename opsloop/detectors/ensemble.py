@@ -81,12 +81,16 @@ DEFAULT_MEMBERS: tuple[Member, ...] = (
     Member(name="seasonal_drop", params={"direction": "both", "lags": 3, "min_lags": 1, "baseline": 300,
                                          "smooth": 3, "min_drop": 0.0, "min_periods": 0}, floor=2.0),
     Member(name="cusum", params={"baseline": 300, "k": 2.0, "min_periods": 0}, floor=1.0, relative_floor=0.25),
-    Member(name="cusum", params={"baseline": 300, "k": 1.0, "min_periods": 0}, floor=2.0, relative_floor=0.25),
+    Member(name="cusum", params={"baseline": 5000, "k": 1.0, "level": "mean", "min_periods": 0}, floor=2.0,
+           relative_floor=0.25),
     Member(name="novelty", params={"min_periods": 0}, calibration="pareto"),
 )
 """The default members: a slow exponential-smoothing forecast (spikes), the median of the same time
-on the previous three days (seasonal breaks; a trailing level without a season), two CUSUMs on the
-forecast's standardised residuals (large and moderate shifts) and range novelty."""
+on the previous three days (seasonal breaks; a trailing level without a season), a CUSUM on the
+forecast's standardised residuals (large shifts, short memory), a self-starting CUSUM against the
+long-run robust mean and scale (moderate, lasting departures that a short-memory baseline adopts:
+slow drifts, sustained dips; EW span 5,000 points, about 17 days at 5-minute sampling; D. M.
+Hawkins, 1987, *The Statistician* 36(4):299-316) and range novelty."""
 
 
 class EnsembleConfig(DetectorConfig):

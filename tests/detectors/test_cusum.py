@@ -58,3 +58,34 @@ def test_rows_of_a_2d_batch_equal_single_series():
     batch, _, _, _ = cusum_core(m, cfg)
     for i in range(3):
         np.testing.assert_allclose(batch[i], cusum_core(m[i], cfg)[0], equal_nan=True)
+
+
+def test_self_starting_mean_level_keeps_a_lasting_departure():
+    """``level="mean"`` (self-starting, long memory) keeps accumulating a lasting moderate shift that
+    the short-memory forecast baseline adopts and drains."""
+    rng = np.random.default_rng(4)
+    v = 100 + rng.normal(0, 1, 4500)
+    v[4000:] += 1.5
+    short = CusumConfig(baseline=300, k=1.0, min_periods=0)
+    long_ = CusumConfig(baseline=5000, k=1.0, min_periods=0, level="mean")
+    s_short = cusum_core(v, short)[0]
+    s_long, direction, level, _ = cusum_core(v, long_)
+    assert s_long[4499] > 10 * max(s_short[4499], 0.1)
+    assert s_long[4499] > s_long[4300] > s_long[4100]
+    assert direction[4499] == 1
+    assert level[3999] == pytest.approx(100, abs=0.1)  # the running mean of the in-control points
+
+
+def test_mean_level_is_causal_and_batches_row_by_row():
+    rng = np.random.default_rng(5)
+    v = np.cumsum(rng.normal(0, 1, 600)) * 0.05 + rng.normal(0, 1, 600)
+    v[200] = np.nan
+    cfg = CusumConfig(baseline=1000, min_periods=10, level="mean")
+    full = cusum_core(v, cfg)[0]
+    for n in (50, 201, 333, 599):
+        np.testing.assert_allclose(cusum_core(v[:n], cfg)[0], full[:n], equal_nan=True)
+    assert np.all(np.isnan(full[:10])) and not np.isnan(full[10])
+    m = np.vstack([v, v[::-1], rng.normal(0, 1, 600)])
+    batch = cusum_core(m, cfg)[0]
+    for i in range(3):
+        np.testing.assert_allclose(batch[i], cusum_core(m[i], cfg)[0], equal_nan=True)
