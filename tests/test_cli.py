@@ -93,6 +93,38 @@ def test_cycle_on_a_small_kpi_file(run, tmp_path):
     assert len(doc["incidents"]) <= 4  # plus, at most, the burst's end and a rare new extreme of the noise
 
 
+def test_cycle_shows_which_assessments_fell_back_from_the_llm_and_why(run, tmp_path, monkeypatch):
+    """An unreachable Ollama: every narrative falls back to the rules, the cycle says so per incident,
+    and the reason is stored with the assessment."""
+    import socket
+
+    import numpy as np
+    import pandas as pd
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("OPSLOOP_LLM", "ollama")
+    monkeypatch.setenv("OPSLOOP_OLLAMA_HOST", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("OPSLOOP_LLM_RETRIES", "0")
+    ts = pd.date_range("2026-10-01", periods=1500, freq="1min", tz="UTC")
+    v = 20 + np.random.default_rng(1).normal(0, 1, len(ts))
+    v[1200:1260] -= 15
+    f = tmp_path / "worker_throughput.csv"
+    pd.DataFrame({"timestamp": ts.strftime("%Y-%m-%d %H:%M:%S"), "value": v}).to_csv(f, index=False)
+    res = run("cycle", "--kpis", str(f))
+    assert res.exit_code == 0, res.output
+    assert "LLM narratives (ollama): 0 of" in res.stdout and "fell back to the rules" in res.stdout
+    assert "not used: unavailable: cannot connect to Ollama" in res.stderr
+    incidents = [i for i in json.loads(run("incidents", "list", "--json").stdout)
+                 if i["title"].startswith("worker_throughput")]
+    assert incidents
+    shown = json.loads(run("incidents", "show", incidents[0]["id"], "--json").stdout)["assessment"]
+    assert shown["generated_by"] == "rules" and shown["fallback_reason"].startswith("unavailable: cannot connect")
+    assert shown["latency_s"] >= 0
+    assert "LLM narrative not used: unavailable" in run("incidents", "show", incidents[0]["id"]).stdout
+
+
 def test_rag_commands(run, tmp_path):
     doc = tmp_path / "disk-full.md"
     doc.write_text("---\ntitle: Disk full\ncategory: kpi_anomaly\n---\n# Disk full\n\n## Symptoms\n\n"
