@@ -8,7 +8,8 @@ series and scored on the whole series. Detectors are causal, nothing from the la
 while scoring, and no parameter depends on the file. Scores outside [0, 1] are mapped into it by the
 monotone ``s / (s + threshold_)`` (the detector's own threshold maps to 0.5; NAB's sweep result is
 unchanged by monotone maps); NaN scores become 0, and so does the probationary period (NAB ignores it
-anyway). Results are written in NAB's layout (``OUT/<detector>/<category>/<detector>_<file>.csv``)
+anyway). Results are written in NAB's layout, ``OUT/opsloop/<category>/opsloop_<file>.csv`` for the
+default ensemble (``OUT/<detector>/<category>/<detector>_<file>.csv`` for another ``--detector``),
 and scored with :mod:`opsloop.evaluation.nab`. Prints one JSON line; ``points_per_second`` counts
 detector time (fit + score) only.
 
@@ -100,7 +101,8 @@ def main(argv: list[str] | None = None) -> None:
         results[key] = frame
         detector_seconds += seconds
         points += len(frame)
-    write_results_dir(out, args.detector, results, windows)
+    name = "opsloop" if args.detector == default else args.detector  # NAB's name for our entry
+    write_results_dir(out, name, results, windows)
     scores = nab_scores(results, windows)
     row = {
         "detector": args.detector,
@@ -112,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
         "points": points,
         "points_per_second": round(points / detector_seconds) if detector_seconds > 0 else None,
         "files": len(keys),
-        "results_dir": str(out / args.detector),
+        "results_dir": str(out / name),
     }
     print(json.dumps(row))
 
