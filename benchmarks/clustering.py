@@ -3,7 +3,7 @@
 **Quality** (per seed, ``--days`` days, MiniLM, eps from the k-distance knee, ``min_samples`` 4): a
 ticket's true label is the injected incident whose ``ticket_ids`` hold it; chatter tickets are
 labelled by the chatter *topic* whose subject template they match (the simulator does not store the
-topic, so it is recovered from :mod:`opsloop.data.ticket_templates`; every chatter ticket matched).
+topic, so it is recovered from :mod:`opsloop.packs.checkout.ticket_templates`; every chatter ticket matched).
 Adjusted Rand index and NMI are computed on the tickets DBSCAN clustered (noise excluded; the noise
 share is reported next to them) for
 
@@ -54,7 +54,7 @@ from opsloop.clustering.surges import ticket_surges
 from opsloop.clustering.themes import CachedEmbedder, InMemoryEmbeddingCache
 from opsloop.clustering.tickets import cluster, split_bursts, ticket_texts
 from opsloop.data import ticket_templates as tt
-from opsloop.data.simulator import DEFAULT_START, simulate
+from opsloop.packs.checkout.simulator import DEFAULT_START, simulate
 
 
 def log(msg: str) -> None:

@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from opsloop.data import contracts as C
+from opsloop.packs.checkout import names as C
 from opsloop.domain import Anomaly, Citation, Incident, Kind, RiskReport, SeriesKey, Severity, TicketCluster
 from opsloop.llm import LRUCache, get_llm, narrate
 from opsloop.pipeline.decide import assess

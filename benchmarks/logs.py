@@ -30,7 +30,7 @@ import pandas as pd
 from drain3 import TemplateMiner
 
 from opsloop.clustering.drain import LogTemplateMiners, detect_templates, mask_messages, template_config
-from opsloop.data.simulator import simulate
+from opsloop.packs.checkout.simulator import simulate
 from opsloop.domain import Window
 
 SLACK = pd.Timedelta(minutes=30)

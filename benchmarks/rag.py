@@ -81,7 +81,7 @@ def _category_docs(chunks: list[Chunk]) -> dict[str, list[str]]:
 
 
 def bundled_queries(chunks: list[Chunk], truth_seeds: list[int], cycle_seeds: list[int], days: int) -> dict[str, list[dict]]:
-    from opsloop.data.simulator import simulate
+    from opsloop.packs.checkout.simulator import simulate
 
     by_cat = _category_docs(chunks)
     sets: dict[str, list[dict]] = {}
@@ -99,7 +99,7 @@ def bundled_queries(chunks: list[Chunk], truth_seeds: list[int], cycle_seeds: li
 def _cycle_queries(seeds: list[int], days: int) -> list[tuple[str, str]]:
     """(query, true category) for every cycle incident that matches an injected incident."""
     from opsloop.config import Settings
-    from opsloop.data.simulator import simulate, write_scenario
+    from opsloop.packs.checkout.simulator import simulate, write_scenario
     from opsloop.pipeline.cycle import run_cycle
     from opsloop.pipeline.decide import build_query
     from opsloop.pipeline.evaluate import match_ground_truth

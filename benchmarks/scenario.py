@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from opsloop.config import Settings
-from opsloop.data.simulator import simulate, write_scenario
+from opsloop.packs.checkout.simulator import simulate, write_scenario
 from opsloop.pipeline.cycle import run_cycle
 from opsloop.pipeline.evaluate import match_ground_truth
 from opsloop.pipeline.observe import observe

@@ -147,7 +147,7 @@ def demo(
     as_json: JsonOpt = False,
 ) -> None:
     """Simulate the checkout-migration scenario, run one cycle on it, and compare with its ground truth."""
-    from opsloop.data.simulator import simulate, write_scenario
+    from opsloop.packs.checkout.simulator import simulate, write_scenario
     from opsloop.pipeline.evaluate import match_ground_truth
 
     settings = Settings()
@@ -178,8 +178,8 @@ def simulate(
     days: Annotated[int, typer.Option(help="Days to simulate (>= 3).")] = 7,
 ) -> None:
     """Write the checkout-migration scenario (tickets, logs, KPIs, ground truth) to a directory."""
-    from opsloop.data.simulator import simulate as run_sim
-    from opsloop.data.simulator import write_scenario
+    from opsloop.packs.checkout.simulator import simulate as run_sim
+    from opsloop.packs.checkout.simulator import write_scenario
 
     try:
         scenario = run_sim(seed=seed, days=days)

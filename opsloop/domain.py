@@ -13,7 +13,9 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
+
+from opsloop.evidence import Evidence, RecordedEvidence
 
 
 def utc(ts: datetime) -> datetime:
@@ -86,6 +88,16 @@ class ActionStatus(str, Enum):
     executing = "executing"
     succeeded = "succeeded"
     failed = "failed"
+
+
+class Category(_Model):
+    """An incident category as a domain pack declares it: ``name`` (what runbooks and actions refer
+    to), ``title`` (how a summary names it) and the rule-based ``root_cause`` text."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+    title: str
+    root_cause: str
 
 
 class Window(_Model):
@@ -172,24 +184,85 @@ class KpiPoint(_Model):
 class Anomaly(_Model):
     """An anomalous interval found by one detector on one series.
 
-    ``score`` is the detector's anomaly score at the peak (higher is more anomalous; its unit is the
-    detector's, e.g. modified z or -log10 p-value). ``observed``/``expected`` are the series value and
-    the detector's expectation at ``peak``. ``evidence`` holds detector-specific facts (counts, rates,
-    affected merchants, example log lines).
+    ``evidence`` is the detector's typed evidence (:mod:`opsloop.evidence`): its score *with its
+    unit* (robust z, −log10 p), observed and expected values at ``peak``, direction, affected labels
+    and detector-specific facts; it renders the anomaly's headline and evidence line. ``detector``,
+    ``series``, ``score``, ``observed``, ``expected`` and ``direction`` are read from it (and
+    serialised with the anomaly). Times are UTC.
     """
 
-    detector: str
     kind: Kind
-    series: SeriesKey
     start: datetime
     end: datetime
     peak: datetime
-    score: float
     severity: Severity
-    observed: float | None = None
-    expected: float | None = None
-    direction: str = "up"
-    evidence: dict[str, Any] = Field(default_factory=dict)
+    evidence: Evidence
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derived_fields(cls, data: Any) -> Any:
+        """Drop the serialised derived fields; read anomalies stored before evidence was typed
+        (an untyped ``evidence`` dict) as :class:`~opsloop.evidence.RecordedEvidence`."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        derived = {k: data.pop(k, None) for k in ("detector", "series", "score", "observed", "expected",
+                                                   "direction", "unit")}
+        ev = data.get("evidence")
+        if isinstance(ev, dict) and "type" not in ev:
+            series = derived["series"] or {}
+            labels = dict(series.get("labels", ())) if isinstance(series, dict) else {}
+            data["evidence"] = RecordedEvidence(
+                metric=series.get("metric", "unknown") if isinstance(series, dict) else str(series),
+                labels={str(k): str(v) for k, v in labels.items()}, score=float(derived["score"] or 0.0),
+                recorded_detector=str(derived["detector"] or "unknown"), observed=derived["observed"],
+                expected=derived["expected"], direction=derived["direction"] or "up",
+                affected=ev.get("affected", {}) if isinstance(ev.get("affected"), dict) else {},
+            )
+        return data
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def detector(self) -> str:
+        return self.evidence.detector_name
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def series(self) -> SeriesKey:
+        return SeriesKey.of(self.evidence.metric, **self.evidence.labels)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def score(self) -> float:
+        return self.evidence.score
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def unit(self) -> str:
+        return self.evidence.unit
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def observed(self) -> float | None:
+        return self.evidence.observed
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def expected(self) -> float | None:
+        return self.evidence.expected
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def direction(self) -> str:
+        return self.evidence.direction
+
+    def headline(self) -> str:
+        """A few words naming what moved (the evidence's headline)."""
+        return self.evidence.headline()
+
+    def line(self) -> str:
+        """The evidence sentence with its figures, unit and span."""
+        return self.evidence.line(self.start, self.end)
 
 
 class TicketCluster(_Model):

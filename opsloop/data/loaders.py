@@ -137,8 +137,9 @@ class LoadResult:
 def load_tickets(path: str | Path) -> LoadResult:
     """Load support tickets (contract :data:`~opsloop.data.contracts.TICKETS`).
 
-    Output columns ``id, created_at, subject, body, merchant_id, stage, priority, channel``;
-    ``created_at`` is ``datetime64[ns, UTC]``, the rest ``str``. Sorted by ``created_at``.
+    Output columns ``id, created_at, subject, body, priority, channel`` and every other column of
+    the file as a ``str`` label; ``created_at`` is ``datetime64[ns, UTC]``, the rest ``str``. Sorted by
+    ``created_at``.
     Raises :class:`InputError` for an unusable file.
     """
     return load_signal(path, TICKETS)
@@ -147,8 +148,8 @@ def load_tickets(path: str | Path) -> LoadResult:
 def load_logs(path: str | Path) -> LoadResult:
     """Load application log events (contract :data:`~opsloop.data.contracts.LOGS`).
 
-    Output columns ``ts, service, endpoint, status, level, message, merchant_id, stage, event,
-    order_id, latency_ms``; ``ts`` UTC, ``status`` ``int64`` HTTP code in 100..599, ``latency_ms``
+    Output columns ``ts, service, endpoint, status, level, message, event, latency_ms`` and every
+    other column of the file as a ``str`` label; ``ts`` UTC, ``status`` ``int64`` HTTP code in 100..599, ``latency_ms``
     ``float64`` milliseconds (NaN when absent), the rest ``str``. Sorted by ``ts``.
     Raises :class:`InputError` for an unusable file.
     """
@@ -159,7 +160,7 @@ def load_kpis(path: str | Path) -> LoadResult:
     """Load KPI points in long form or NAB form, auto-detected from the columns.
 
     * long form -- columns ``ts, metric, value`` plus any label columns (every other column, e.g.
-      ``stage``, ``merchant_id``), output ``ts, metric, value, <labels...>``; labels are ``str`` with
+      ``region``, ``host``), output ``ts, metric, value, <labels...>``; labels are ``str`` with
       missing kept as NaN (a column named ``Unnamed: N`` -- a nameless CSV column, typically a saved
       pandas index -- is not a label and is dropped).
     * NAB form -- columns ``timestamp, value`` and no ``metric``: one series whose metric is the file
@@ -191,13 +192,13 @@ def load_kpis(path: str | Path) -> LoadResult:
 def load_signal(path: str | Path, contract: Contract, *, keep_extra: bool | None = None) -> LoadResult:
     """Load any signal file against ``contract`` (the three loaders above are thin wrappers).
 
-    ``keep_extra``: keep columns outside the contract (cast to ``str``) -- default ``True`` for the
-    ``kpis`` contract (they are labels) and ``False`` otherwise. This generic entry point does not
+    ``keep_extra``: keep columns outside the contract (cast to ``str``: they are labels) -- default
+    ``True``. This generic entry point does not
     recognise NAB's ``timestamp,value`` form; use :func:`load_kpis` for that.
     Raises :class:`InputError` for an unusable file (see the module docstring).
     """
     if keep_extra is None:
-        keep_extra = contract.name == KPIS.name
+        keep_extra = True
     source = str(path)
     str_columns = {c for c, t in {**contract.required, **contract.optional}.items() if t in ("str", "ts")}
     raw = _read_raw(Path(path), source, wanted=set(contract.columns), str_columns=str_columns,

@@ -52,11 +52,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-PROBATION_PERCENT = 0.15
-"""Share of each file in the probationary period (NAB's ``probationaryPercent``)."""
-
-PROBATION_CAP = 750
-"""At most this many probationary points (NAB: ``0.15 * 5000``)."""
+from opsloop.detectors.probation import PROBATION_CAP, PROBATION_PERCENT, probation_length  # noqa: F401 (re-exported)
 
 PROFILES: dict[str, dict[str, float]] = {
     "standard": {"tpWeight": 1.0, "fpWeight": 0.11, "fnWeight": 1.0},
@@ -86,10 +82,6 @@ def scaled_sigmoid(position: np.ndarray | float) -> np.ndarray | float:
         out = np.where(p > 3.0, -1.0, 2.0 / (1.0 + np.exp(5.0 * p)) - 1.0)
     return float(out) if out.ndim == 0 else out
 
-
-def probation_length(n: int) -> int:
-    """Number of leading points NAB ignores in a file of ``n`` points: ``min(floor(0.15 n), 750)``."""
-    return int(min(math.floor(PROBATION_PERCENT * n), PROBATION_CAP))
 
 
 def _profile(profile: str | Mapping[str, float]) -> tuple[float, float, float]:

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from opsloop.clustering.drain import LogTemplateMiners, detect_templates, mask_messages, mask_one
-from opsloop.data.simulator import simulate
+from opsloop.packs.checkout.simulator import simulate
 from opsloop.domain import Kind, Window
 
 

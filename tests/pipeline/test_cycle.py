@@ -12,7 +12,7 @@ import pytest
 
 from opsloop.config import Settings
 from opsloop.data.loaders import InputError
-from opsloop.data.simulator import simulate, write_scenario
+from opsloop.packs.checkout.simulator import simulate, write_scenario
 from opsloop.domain import ActionStatus
 from opsloop.pipeline.cycle import run_cycle
 from opsloop.pipeline.evaluate import match_ground_truth

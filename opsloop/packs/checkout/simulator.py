@@ -36,14 +36,14 @@ import numpy as np
 import pandas as pd
 from scipy.interpolate import CubicSpline
 
-from opsloop.data import ticket_templates as tt
-from opsloop.data.contracts import (
+from opsloop.data.contracts import LOGS, TICKETS
+from opsloop.packs.checkout import ticket_templates as tt
+from opsloop.packs.checkout.names import (
     EVENT_ORDER_CREATED,
     EVENT_PAYMENT_FAILED,
     EVENT_PAYMENT_SUCCEEDED,
     EVENT_SESSION_CREATED,
     EVENT_WEBHOOK_DELIVERED,
-    LOGS,
     METRIC_AOV,
     METRIC_ATTEMPTS,
     METRIC_CONVERSION,
@@ -52,7 +52,6 @@ from opsloop.data.contracts import (
     METRIC_SESSIONS,
     METRIC_SUCCESS_RATE,
     STAGES,
-    TICKETS,
 )
 
 __all__ = [
@@ -1203,7 +1202,7 @@ class _Draft:
 
 def _ticket_context(rng: np.random.Generator, world: _World, merchant: int, ms: int,
                     order: str | None) -> dict[str, Any]:
-    """Values for the ticket template placeholders (see :mod:`opsloop.data.ticket_templates`)."""
+    """Values for the ticket template placeholders (see :mod:`opsloop.packs.checkout.ticket_templates`)."""
     when = world.start + timedelta(milliseconds=int(ms))
     names = rng.choice(tt.FIRST_NAMES, 2, replace=False)
     return {

@@ -1,4 +1,4 @@
-"""Wording for the simulator's support tickets (see :mod:`opsloop.data.simulator`).
+"""Wording for the simulator's support tickets (see :mod:`opsloop.packs.checkout.simulator`).
 
 Templates are ``str.format`` strings. Every template may use any of these placeholders (unused ones
 are ignored): ``{store}`` (shop display name), ``{merchant}`` (``m_007``), ``{order}`` (an order id),

@@ -1,4 +1,4 @@
-"""Tests of the checkout-migration scenario simulator (``opsloop.data.simulator``)."""
+"""Tests of the checkout-migration scenario simulator (``opsloop.packs.checkout.simulator``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from opsloop.data import contracts as C
+from opsloop.packs.checkout import names as C
 from opsloop.data import simulator as sim
 
 SEED, DAYS = 11, 3

@@ -1,0 +1,15 @@
+"""The probationary period: leading points of a series during which a learning detector reports
+nothing (the Numenta Anomaly Benchmark's rule, Lavin & Ahmad 2015: ``min(floor(0.15 n), 750)``)."""
+
+from __future__ import annotations
+
+PROBATION_PERCENT = 0.15
+"""Share of each series in the probationary period (NAB's ``probationaryPercent``)."""
+
+PROBATION_CAP = 750
+"""At most this many probationary points (NAB: ``0.15 * 5000``)."""
+
+
+def probation_length(n: int) -> int:
+    """Number of leading points ignored in a series of ``n`` points: ``min(floor(0.15 n), 750)``."""
+    return min(int(PROBATION_PERCENT * n), PROBATION_CAP)

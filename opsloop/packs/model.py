@@ -1,0 +1,242 @@
+"""The domain-pack schema: what a domain means, declared in YAML and validated by pydantic.
+
+A pack is a directory with ``pack.yaml`` (this schema), an action catalog (``catalog.yaml`` by
+default, see :mod:`opsloop.actions.catalog`) and optionally runbooks. Every model forbids unknown
+keys, so a typo fails on load with the file and key named (:func:`opsloop.packs.load_pack`).
+
+Matching of metric names uses shell-style globs (:func:`fnmatch.fnmatchcase`): ``"*latency*"``.
+"""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from opsloop.domain import Category, Kind, Severity
+
+BadDirection = Literal["up", "down", "both", "none"]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MetricSpec(_Spec):
+    """How a KPI is watched.
+
+    ``match``: glob(s) on the metric name (the first spec that matches a metric applies);
+    ``bad``: the direction that is bad (``none``: not watched on its own, e.g. a volume that only
+    matters as a funnel's denominator); ``detector``: ``ensemble`` (calibrated, any series) or
+    ``robust_z`` (trailing modified z with Stouffer smoothing, for per-minute rates whose lasting
+    shift matters); ``kind``: what a failure of it is; ``unit``: shown with its values.
+    """
+
+    match: list[str]
+    bad: BadDirection = "both"
+    detector: Literal["ensemble", "robust_z"] = "ensemble"
+    kind: Kind = Kind.business
+    unit: str = ""
+
+    @field_validator("match", mode="before")
+    @classmethod
+    def _listify(cls, v: object) -> object:
+        return [v] if isinstance(v, str) else v
+
+    def matches(self, metric: str) -> bool:
+        return any(fnmatchcase(metric, g) for g in self.match)
+
+
+class FunnelSpec(_Spec):
+    """KPI counts whose ratio is a rate (``downstream`` out of ``upstream``), tested one-sided for a
+    drop per value of ``group_by`` (and overall). ``name``: what the rate is called (``conversion``)."""
+
+    name: str
+    upstream: str
+    downstream: str
+    group_by: str | None = None
+    kind: Kind = Kind.business
+
+
+class EventPairSpec(_Spec):
+    """Log events whose ratio ``downstream / upstream`` is an invariant of a healthy system, tested
+    one-sided for a drop per value of ``group_by`` (and overall). ``id_column``: a log column that
+    links an upstream event to its downstream one (ids of upstream events with no downstream event
+    are reported as orphaned)."""
+
+    upstream: str
+    downstream: str
+    group_by: str | None = None
+    id_column: str | None = None
+    kind: Kind = Kind.soft
+
+
+class Rule(_Spec):
+    """One evidence rule of a category: it matches an anomaly whose evidence has every listed fact.
+
+    ``evidence``: evidence types (``error_rate``, ``ratio``, ``kpi_funnel``, ``robust_z``,
+    ``ensemble``, ``log_template``, ``ticket_surge``); ``metric``: globs on the series' metric;
+    ``status``: HTTP status codes; ``endpoint_contains``: a case-insensitive substring of the
+    endpoint; ``upstream``/``downstream``: event or metric names of a ratio; ``direction``.
+    """
+
+    evidence: list[str] | None = None
+    metric: list[str] | None = None
+    status: list[int] | None = None
+    endpoint_contains: str | None = None
+    upstream: str | None = None
+    downstream: str | None = None
+    direction: Literal["up", "down"] | None = None
+
+    def matches(self, facts: dict[str, object]) -> bool:
+        """Whether evidence with ``facts`` (:meth:`opsloop.evidence._Evidence.attributes`) matches."""
+        if self.evidence is not None and facts.get("evidence") not in self.evidence:
+            return False
+        if self.metric is not None and not any(fnmatchcase(str(facts.get("metric", "")), g) for g in self.metric):
+            return False
+        if self.status is not None:
+            status = facts.get("status")
+            codes = status if isinstance(status, list) else [status]
+            if not any(c in self.status for c in codes):
+                return False
+        if self.endpoint_contains is not None and self.endpoint_contains.lower() not in str(
+                facts.get("endpoint", "")).lower():
+            return False
+        for key in ("upstream", "downstream", "direction"):
+            want = getattr(self, key)
+            if want is not None and facts.get(key) != want:
+                return False
+        return True
+
+
+class CategorySpec(_Spec):
+    """An incident category: ``name`` (the runbooks' ``category``), ``title`` (how a summary starts),
+    ``root_cause`` text, the base ``confidence`` when it is chosen, and the ``rules`` that imply it
+    (any one matching any of an incident's anomalies). Categories are tried in the pack's order;
+    the last must have no rules (the fallback)."""
+
+    name: str
+    title: str
+    root_cause: str
+    confidence: float = Field(ge=0.0, le=1.0)
+    rules: list[Rule] = Field(default_factory=list)
+
+    def category(self) -> Category:
+        return Category(name=self.name, title=self.title, root_cause=self.root_cause)
+
+
+class RevenueSpec(_Spec):
+    """The revenue model: which KPIs give sessions (upstream), orders (downstream) and order value
+    (money per order), in ``currency``; baseline conversion over ``baseline_hours`` before the
+    incident, per value of ``group_by`` when the incident names them."""
+
+    sessions: str
+    orders: str
+    order_value: str
+    currency: str = "USD"
+    baseline_hours: float = 24.0
+    group_by: str | None = None
+
+
+class SeverityRules(_Spec):
+    """How severe is severe.
+
+    An anomaly's severity comes from its evidence strength, ``score / threshold``: below
+    ``steps[0]`` low, below ``steps[1]`` medium, below ``steps[2]`` high, else critical; ``kind_bump``
+    adds steps per kind. ``evidence_max`` caps what evidence alone can reach. With a revenue model,
+    revenue at risk per hour of at least ``revenue_per_hour[s]`` raises an incident to severity
+    ``s``. ``single_point_max`` caps an incident made of one single-point anomaly.
+    """
+
+    steps: tuple[float, float, float] = (1.5, 3.0, 6.0)
+    kind_bump: dict[Kind, int] = Field(default_factory=dict)
+    evidence_max: Severity = Severity.high
+    single_point_max: Severity = Severity.medium
+    revenue_per_hour: dict[Severity, float] = Field(default_factory=dict)
+
+
+class ActionsSpec(_Spec):
+    """The pack's action catalog (path relative to the pack) and the action types that may run
+    without a human (still only when the policy's risk and confidence rules allow)."""
+
+    catalog: str = "catalog.yaml"
+    auto_execute: list[str] = Field(default_factory=list)
+
+
+class TicketsSpec(_Spec):
+    """Ticket vocabulary: word stems that mark a ticket theme as a technical (``hard``) failure."""
+
+    hard_terms: list[str] = Field(default_factory=list)
+
+
+class Pack(_Spec):
+    """A domain pack (see the module docstring). ``root``: the pack's directory (set on load).
+
+    ``labels``: label columns that make up the blast radius; ``correlation_labels``: labels on
+    which two anomalies must agree (when both name one) to join one incident; ``metrics``: how KPIs
+    are watched (first match wins; a metric no spec matches is watched both ways by the ensemble);
+    ``runbooks``: a directory relative to the pack; ``simulator``: ``module:function`` writing a
+    scenario (see ``opsloop simulate``).
+    """
+
+    name: str
+    description: str = ""
+    labels: list[str] = Field(default_factory=list)
+    correlation_labels: list[str] = Field(default_factory=list)
+    metrics: list[MetricSpec] = Field(default_factory=list)
+    funnels: list[FunnelSpec] = Field(default_factory=list)
+    event_pairs: list[EventPairSpec] = Field(default_factory=list)
+    categories: list[CategorySpec]
+    revenue: RevenueSpec | None = None
+    severity: SeverityRules = Field(default_factory=SeverityRules)
+    actions: ActionsSpec = Field(default_factory=ActionsSpec)
+    runbooks: str | None = None
+    tickets: TicketsSpec = Field(default_factory=TicketsSpec)
+    simulator: str | None = None
+    root: Path | None = None
+
+    @model_validator(mode="after")
+    def _categories_ok(self) -> Pack:
+        names = [c.name for c in self.categories]
+        if len(set(names)) != len(names):
+            raise ValueError(f"categories: duplicate names {sorted({n for n in names if names.count(n) > 1})}")
+        if not self.categories or self.categories[-1].rules:
+            raise ValueError("categories: the last category is the fallback and must have no rules")
+        return self
+
+    # -- lookups --------------------------------------------------------------------------------
+    def metric_spec(self, metric: str) -> MetricSpec:
+        """The first spec matching ``metric``; default: watched both ways by the ensemble."""
+        for spec in self.metrics:
+            if spec.matches(metric):
+                return spec
+        return MetricSpec(match=[metric])
+
+    @property
+    def category_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.categories)
+
+    def category(self, name: str) -> CategorySpec:
+        for c in self.categories:
+            if c.name == name:
+                return c
+        raise KeyError(f"pack {self.name!r} has no category {name!r}")
+
+    @property
+    def fallback(self) -> CategorySpec:
+        return self.categories[-1]
+
+    def path(self, relative: str) -> Path:
+        """``relative`` resolved against the pack's directory."""
+        base = self.root or Path(".")
+        return (base / relative).resolve()
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.path(self.actions.catalog)
+
+    @property
+    def runbooks_path(self) -> Path | None:
+        return self.path(self.runbooks) if self.runbooks else None
