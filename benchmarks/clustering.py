@@ -53,7 +53,7 @@ from opsloop.clustering.embedders import MiniLMEmbedder, _load_minilm
 from opsloop.clustering.surges import ticket_surges
 from opsloop.clustering.themes import CachedEmbedder, InMemoryEmbeddingCache
 from opsloop.clustering.tickets import cluster, split_bursts, ticket_texts
-from opsloop.data import ticket_templates as tt
+from opsloop.packs.checkout import ticket_templates as tt
 from opsloop.packs.checkout.simulator import DEFAULT_START, simulate
 
 

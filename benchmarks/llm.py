@@ -24,7 +24,8 @@ from opsloop.packs.checkout import names as C
 from opsloop.domain import Anomaly, Citation, Incident, Kind, RiskReport, SeriesKey, Severity, TicketCluster
 from opsloop.llm import LRUCache, get_llm, narrate
 from opsloop.pipeline.decide import assess
-from opsloop.rag.documents import bundled_runbooks_dir, load_documents
+from opsloop.rag.documents import load_documents
+from opsloop.packs import load_pack
 
 KINDS = ("webhook_auth", "api_auth", "event_loss", "latency")
 
@@ -118,7 +119,7 @@ def main() -> None:
 
     llm = get_llm("llamacpp", model_path=args.model_path, threads=args.threads, max_tokens=args.max_tokens)
     load_s = llm.load()
-    chunks = load_documents(bundled_runbooks_dir())
+    chunks = load_documents(load_pack("checkout").runbooks_path)
     cache = LRUCache()
     cases = []
     for i in range(args.n):

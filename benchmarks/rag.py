@@ -39,7 +39,8 @@ from pathlib import Path
 import numpy as np
 
 from opsloop.clustering.embedders import MiniLMEmbedder, get_embedder
-from opsloop.rag.documents import Chunk, bundled_runbooks_dir, load_documents
+from opsloop.rag.documents import Chunk, load_documents
+from opsloop.packs import load_pack
 from opsloop.rag.index import MODES, RunbookIndex
 
 HERE = Path(__file__).resolve().parent
@@ -113,7 +114,7 @@ def _cycle_queries(seeds: list[int], days: int) -> list[tuple[str, str]]:
             paths = write_scenario(simulate(seed=seed, days=days), work)
             truth = {gt["id"]: gt for gt in json.loads(paths["ground_truth"].read_text())}
             signals = observe(tickets=paths["tickets"], logs=paths["logs"], kpis=[paths["kpis"]])
-            result = run_cycle(signals, open_store(f"sqlite:///{work / 'opsloop.db'}"), Settings(home=work))
+            result = run_cycle(signals, open_store(f"sqlite:///{work / 'opsloop.db'}"), Settings(home=work, pack="checkout"))
             incidents = {i.id: i for i in result.incidents}
             for found in match_ground_truth(result.incidents, list(truth.values()))["found"]:
                 category = truth[found["truth"]]["category"]
@@ -192,7 +193,7 @@ def main() -> None:
                 for m in misses:
                     print(json.dumps({"miss": m}))
 
-    bundled = load_documents(bundled_runbooks_dir())
+    bundled = load_documents(load_pack("checkout").runbooks_path)
     b_index = RunbookIndex(bundled, embedder)
     sets = bundled_queries(bundled, args.truth_seeds, args.cycle_seeds, args.days)
     for name, queries in sets.items():

@@ -34,7 +34,7 @@ def run_seed(seed: int, days: int, workdir: Path) -> dict:
     signals = observe(tickets=paths["tickets"], logs=paths["logs"], kpis=[paths["kpis"]])
     t_obs = time.perf_counter() - t1
     store = open_store(f"sqlite:///{workdir / f'seed{seed}.db'}")
-    result = run_cycle(signals, store, Settings(home=workdir))
+    result = run_cycle(signals, store, Settings(home=workdir, pack="checkout"))
     wall = time.perf_counter() - t1
     m = match_ground_truth(result.incidents, truth)
     return {

@@ -91,16 +91,26 @@ def _incident_table(incidents: list[Incident]) -> Table:
     return t
 
 
+def _pack(settings: Settings):
+    from opsloop.packs import PackError, load_pack
+
+    try:
+        return load_pack(settings.pack)
+    except PackError as exc:
+        _fail(str(exc))
+
+
 def _run(settings: Settings, tickets, logs, kpis, runbooks, start, end, as_json: bool, extra=None):
     from opsloop.pipeline.cycle import run_cycle
     from opsloop.pipeline.observe import observe
 
+    pack = _pack(settings)
     t0 = time.perf_counter()
     try:
         with err.status("observe: loading signals") as status:
             signals = observe(tickets=tickets, logs=logs, kpis=kpis, start=start, end=end)
             result = run_cycle(signals, _store(settings), settings, runbooks=runbooks,
-                               progress=lambda s: status.update(f"{s} …"))
+                               progress=lambda s: status.update(f"{s} …"), pack=pack)
     except InputError as exc:
         _fail(str(exc))
     except (FileNotFoundError, ValueError) as exc:
@@ -146,11 +156,12 @@ def demo(
     days: Annotated[int, typer.Option(help="Days to simulate (>= 3).")] = 7,
     as_json: JsonOpt = False,
 ) -> None:
-    """Simulate the checkout-migration scenario, run one cycle on it, and compare with its ground truth."""
+    """Simulate the checkout-migration scenario, run one cycle on it (the ``checkout`` pack), and compare
+    with its ground truth."""
     from opsloop.packs.checkout.simulator import simulate, write_scenario
     from opsloop.pipeline.evaluate import match_ground_truth
 
-    settings = Settings()
+    settings = Settings(pack="checkout")
     target = settings.home / "demo" / f"seed{seed}-days{days}"
     with err.status(f"simulating {days} days (seed {seed}) into {target}"):
         scenario = simulate(seed=seed, days=days)
@@ -199,7 +210,8 @@ def cycle(
     tickets: Annotated[Path | None, typer.Option(help="Tickets file (CSV, JSONL or Parquet).")] = None,
     logs: Annotated[Path | None, typer.Option(help="Log events file (CSV, JSONL or Parquet).")] = None,
     kpis: Annotated[list[str] | None, typer.Option(help="KPI file(s), comma-separated or repeated; long or NAB form.")] = None,
-    runbooks: Annotated[Path | None, typer.Option(help="Runbook directory (default: the bundled runbooks).")] = None,
+    runbooks: Annotated[Path | None, typer.Option(help="Runbook directory (default: the knowledge base, else the pack's runbooks).")] = None,
+    pack: Annotated[str | None, typer.Option(help="Domain pack: checkout, generic or a pack directory (default $OPSLOOP_PACK, else generic).")] = None,
     start: Annotated[str | None, typer.Option(help="Window start, ISO-8601 (default: start of data).")] = None,
     end: Annotated[str | None, typer.Option(help="Window end, ISO-8601, exclusive (default: end of data).")] = None,
     as_json: JsonOpt = False,
@@ -208,7 +220,8 @@ def cycle(
     kpi_paths = _split_paths(kpis)
     if not (tickets or logs or kpi_paths):
         _fail("give at least one of --tickets, --logs, --kpis")
-    _run(Settings(), tickets, logs, kpi_paths, runbooks, _parse_time(start, "start"), _parse_time(end, "end"), as_json)
+    settings = Settings(pack=pack) if pack else Settings()
+    _run(settings, tickets, logs, kpi_paths, runbooks, _parse_time(start, "start"), _parse_time(end, "end"), as_json)
 
 
 @incidents_app.command("list")
@@ -360,12 +373,13 @@ def _kb():
 @rag_app.command("ingest")
 def rag_ingest(
     paths: Annotated[list[Path] | None, typer.Argument(help="Files or directories (md, txt, pdf).")] = None,
-    defaults: Annotated[bool, typer.Option("--defaults", help="Also ingest the bundled and uploaded runbooks.")] = False,
+    defaults: Annotated[bool, typer.Option("--defaults", help="Also ingest the pack's and the uploaded runbooks.")] = False,
 ) -> None:
     """Add documents; unchanged ones are no-ops, changed ones replace their chunks."""
     from opsloop.rag.store import default_sources
 
-    sources = list(paths or []) + (default_sources(Settings().home) if defaults else [])
+    settings = Settings()
+    sources = list(paths or []) + (default_sources(settings.home, _pack(settings).runbooks_path) if defaults else [])
     if not sources:
         _fail("give PATH… or --defaults")
     try:

@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     llm_max_tokens: int = 384
     llm_retries: int = 2
     embedder: Literal["minilm", "tfidf"] = "minilm"
+    pack: str = "generic"  # a built-in domain pack (checkout, generic) or a pack directory
 
     kpi_z_threshold: float = 8.0
     count_threshold: float = 8.0  # -log10 p of the Poisson/binomial tail tests

@@ -2,7 +2,7 @@
 
 Entities travel as pydantic models; bulk signals (tickets, log events, KPI points) travel as
 pandas DataFrames with a UTC ``ts`` column (see :mod:`opsloop.data.contracts`). All timestamps are
-timezone-aware UTC; money is in the scenario's currency (USD for the bundled simulator).
+timezone-aware UTC; money is in the currency of the domain pack's revenue model.
 """
 
 from __future__ import annotations
@@ -151,10 +151,9 @@ class Ticket(_Model):
     created_at: datetime
     subject: str
     body: str
-    merchant_id: str | None = None
-    stage: str | None = None
     priority: str | None = None
     channel: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)  # any other column (e.g. a customer or region)
 
 
 class LogEvent(_Model):
@@ -166,11 +165,9 @@ class LogEvent(_Model):
     status: int
     level: str
     message: str
-    merchant_id: str | None = None
-    stage: str | None = None
     event: str | None = None
-    order_id: str | None = None
     latency_ms: float | None = None
+    labels: dict[str, str] = Field(default_factory=dict)  # any other column (e.g. a customer or region)
 
 
 class KpiPoint(_Model):
@@ -268,7 +265,7 @@ class Anomaly(_Model):
 class TicketCluster(_Model):
     """A group of similar tickets (DBSCAN on sentence embeddings).
 
-    ``affected`` maps a label name (``merchant_id``, ``stage``) to the sorted values seen.
+    ``affected`` maps a blast-radius label name (the domain pack's ``labels``) to the sorted values seen.
     """
 
     id: str
@@ -306,7 +303,8 @@ class RiskReport(_Model):
     """Revenue at risk for one incident.
 
     ``lost_orders`` is expected minus observed orders over the incident span (expected from the
-    pre-incident conversion rate applied to observed sessions); money in the KPI currency.
+    pre-incident conversion rate applied to observed sessions) under the domain pack's revenue model;
+    money in its ``currency``.
     ``interval`` is an approximate 95% interval on revenue at risk for the window. Fields are ``None``
     where the inputs needed (orders, sessions, average order value) are absent; ``method`` says why.
     """
@@ -316,7 +314,7 @@ class RiskReport(_Model):
     revenue_at_risk_per_hour: float | None = None
     revenue_at_risk_per_day: float | None = None
     interval: tuple[float, float] | None = None
-    currency: str = "USD"
+    currency: str = ""
     method: str = ""
 
 

@@ -1,7 +1,8 @@
-"""The action catalog (``catalog.yaml``), validated at load, and the policy that decides what needs
-approval.
+"""The action catalog (a domain pack's ``catalog.yaml``), validated at load, and the proposal of
+catalog actions for an incident.
 
-Only catalog actions can ever be proposed; whether one needs approval is the :class:`Policy`'s call.
+Only catalog actions can ever be proposed; whether one needs approval is the :class:`Policy`'s call,
+and only the pack's ``actions.auto_execute`` types may run without a human.
 """
 
 from __future__ import annotations
@@ -16,18 +17,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from opsloop.actions.policy import Policy
 from opsloop.domain import ActionStatus, Incident, ProposedAction, Risk, stable_hash
 
-CATALOG_PATH = Path(__file__).resolve().parent / "catalog.yaml"
-
-
 class ParamSpec(BaseModel):
+    """One action parameter. ``label``: filled from the incident's blast radius for that label (an
+    ``array`` gets the values, a ``string`` them comma-joined); otherwise parameters named
+    ``start``, ``end``, ``summary``, ``message`` or ``incident_id`` are filled from the incident."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
     type: Literal["string", "array", "integer", "number", "boolean"]
     description: str = ""
     required: bool = False
+    label: str | None = None
 
 
 class ActionSpec(BaseModel):
-    """One catalog entry."""
+    """One catalog entry. ``read_only``: it changes nothing (e.g. collecting diagnostics), so when the
+    pack allows it to run alone, it does so at any assessment confidence."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     type: str
@@ -36,6 +40,7 @@ class ActionSpec(BaseModel):
     reversible: bool
     rollback: str | None = None
     executor: Literal["simulated", "webhook"] = "simulated"
+    read_only: bool = False
     categories: list[str]
     params: dict[str, ParamSpec] = Field(default_factory=dict)
 
@@ -54,8 +59,8 @@ class Catalog(BaseModel):
         raise KeyError(f"action type {action_type!r} is not in the catalog")
 
 
-@lru_cache(maxsize=4)
-def load_catalog(path: Path = CATALOG_PATH) -> Catalog:
+@lru_cache(maxsize=8)
+def load_catalog(path: Path) -> Catalog:
     """Load and validate the catalog; ``ValueError`` naming the file and the bad entry otherwise."""
     try:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
@@ -69,29 +74,51 @@ def load_catalog(path: Path = CATALOG_PATH) -> Catalog:
     return catalog
 
 
+def spec_for(action_type: str, pack: str | Path) -> ActionSpec:
+    """The catalog entry of ``action_type`` in the catalog of ``pack`` (a built-in pack name or a
+    pack directory), else in a built-in pack's catalog (an action a cycle of another pack stored).
+    Raises ``KeyError`` if no catalog has it."""
+    from opsloop.packs import BUILTIN, load_pack
+
+    for name in dict.fromkeys([str(pack), *BUILTIN]):
+        catalog = load_catalog(load_pack(name).catalog_path)
+        if any(a.type == action_type for a in catalog.actions):
+            return catalog.get(action_type)
+    raise KeyError(f"action type {action_type!r} is in no catalog (pack {pack}, built-in packs {', '.join(BUILTIN)})")
+
+
 def _fill_params(spec: ActionSpec, incident: Incident) -> dict[str, Any]:
     """Parameters from the incident's computed facts (never from free text)."""
-    aff = incident.affected
     facts: dict[str, Any] = {
-        "merchants": aff.get("merchant_id", []),
-        "stage": ",".join(aff.get("stage", [])) or None,
         "start": incident.first_seen.isoformat(),
         "end": incident.last_seen.isoformat(),
         "summary": incident.title,
         "message": f"We are investigating: {incident.title}",
         "incident_id": incident.id,
     }
-    return {name: facts[name] for name in spec.params if facts.get(name) not in (None, [], "")}
+    out: dict[str, Any] = {}
+    for name, p in spec.params.items():
+        if p.label is not None:
+            values = incident.affected.get(p.label, [])
+            value: Any = list(values) if p.type == "array" else ",".join(values)
+        else:
+            value = facts.get(name)
+        if value not in (None, [], ""):
+            out[name] = value
+    return out
 
 
-def propose_actions(incident: Incident, catalog: Catalog, policy: Policy, max_actions: int = 3) -> list[ProposedAction]:
+def propose_actions(incident: Incident, catalog: Catalog, policy: Policy, max_actions: int = 3,
+                    auto_execute: frozenset[str] = frozenset()) -> list[ProposedAction]:
     """Catalog actions for the incident's category: at most ``max_actions``, the most specific to the
-    category first (fewest categories), then lowest risk.
+    category first (fewest categories), then lowest risk. An action may run without approval only
+    if its type is in ``auto_execute`` (the pack's list) and the policy allows its risk and
+    confidence.
 
     Actions whose required parameters cannot be filled from the incident's facts are skipped. The
     idempotency key hashes incident id, type and parameters, so re-proposing is a no-op.
     """
-    category = incident.assessment.category if incident.assessment else "kpi_anomaly"
+    category = incident.assessment.category if incident.assessment else ""
     confidence = incident.assessment.confidence if incident.assessment else 0.3
     order = {Risk.low: 0, Risk.medium: 1, Risk.high: 2, Risk.critical: 3}
     out = []
@@ -100,7 +127,8 @@ def propose_actions(incident: Incident, catalog: Catalog, policy: Policy, max_ac
         if any(p.required and name not in params for name, p in spec.params.items()):
             continue
         key = stable_hash([incident.id, spec.type, params], 32)
-        auto = policy.auto_executes(spec.risk, confidence)
+        auto = spec.type in auto_execute and (
+            (spec.read_only and spec.risk == Risk.low) or policy.auto_executes(spec.risk, confidence))
         out.append(
             ProposedAction(
                 id="act-" + key[:12], incident_id=incident.id, type=spec.type, params=params,

@@ -7,7 +7,7 @@ transaction, and its outcome is stored in a second transaction.
 
 from __future__ import annotations
 
-from opsloop.actions.catalog import load_catalog
+from opsloop.actions.catalog import spec_for
 from opsloop.actions.executors import Executor, SimulatedExecutor, WebhookExecutor
 from opsloop.actions.policy import Policy
 from opsloop.config import Settings
@@ -21,8 +21,9 @@ class Expired(repo.Conflict):
 
 
 def executor_for(action_type: str, settings: Settings) -> Executor:
-    """The catalog's executor for ``action_type`` (``webhook`` needs ``OPSLOOP_WEBHOOK_URL``)."""
-    spec = load_catalog().get(action_type)
+    """The catalog's executor for ``action_type`` (:func:`~opsloop.actions.catalog.spec_for` the
+    settings' pack; ``webhook`` needs ``OPSLOOP_WEBHOOK_URL``)."""
+    spec = spec_for(action_type, settings.pack)
     if spec.executor == "webhook":
         if not settings.webhook_url:
             raise ValueError(f"action {action_type} uses the webhook executor but OPSLOOP_WEBHOOK_URL is not set")

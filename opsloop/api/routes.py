@@ -189,7 +189,9 @@ async def upload_document(store: StoreDep, settings: SettingsDep, _: Operator, f
             raise HTTPException(422, str(exc).replace(str(staged), name)) from None
     (target / name).write_bytes(data)
     kb = open_knowledge_base(settings, store)
-    counts = await run_in_threadpool(kb.ingest, default_sources(settings.home))
+    from opsloop.packs import load_pack
+
+    counts = await run_in_threadpool(kb.ingest, default_sources(settings.home, load_pack(settings.pack).runbooks_path))
     return {"document": name, "chunks": len(chunks), "knowledge_base": counts}
 
 
@@ -204,7 +206,9 @@ def rag_stats(store: StoreDep, settings: SettingsDep, _: Viewer) -> RagStats:
     kb = open_knowledge_base(settings, store).stats()
     if kb["documents"]:
         return RagStats(documents=kb["documents"], chunks=kb["chunks"], uploaded=uploaded, index=kb["index"])
-    chunks = load_default_documents(settings.home)
+    from opsloop.packs import load_pack
+
+    chunks = load_default_documents(settings.home, load_pack(settings.pack).runbooks_path)
     return RagStats(documents=len({c.document for c in chunks}), chunks=len(chunks), uploaded=uploaded, index="files")
 
 

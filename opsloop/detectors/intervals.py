@@ -18,3 +18,16 @@ def flag_runs(flags: np.ndarray, max_gap: int = 0, min_len: int = 1) -> list[tup
     starts = np.concatenate([[0], breaks + 1])
     ends = np.concatenate([breaks, [idx.size - 1]])
     return [(int(idx[s]), int(idx[e])) for s, e in zip(starts, ends) if e - s + 1 >= min_len]
+
+
+def grouped_runs(codes: np.ndarray, flags: np.ndarray, max_gap: int = 0) -> list[tuple[int, int]]:
+    """:func:`flag_runs` over many series at once: ``codes`` (shape (n,), the series of each row,
+    rows of one series contiguous and in time order) and ``flags`` (shape (n,)). Runs never cross
+    from one series into the next. Returns inclusive ``(first, last)`` row pairs."""
+    idx = np.flatnonzero(flags)
+    if idx.size == 0:
+        return []
+    breaks = np.flatnonzero((np.diff(idx) > max_gap + 1) | (np.diff(codes[idx]) != 0))
+    starts = np.concatenate([[0], breaks + 1])
+    ends = np.concatenate([breaks, [idx.size - 1]])
+    return [(int(idx[s]), int(idx[e])) for s, e in zip(starts, ends)]

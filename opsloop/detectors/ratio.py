@@ -1,6 +1,6 @@
 """Ratio-invariant detector: downstream / upstream events against their usual ratio (soft failures).
 
-E.g. ``order.created`` per ``payment.succeeded``: every request succeeds, yet an expected downstream
+E.g. ``job.finished`` per ``job.started``: every request succeeds, yet an expected downstream
 event goes missing. Input: a ``pd.DataFrame`` with columns ``downstream`` and ``upstream`` (counts per
 time bucket) on a UTC ``DatetimeIndex``. Score: ``-log10 P(X <= downstream)`` with
 ``X ~ Binomial(upstream, r0)`` and ``r0`` the trailing median of per-bucket ratios (clipped below 1); a bucket also

@@ -7,6 +7,7 @@ from opsloop.detectors.cusum import CusumDetector
 from opsloop.detectors.ensemble import EnsembleDetector
 from opsloop.detectors.error_rate import ErrorRateDetector
 from opsloop.detectors.forecast import ForecastDetector
+from opsloop.detectors.funnel import FunnelDetector
 from opsloop.detectors.novelty import NoveltyDetector
 from opsloop.detectors.poisson import PoissonDetector
 from opsloop.detectors.ratio import RatioDetector
@@ -16,7 +17,7 @@ from opsloop.detectors.stl_esd import StlEsdDetector
 
 REGISTRY: dict[str, tuple[type[BaseDetector], type[DetectorConfig]]] = {
     cls.name: (cls, cls.config_cls)
-    for cls in (RobustZDetector, ErrorRateDetector, RatioDetector, CusumDetector, PoissonDetector,
+    for cls in (RobustZDetector, ErrorRateDetector, RatioDetector, FunnelDetector, CusumDetector, PoissonDetector,
                 SeasonalDropDetector, StlEsdDetector, ForecastDetector, NoveltyDetector,
                 EnsembleDetector)
 }

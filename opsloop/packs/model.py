@@ -77,13 +77,15 @@ class Rule(_Spec):
     """One evidence rule of a category: it matches an anomaly whose evidence has every listed fact.
 
     ``evidence``: evidence types (``error_rate``, ``ratio``, ``kpi_funnel``, ``robust_z``,
-    ``ensemble``, ``log_template``, ``ticket_surge``); ``metric``: globs on the series' metric;
+    ``ensemble``, ``log_template``, ``ticket_surge``); ``metric``: globs on the series' metric
+    (``not_metric``: globs it must not match);
     ``status``: HTTP status codes; ``endpoint_contains``: a case-insensitive substring of the
     endpoint; ``upstream``/``downstream``: event or metric names of a ratio; ``direction``.
     """
 
     evidence: list[str] | None = None
     metric: list[str] | None = None
+    not_metric: list[str] | None = None
     status: list[int] | None = None
     endpoint_contains: str | None = None
     upstream: str | None = None
@@ -95,6 +97,8 @@ class Rule(_Spec):
         if self.evidence is not None and facts.get("evidence") not in self.evidence:
             return False
         if self.metric is not None and not any(fnmatchcase(str(facts.get("metric", "")), g) for g in self.metric):
+            return False
+        if self.not_metric is not None and any(fnmatchcase(str(facts.get("metric", "")), g) for g in self.not_metric):
             return False
         if self.status is not None:
             status = facts.get("status")

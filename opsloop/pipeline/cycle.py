@@ -30,7 +30,7 @@ from opsloop.config import Settings
 from opsloop.domain import ActionStatus, Anomaly, Assessment, CycleReport, Incident, TicketCluster
 from opsloop.llm import JsonFileCache, llm_from_settings, narrate
 from opsloop.pipeline.correlate import correlate
-from opsloop.pipeline.decide import assess, risk_report
+from opsloop.pipeline.decide import assess, incident_severity, risk_report
 from opsloop.pipeline.detect import (
     DetectionSettings,
     detect_event_ratios,
@@ -38,6 +38,8 @@ from opsloop.pipeline.detect import (
     detect_kpis,
     detect_log_errors,
 )
+from opsloop.packs import load_pack
+from opsloop.packs.model import Pack
 from opsloop.pipeline.observe import Signals
 from opsloop.rag.documents import load_default_documents, load_documents
 from opsloop.rag.index import RunbookIndex
@@ -91,8 +93,9 @@ class LearnedState:
 
 
 def reason(signals: Signals, settings: Settings, clock: _Clock | None = None, degradations: list[str] | None = None,
-           store: Store | None = None, learned: LearnedState | None = None):
-    """Anomalies, ticket clusters and incident candidates for the window (nothing is stored).
+           store: Store | None = None, learned: LearnedState | None = None, pack: Pack | None = None):
+    """Anomalies, ticket clusters and incident candidates for the window (nothing is stored), with
+    what to watch and how to correlate from the domain ``pack`` (default: ``settings.pack``).
 
     With a ``store``, embeddings come from its cache, ticket themes keep their ids from earlier
     cycles and log-template miners resume from their snapshots; the updated themes and snapshots are
@@ -102,6 +105,7 @@ def reason(signals: Signals, settings: Settings, clock: _Clock | None = None, de
     clock = clock or _Clock(None)
     degradations = degradations if degradations is not None else []
     learned = learned if learned is not None else LearnedState()
+    pack = pack or load_pack(settings.pack)
     ds = DetectionSettings(kpi_threshold=settings.kpi_z_threshold, count_threshold=settings.count_threshold)
     w = signals.window
     known_themes, drain_states = [], {}
@@ -109,11 +113,11 @@ def reason(signals: Signals, settings: Settings, clock: _Clock | None = None, de
         with store() as s:
             known_themes, drain_states = load_themes(s), load_drain_states(s)
     with clock.stage("detect"):
-        anomalies = (detect_kpis(signals.kpis, w, ds) + detect_kpi_funnels(signals.kpis, w, ds)
-                     + detect_log_errors(signals.logs, w, ds) + detect_event_ratios(signals.logs, w, ds))
+        anomalies = (detect_kpis(signals.kpis, w, pack, ds) + detect_kpi_funnels(signals.kpis, w, pack, ds)
+                     + detect_log_errors(signals.logs, w, pack, ds) + detect_event_ratios(signals.logs, w, pack, ds))
         if not signals.logs.empty:
             miners = LogTemplateMiners(states=drain_states)
-            anomalies += detect_templates(signals.logs, w, miners).anomalies
+            anomalies += detect_templates(signals.logs, w, miners, pack.labels, severity=pack.severity).anomalies
             miners.save()
             learned.drain = miners.states()
     with clock.stage("cluster"):
@@ -127,20 +131,22 @@ def reason(signals: Signals, settings: Settings, clock: _Clock | None = None, de
                 degradations.append(note)
             if store is not None:
                 embedder = CachedEmbedder(embedder, StoreEmbeddingCache(store))
-            result = cluster(lookback, embedder, known_themes=known_themes)
+            result = cluster(lookback, embedder, known_themes=known_themes, labels=pack.labels)
             clusters, learned.themes = result.clusters, result.themes
             learned.parameters.update(dbscan_eps=round(float(result.eps), 4), dbscan_eps_source=result.eps_source,
                                       dbscan_min_samples=result.min_samples)
-            anomalies += ticket_surges(lookback, clusters, w)
+            anomalies += ticket_surges(lookback, clusters, w, pack.labels, pack.tickets.hard_terms,
+                                       severity=pack.severity)
     with clock.stage("correlate"):
-        candidates = correlate(anomalies, clusters, in_window if len(t) else t)
+        candidates = correlate(anomalies, clusters, in_window if len(t) else t, labels=pack.labels,
+                               correlation_labels=pack.correlation_labels)
     return anomalies, clusters, candidates
 
 
 def _runbook_index(runbooks: Path | None, settings: Settings, degradations: list[str],
-                   store: Store | None = None) -> RunbookIndex | None:
+                   store: Store | None = None, pack: Pack | None = None) -> RunbookIndex | None:
     """The retrieval index: the persisted knowledge base when it holds documents (``opsloop rag
-    ingest``), else the bundled and uploaded runbooks (or ``runbooks`` when given)."""
+    ingest``), else the domain pack's and the uploaded runbooks (or ``runbooks`` when given)."""
     if runbooks is None and store is not None:
         try:
             kb = open_knowledge_base(settings, store)
@@ -151,7 +157,12 @@ def _runbook_index(runbooks: Path | None, settings: Settings, degradations: list
         except (OSError, ValueError, SQLAlchemyError) as exc:
             degradations.append(f"knowledge base unavailable ({exc}); using the bundled runbooks")
     try:
-        chunks = load_documents(runbooks) if runbooks else load_default_documents(settings.home)
+        bundled = (pack or load_pack(settings.pack)).runbooks_path
+        chunks = load_documents(runbooks) if runbooks else load_default_documents(settings.home, bundled)
+        if not chunks:
+            degradations.append("no runbook retrieval: the domain pack bundles no runbooks and none were uploaded "
+                                "(opsloop rag ingest, or --runbooks)")
+            return None
     except (FileNotFoundError, ValueError) as exc:
         degradations.append(f"no runbook retrieval: {exc}")
         return None
@@ -164,28 +175,33 @@ def _runbook_index(runbooks: Path | None, settings: Settings, degradations: list
 
 
 def decide(candidates: list[Incident], signals: Signals, index: RunbookIndex | None, settings: Settings,
-           degradations: list[str] | None = None, counts: dict[str, int] | None = None
+           degradations: list[str] | None = None, counts: dict[str, int] | None = None, pack: Pack | None = None,
            ) -> tuple[list[Incident], dict[str, Assessment]]:
-    """Log signatures, risk report and assessment for each candidate.
+    """Log signatures, risk report, severity (the pack's rules) and assessment for each candidate.
 
     The assessment is the rule-based one, narrated by the configured LLM when its answer validates
-    (:func:`opsloop.llm.narrate`); returns the incidents and, by fingerprint, the rule-based
+    (:func:`opsloop.llm.narrate`); returns the incidents and, one per incident, the rule-based
     assessments, from which actions are proposed (the LLM never picks actions).
     """
     degradations = degradations if degradations is not None else []
     counts = counts if counts is not None else {}
+    pack = pack or load_pack(settings.pack)
     llm = llm_from_settings(settings)
     cache = JsonFileCache(settings.home / "llm-cache.json") if llm else None
-    out, rules = [], {}
+    out: list[Incident] = []
+    rules: list[Assessment] = []
     for inc in candidates:
         logs = signals.logs
-        stages = inc.affected.get("stage")
-        if stages and "stage" in logs and not logs.empty:
-            logs = logs[logs["stage"].isin(stages) | logs["stage"].isna()]
+        for label in pack.correlation_labels:  # the log lines of the incident's scope
+            values = inc.affected.get(label)
+            if values and label in logs and not logs.empty:
+                logs = logs[logs[label].isin(values) | logs[label].isna()]
         sigs = signatures(logs, inc.first_seen, inc.last_seen) if not logs.empty else []
+        risk = risk_report(inc, signals.kpis, pack.revenue)
         inc = inc.model_copy(update={"signatures": sigs})
-        rule = assess(inc, index, risk_report(inc, signals.kpis), k=settings.rag_top_k)
-        rules[inc.fingerprint] = rule
+        inc = inc.model_copy(update={"severity": incident_severity(inc, risk, pack.severity)})
+        rule = assess(inc, index, risk, pack, k=settings.rag_top_k)
+        rules.append(rule)
         assessment = rule
         if llm is not None:
             assessment, meta = narrate(inc, rule, rule.citations, llm, cache, timeout=settings.llm_timeout)
@@ -201,20 +217,21 @@ def decide(candidates: list[Incident], signals: Signals, index: RunbookIndex | N
 
 
 def act(session: Session, incidents: list[Incident], settings: Settings,
-        rules: dict[str, Assessment] | None = None) -> tuple[list[Incident], dict[str, int]]:
+        rules: list[Assessment] | None = None, pack: Pack | None = None) -> tuple[list[Incident], dict[str, int]]:
     """Store incidents (dedup by fingerprint), propose catalog actions from the rule-based assessment
-    (``rules`` by fingerprint; default the incident's own), auto-execute the allowed ones."""
-    rules = rules or {}
-    catalog, policy = load_catalog(), settings.policy()
+    (``rules``, one per incident; default the incident's own), auto-execute the allowed ones."""
+    rules = rules if rules is not None else [inc.assessment for inc in incidents]
+    pack = pack or load_pack(settings.pack)
+    catalog, policy = load_catalog(pack.catalog_path), settings.policy()
     gap = timedelta(seconds=settings.incident_merge_gap_seconds)
     counts = {"incidents_new": 0, "incidents_updated": 0, "actions_new": 0, "actions_auto_executed": 0}
     stored: list[str] = []
     seen: set[str] = set()
-    for inc in incidents:
+    for inc, rule in zip(incidents, rules, strict=True):
         inc, created = repo.upsert_incident(session, inc, gap)
         counts["incidents_new" if created else "incidents_updated"] += 1
-        rule = rules.get(inc.fingerprint, inc.assessment)
-        for action in propose_actions(inc.model_copy(update={"assessment": rule}), catalog, policy):
+        for action in propose_actions(inc.model_copy(update={"assessment": rule}), catalog, policy,
+                                      auto_execute=frozenset(pack.actions.auto_execute)):
             action, new = repo.add_action(session, action)
             counts["actions_new"] += new
             if new and not action.requires_approval:
@@ -232,26 +249,28 @@ def act(session: Session, incidents: list[Incident], settings: Settings,
 
 def run_cycle(
     signals: Signals, store: Store, settings: Settings | None = None,
-    runbooks: Path | None = None, progress: Progress | None = None,
+    runbooks: Path | None = None, progress: Progress | None = None, pack: Pack | None = None,
 ) -> CycleResult:
     """Run reason → decide → act on ``signals`` and store the results.
 
-    ``runbooks``: a directory (or file) of runbooks; default the bundled ones. Returns the report
+    ``pack``: the domain pack (default ``settings.pack``). ``runbooks``: a directory (or file) of
+    runbooks; default the knowledge base, else the pack's and uploaded ones. Returns the report
     (also stored) and the stored incidents. Running the same window twice creates no new incidents
     or actions.
     """
     settings = settings or Settings()
+    pack = pack or load_pack(settings.pack)
     clock = _Clock(progress)
     degradations: list[str] = []
     learned = LearnedState()
-    anomalies, clusters, candidates = reason(signals, settings, clock, degradations, store, learned)
+    anomalies, clusters, candidates = reason(signals, settings, clock, degradations, store, learned, pack)
     with clock.stage("retrieve"):
-        index = _runbook_index(runbooks, settings, degradations, store) if candidates else None
+        index = _runbook_index(runbooks, settings, degradations, store, pack) if candidates else None
     llm_counts: dict[str, int] = {}
     with clock.stage("assess"):
-        assessed, rules = decide(candidates, signals, index, settings, degradations, llm_counts)
+        assessed, rules = decide(candidates, signals, index, settings, degradations, llm_counts, pack)
     with clock.stage("act"), store.begin() as session:
-        incidents, act_counts = act(session, assessed, settings, rules)
+        incidents, act_counts = act(session, assessed, settings, rules, pack)
         report = CycleReport(
             id="cyc-" + uuid.uuid4().hex[:12], window=signals.window,
             counts={**signals.counts(), "anomalies": len(anomalies), "clusters": len(clusters),

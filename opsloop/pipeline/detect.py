@@ -1,13 +1,17 @@
 """Reason stage, part 1: run the detectors over the window's signals and return anomalies.
 
-* KPIs: the robust z-score per series (metric + labels), one-sided where the metric has a bad
-  direction (conversion down, latency up).
-* Logs → error counts per endpoint and status code per bucket: the error-rate detector (hard).
-* Logs → event counts per stage per bucket: the ratio detector on ``downstream / upstream`` event
-  pairs such as ``order.created / payment.succeeded`` (soft).
-* KPI funnel counts (``orders`` out of ``sessions``) per stage, summed over a trailing hour: the
-  ratio detector again, as a one-sided conversion-drop test (business). Counts carry their own
-  noise level, so a quiet night is not mistaken for a drop.
+What to watch comes from the domain pack (:class:`opsloop.packs.model.Pack`), never from here:
+
+* KPIs: each metric gets the detector and bad direction of the pack's first matching
+  :class:`~opsloop.packs.model.MetricSpec` (default: the calibrated ``ensemble``, both directions).
+  All series of one (detector, direction) are scored in one vectorised
+  :func:`~opsloop.detectors.batch.score_long` call; runs are found across series at once.
+* Logs → error counts per endpoint and status code per bucket: the ``error_rate`` detector (hard).
+* Logs → event counts per bucket for each of the pack's event pairs, per value of its ``group_by``
+  label and overall: the ``ratio`` detector on ``downstream / upstream`` (soft).
+* KPI funnels of the pack (``downstream`` out of ``upstream`` counts) summed over a trailing hour:
+  the ``kpi_funnel`` detector, a one-sided drop test (business). Counts carry their own noise
+  level, so a quiet night is not mistaken for a drop.
 
 Only anomalies whose peak lies in the window are returned; data before the window is history.
 """
@@ -19,32 +23,34 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from opsloop.data import contracts as C
 from opsloop.data.contracts import affected
 from opsloop.detectors.base import BaseDetector
-from opsloop.detectors.intervals import flag_runs
+from opsloop.detectors.batch import score_long
+from opsloop.detectors.intervals import flag_runs, grouped_runs
+from opsloop.detectors.probation import probation_length
 from opsloop.detectors.registry import create
-from opsloop.domain import Anomaly, Kind, SeriesKey, Severity, Window
+from opsloop.detectors.severity import CALIBRATED_STEPS, severity_of
+from opsloop.domain import Anomaly, Kind, Window
+from opsloop.evidence import (
+    EnsembleEvidence,
+    ErrorRateEvidence,
+    EventRatioEvidence,
+    FunnelEvidence,
+    RobustZEvidence,
+)
+from opsloop.packs.model import Pack
 
-#: Direction in which a KPI going is bad; metrics not listed are watched both ways. ``None``: not
-#: watched by the trailing robust z, because these volumes follow the daily cycle, which a trailing
-#: median lags; their signal reaches us through the rates they are the denominators of.
-BAD_DIRECTION: dict[str, str | None] = {
-    C.METRIC_CONVERSION: "down", C.METRIC_SUCCESS_RATE: "down", C.METRIC_P95_LATENCY: "up", C.METRIC_AOV: "both",
-    C.METRIC_ATTEMPTS: None, C.METRIC_ORDERS: None, C.METRIC_SESSIONS: None,
-}
-#: KPI count pairs (upstream, downstream) whose ratio is a conversion rate.
-KPI_FUNNELS = [(C.METRIC_SESSIONS, C.METRIC_ORDERS)]
-#: Event pairs (upstream, downstream) whose ratio is an invariant of a healthy checkout.
-EVENT_PAIRS = [
-    (C.EVENT_PAYMENT_SUCCEEDED, C.EVENT_ORDER_CREATED),
-    (C.EVENT_SESSION_CREATED, C.EVENT_PAYMENT_SUCCEEDED),
-]
+ALL = "all"
+"""The label value of a series summed over every value of a ``group_by`` label."""
 
 
 @dataclass(frozen=True)
 class DetectionSettings:
-    """Thresholds (in each detector's unit) and bucketing; ``bucket`` is a pandas offset alias."""
+    """Thresholds (in each detector's unit) and bucketing; ``bucket`` is a pandas offset alias.
+
+    ``kpi_threshold``: robust z; ``count_threshold``: −log10 p of the error-rate, ratio and funnel
+    tests; ``ensemble_threshold``: ``1 - p`` of the calibrated ensemble.
+    """
 
     kpi_threshold: float = 8.0
     count_threshold: float = 8.0
@@ -55,113 +61,132 @@ class DetectionSettings:
     ensemble_threshold: float = 0.9995
     funnel_bucket: str = "15min"
     funnel_span: int = 4  # buckets summed per test (one hour)
-    funnel_baseline: int = 96  # buckets (one day)
+    min_points: int = 10  # a KPI series shorter than this is not scored
 
 
-def kpi_kind(metric: str) -> Kind:
-    """Latency KPIs are hard failures; every other KPI is a business signal."""
-    return Kind.hard if "latency" in metric else Kind.business
-
-
-def severity_of(score: float, threshold: float, kind: Kind) -> Severity:
-    """Severity from how far the score passes the threshold; hard/soft failures rank one step up."""
-    ratio = score / threshold if threshold > 0 else 1.0
-    rank = 1 if ratio < 1.5 else 2 if ratio < 3 else 3 if ratio < 6 else 4
-    if kind in (Kind.hard, Kind.soft):
-        rank = min(rank + 1, 4)
-    return [Severity.low, Severity.medium, Severity.high, Severity.critical][rank - 1]
-
-
-def probation(n: int) -> int:
-    """Points at the start of a series during which a learning detector reports nothing: 15% of the
-    series, at most 750 (the Numenta Anomaly Benchmark's probationary period, Lavin & Ahmad 2015)."""
-    return min(int(0.15 * n), 750)
-
-
-def _intervals(detector: BaseDetector, frame: pd.DataFrame, window: Window, max_gap: int, min_len: int,
-               strong: float | None = None, warmup: bool = False):
-    """(first, last, peak) positions of flagged runs whose peak lies inside the window (and, with
-    ``warmup``, after the :func:`probation` period).
-
-    A run shorter than ``min_len`` flagged points is kept only if its peak scores at least ``strong``
-    (default twice the threshold): one noisy bucket just over the line is not an incident, one far
-    over it may be.
-    """
-    score = frame["score"].to_numpy(dtype=float)
-    flags = np.nan_to_num(score, nan=0.0) > detector.threshold_
-    strong = 2 * detector.threshold_ if strong is None else strong
-    idx = frame.index
-    if warmup:
-        flags[: probation(len(flags))] = False
+def _intervals(score: np.ndarray, threshold: float, idx: pd.DatetimeIndex, window: Window, max_gap: int,
+               min_len: int, strong: float | None = None):
+    """(first, last, peak) positions of runs of ``score > threshold`` whose peak lies inside the
+    window. A run shorter than ``min_len`` flagged points is kept only if its peak scores at least
+    ``strong`` (default twice the threshold): one noisy bucket just over the line is not an
+    incident, one far over it may be."""
+    flags = np.nan_to_num(score, nan=0.0) > threshold
+    strong = 2 * threshold if strong is None else strong
     for first, last in flag_runs(flags, max_gap=max_gap):
         peak = first + int(np.nanargmax(score[first : last + 1]))
-        short = int(flags[first : last + 1].sum()) < min_len
-        if short and score[peak] < strong:
+        if int(flags[first : last + 1].sum()) < min_len and score[peak] < strong:
             continue
         if window.contains(idx[peak].to_pydatetime()):
             yield first, last, peak
 
 
-def _kpi_detector(metric: str, s: DetectionSettings) -> tuple[BaseDetector | None, dict]:
-    """The detector for a KPI and how its alarms become intervals.
-
-    Metrics of the checkout contract with a known bad direction (rates, latency) get the trailing
-    robust z with Stouffer smoothing: their per-minute noise changes with traffic, and a lasting shift
-    is what matters. Any other KPI (e.g. a NAB series) gets the calibrated ``ensemble``, whose alarms
-    are single points at the start of a change (one default for every series; see
-    ``benchmarks/nab.py``).
-    """
-    direction = BAD_DIRECTION.get(metric, "both")
-    if direction is None:
-        return None, {}
-    if metric in BAD_DIRECTION:
-        det = create("robust_z", threshold=s.kpi_threshold, window=s.kpi_window, min_periods=s.kpi_window // 4,
-                     smooth=s.kpi_smooth, direction=direction)
-        return det, {"max_gap": 10, "min_len": 3}
-    return create("ensemble", threshold=s.ensemble_threshold), {"max_gap": 12, "min_len": 1, "strong": 0.0,
-                                                                "warmup": True}
+def _label_dict(row: pd.Series, label_cols: list[str]) -> dict[str, str]:
+    return {c: str(row[c]) for c in label_cols if isinstance(row[c], str) and row[c] != ""}
 
 
-def _kpi_severity(det: BaseDetector, frame: pd.DataFrame, peak: int, kind: Kind) -> Severity:
-    if "evidence" in frame:  # ensemble: -log10 p against the threshold's
-        base = -np.log10(max(1.0 - det.threshold_, 1e-12))
-        ratio = float(frame["evidence"].iat[peak]) / base
-        return Severity.high if ratio >= 2 else Severity.medium
-    return severity_of(float(frame["score"].iat[peak]), det.threshold_, kind)
+def _blast(labels: dict[str, str], pack: Pack) -> dict[str, list[str]]:
+    return {k: [v] for k, v in labels.items() if k in pack.labels and v != ALL}
 
 
-def detect_kpis(kpis: pd.DataFrame, window: Window, s: DetectionSettings) -> list[Anomaly]:
-    """KPI anomalies on every series in ``kpis`` (long form) up to the window's end (see
-    :func:`_kpi_detector` for which detector a series gets)."""
+#: How runs of each KPI detector become anomalies: merge gap and minimum length in points, the
+#: score a short run needs, and whether NAB's probationary period applies.
+_RUNS = {"robust_z": {"max_gap": 10, "min_len": 3, "strong": None, "probation": False},
+         "ensemble": {"max_gap": 12, "min_len": 1, "strong": 0.0, "probation": True}}
+
+
+def _kpi_detector_params(detector: str, bad: str, s: DetectionSettings) -> dict[str, object]:
+    if detector == "robust_z":
+        return {"threshold": s.kpi_threshold, "window": s.kpi_window, "min_periods": s.kpi_window // 4,
+                "smooth": s.kpi_smooth, "direction": bad}
+    return {"threshold": s.ensemble_threshold}
+
+
+def detect_kpis(kpis: pd.DataFrame, window: Window, pack: Pack, s: DetectionSettings) -> list[Anomaly]:
+    """KPI anomalies on every series of ``kpis`` (long form: ``ts, metric, value`` + label columns)
+    up to the window's end, each metric watched as the pack says (see the module docstring)."""
     if kpis.empty:
         return []
     kpis = kpis[kpis["ts"] < pd.Timestamp(window.end)]
     label_cols = [c for c in kpis.columns if c not in ("ts", "metric", "value")]
+    keys = ["metric", *label_cols]
+    frame = kpis.assign(**{c: kpis[c].fillna("") for c in label_cols})
+    frame = frame.groupby([*keys, "ts"], sort=True, observed=True)["value"].mean().reset_index()
+    specs = {m: pack.metric_spec(m) for m in frame["metric"].unique()}
+    frame["_size"] = frame.groupby(keys, observed=True)["ts"].transform("size")
+    frame = frame[frame["_size"] >= s.min_points]
     out: list[Anomaly] = []
-    for keys, grp in kpis.groupby(["metric", *label_cols], dropna=False, sort=True):
-        keys = keys if isinstance(keys, tuple) else (keys,)
-        metric, labels = str(keys[0]), {c: v for c, v in zip(label_cols, keys[1:]) if isinstance(v, str)}
-        det, runs = _kpi_detector(metric, s)
-        series = grp.groupby("ts")["value"].mean().sort_index()
-        if det is None or len(series) < 10:
+    groups: dict[tuple[str, str], list[str]] = {}
+    for metric, spec in specs.items():
+        if spec.bad != "none":
+            groups.setdefault((spec.detector, spec.bad), []).append(metric)
+    for (detector, bad), metrics in sorted(groups.items()):
+        part = frame[frame["metric"].isin(metrics)]
+        if part.empty:
             continue
-        det.fit(series)
-        frame = det.score_frame(series)
-        kind = kpi_kind(metric)
-        key = SeriesKey.of(metric, **labels)
-        for first, last, peak in _intervals(det, frame, window, **runs):
-            score = float(frame["score"].iat[peak])
-            observed, expected = float(series.iat[peak]), float(frame["expected"].iat[peak])
-            span = series.iloc[first : last + 1]
-            out.append(Anomaly(
-                detector=det.name, kind=kind, series=key, start=series.index[first].to_pydatetime(),
-                end=series.index[last].to_pydatetime(), peak=series.index[peak].to_pydatetime(), score=score,
-                severity=_kpi_severity(det, frame, peak, kind), observed=observed, expected=expected,
-                direction="down" if observed < expected else "up",
-                evidence={"metric": metric, **labels, "span_mean": float(span.mean()),
-                          "affected": {"stage": [labels["stage"]]} if labels.get("stage", "all") != "all" else {},
-                          "expected_at_peak": expected, "points": int(last - first + 1)},
-            ))
+        params = _kpi_detector_params(detector, bad, s)
+        scored = score_long(part, detector, key_cols=keys, **params)
+        out += _kpi_anomalies(scored, detector, bad, params, keys, window, pack)
+    return out
+
+
+def _kpi_anomalies(scored: pd.DataFrame, detector: str, bad: str, params: dict, keys: list[str],
+                   window: Window, pack: Pack) -> list[Anomaly]:
+    """Anomalies from a :func:`score_long` frame (sorted by series then time) of one KPI detector."""
+    runs_cfg = _RUNS[detector]
+    threshold = float(params["threshold"])
+    score = scored["score"].to_numpy(dtype=float)
+    direction = scored["direction"].to_numpy(dtype=float)
+    codes = scored.groupby(keys, sort=False, observed=True).ngroup().to_numpy()
+    pos = scored.groupby(keys, sort=False, observed=True).cumcount().to_numpy()
+    size = scored.groupby(keys, sort=False, observed=True)["ts"].transform("size").to_numpy()
+    flags = np.nan_to_num(score, nan=0.0) > threshold
+    if bad in ("up", "down") and detector == "ensemble":  # the ensemble scores both ways; keep the bad one
+        flags &= direction == (1.0 if bad == "up" else -1.0)
+    if runs_cfg["probation"]:
+        flags &= pos >= probation_length(size)
+    ts = pd.DatetimeIndex(scored["ts"])
+    strong = 2 * threshold if runs_cfg["strong"] is None else float(runs_cfg["strong"])
+    label_cols = keys[1:]
+    refit: dict[int, pd.DataFrame] = {}
+    out: list[Anomaly] = []
+    start_ts, end_ts = pd.Timestamp(window.start), pd.Timestamp(window.end)
+    for first, last in grouped_runs(codes, flags, max_gap=int(runs_cfg["max_gap"])):
+        peak = first + int(np.nanargmax(np.where(flags[first : last + 1], score[first : last + 1], -np.inf)))
+        if int(flags[first : last + 1].sum()) < int(runs_cfg["min_len"]) and score[peak] < strong:
+            continue
+        if not (start_ts <= ts[peak] < end_ts):
+            continue
+        code = int(codes[peak])
+        if code not in refit:  # expected values: one fit of the few series that alarmed
+            rows = scored[codes == code]
+            series = pd.Series(rows["value"].to_numpy(dtype=float), index=pd.DatetimeIndex(rows["ts"]))
+            det: BaseDetector = create(detector, **params).fit(series)
+            refit[code] = det.score_frame(series).reset_index(drop=True)
+        first_row = int(np.flatnonzero(codes == code)[0])
+        f = refit[code]
+        at = peak - first_row
+        row = scored.iloc[peak]
+        metric, labels = str(row["metric"]), _label_dict(row, label_cols)
+        spec = pack.metric_spec(metric)
+        observed, expected = float(row["value"]), float(f["expected"].iat[at]) if "expected" in f else None
+        if expected is not None and np.isnan(expected):
+            expected = None
+        span_values = scored["value"].iloc[first : last + 1]
+        common = {"metric": metric, "labels": labels, "observed": observed, "expected": expected,
+                  "direction": "down" if direction[peak] < 0 else "up", "affected": _blast(labels, pack),
+                  "points": int(last - first + 1)}
+        if detector == "ensemble":
+            ev_score = float(-np.log10(max(1.0 - score[peak], 1e-300)))
+            base = float(-np.log10(max(1.0 - threshold, 1e-300)))
+            member = f["member"].iat[at] if "member" in f else None
+            evidence = EnsembleEvidence(score=ev_score, member=member if isinstance(member, str) else None, **common)
+            severity = severity_of(ev_score, base, spec.kind, CALIBRATED_STEPS, None, pack.severity.evidence_max)
+        else:
+            evidence = RobustZEvidence(score=float(score[peak]), span_mean=float(span_values.mean()), **common)
+            severity = severity_of(float(score[peak]), threshold, spec.kind, pack.severity.steps,
+                                   pack.severity.kind_bump, pack.severity.evidence_max)
+        out.append(Anomaly(kind=spec.kind, start=ts[first].to_pydatetime(), end=ts[last].to_pydatetime(),
+                           peak=ts[peak].to_pydatetime(), severity=severity, evidence=evidence))
     return out
 
 
@@ -169,9 +194,13 @@ def _bucketed(logs: pd.DataFrame, by: list[str], bucket: str) -> pd.DataFrame:
     return logs.groupby([pd.Grouper(key="ts", freq=bucket), *by], observed=True).size().rename("n").reset_index()
 
 
+def _count_severity(score: float, threshold: float, kind, pack: Pack):
+    return severity_of(score, threshold, kind, pack.severity.steps, pack.severity.kind_bump,
+                       pack.severity.evidence_max)
 
-def detect_log_errors(logs: pd.DataFrame, window: Window, s: DetectionSettings) -> list[Anomaly]:
-    """Error-rate anomalies per (endpoint, status >= 400) against all calls to that endpoint."""
+
+def detect_log_errors(logs: pd.DataFrame, window: Window, pack: Pack, s: DetectionSettings) -> list[Anomaly]:
+    """Error-rate anomalies per (endpoint, status >= 400) against all calls to that endpoint (hard)."""
     if logs.empty:
         return []
     logs = logs[logs["ts"] < pd.Timestamp(window.end)]
@@ -190,134 +219,143 @@ def detect_log_errors(logs: pd.DataFrame, window: Window, s: DetectionSettings) 
         frame_in = buckets.rolling(s.count_span, min_periods=1).sum()
         det = create("error_rate", threshold=s.count_threshold).fit(frame_in)
         frame = det.score_frame(frame_in)
-        for first, last, peak in _intervals(det, frame, window, max_gap=2, min_len=2):
+        score = frame["score"].to_numpy(dtype=float)
+        for first, last, peak in _intervals(score, det.threshold_, full_index, window, max_gap=2, min_len=2):
             first = max(first - s.count_span + 1, 0)
             while first < last and buckets["errors"].iat[first] == 0:
                 first += 1
             start, end = full_index[first], full_index[last] + step
             rows = errors[(errors["endpoint"] == endpoint) & (errors["status"] == status)
                           & (errors["ts"] >= start) & (errors["ts"] < end)]
-            n_err, n_tot = int(buckets["errors"].iloc[first : last + 1].sum()), int(buckets["total"].iloc[first : last + 1].sum())
-            score = float(frame["score"].iat[peak])
-            base = float(frame["baseline_rate"].iat[peak])
-            examples = rows["message"].drop_duplicates().head(3).tolist()
+            n_err = int(buckets["errors"].iloc[first : last + 1].sum())
+            n_tot = int(buckets["total"].iloc[first : last + 1].sum())
+            evidence = ErrorRateEvidence(
+                metric="http_errors", labels={"endpoint": str(endpoint), "status": str(int(status))},
+                score=float(score[peak]), observed=n_err / max(n_tot, 1),
+                expected=float(frame["baseline_rate"].iat[peak]), direction="up",
+                affected=affected(rows, pack.labels, top=20), endpoint=str(endpoint), status=int(status),
+                errors=n_err, requests=n_tot, services=sorted(rows["service"].dropna().astype(str).unique().tolist()),
+                examples=rows["message"].drop_duplicates().head(3).astype(str).tolist())
             out.append(Anomaly(
-                detector=det.name, kind=Kind.hard, series=SeriesKey.of("http_errors", endpoint=endpoint, status=int(status)),
-                start=start.to_pydatetime(), end=end.to_pydatetime(), peak=full_index[peak].to_pydatetime(),
-                score=score, severity=severity_of(score, det.threshold_, Kind.hard),
-                observed=n_err / max(n_tot, 1), expected=base, direction="up",
-                evidence={"endpoint": endpoint, "status": int(status), "errors": n_err, "requests": n_tot,
-                          "error_rate": n_err / max(n_tot, 1), "baseline_rate": base,
-                          "services": sorted(rows["service"].dropna().unique().tolist()),
-                          "examples": examples, "affected": affected(rows, top=20)},
-            ))
+                kind=Kind.hard, start=start.to_pydatetime(), end=end.to_pydatetime(),
+                peak=full_index[peak].to_pydatetime(),
+                severity=_count_severity(float(score[peak]), det.threshold_, Kind.hard, pack), evidence=evidence))
     return out
 
 
-def _ratio_affected(span: pd.DataFrame, up: str, down: str, base: float, s: DetectionSettings,
+def _ratio_affected(span: pd.DataFrame, up: str, down: str, base: float, labels: list[str], entity: str | None,
                     min_up: int = 3, drop: float = 0.25) -> dict[str, list[str]]:
-    """Merchants (and their stages) whose own ``down/up`` ratio in the span fell by ``drop`` or more
-    below the baseline ratio ``base`` (with at least ``min_up`` upstream events): the blast radius,
-    not everyone who had traffic."""
-    if "merchant_id" not in span:
+    """Values of the pack's first blast-radius label present in the span (the entity, e.g. a
+    customer) whose own ``down/up`` ratio fell by ``drop`` or more below ``base`` (with at least
+    ``min_up`` upstream events): the blast radius, not everyone who had traffic."""
+    if entity is None or entity not in span:
         return {}
     ev = span[span["event"].isin([up, down])]
-    counts = ev.groupby(["merchant_id", "event"]).size().unstack(fill_value=0)
+    counts = ev.groupby([entity, "event"]).size().unstack(fill_value=0)
     if up not in counts:
         return {}
     n_up = counts[up]
     n_down = counts[down] if down in counts else 0 * n_up
     hit = counts.index[(n_up >= min_up) & (n_down < (1 - drop) * base * n_up)]
-    return affected(ev[ev["merchant_id"].isin(hit)], top=20)
+    return affected(ev[ev[entity].isin(hit)], labels, top=20)
 
 
-def detect_event_ratios(logs: pd.DataFrame, window: Window, s: DetectionSettings) -> list[Anomaly]:
-    """Ratio anomalies of each pair in :data:`EVENT_PAIRS`, per stage and overall."""
-    if logs.empty or "event" not in logs or logs["event"].isna().all():
+def detect_event_ratios(logs: pd.DataFrame, window: Window, pack: Pack, s: DetectionSettings) -> list[Anomaly]:
+    """Ratio anomalies of each of the pack's event pairs, per value of its ``group_by`` label and
+    overall (soft)."""
+    if logs.empty or not pack.event_pairs or "event" not in logs or logs["event"].isna().all():
         return []
     logs = logs[logs["ts"] < pd.Timestamp(window.end)]
-    names = {e for pair in EVENT_PAIRS for e in pair}
-    ev = logs[logs["event"].isin(names)].copy()
-    if ev.empty:
-        return []
-    ev["stage"] = ev["stage"].fillna("all") if "stage" in ev else "all"
-    counts = _bucketed(ev, ["stage", "event"], s.bucket)
-    overall = counts.groupby(["ts", "event"], as_index=False)["n"].sum().assign(stage="all")
-    if counts["stage"].nunique() > 1:
-        counts = pd.concat([counts, overall], ignore_index=True)
-    full_index = pd.date_range(counts["ts"].min(), counts["ts"].max(), freq=s.bucket, tz="UTC")
     step = pd.Timedelta(s.bucket)
+    entity = next((lab for lab in pack.labels if lab in logs and lab not in {p.group_by for p in pack.event_pairs}),
+                  None)
     out: list[Anomaly] = []
-    for stage, grp in counts.groupby("stage", sort=True):
-        table = grp.pivot(index="ts", columns="event", values="n").reindex(full_index).fillna(0)
-        for up, down in EVENT_PAIRS:
+    for pair in pack.event_pairs:
+        up, down, by = pair.upstream, pair.downstream, pair.group_by
+        ev = logs[logs["event"].isin([up, down])].copy()
+        if ev.empty:
+            continue
+        ev["_group"] = ev[by].fillna(ALL).astype(str) if by and by in ev else ALL
+        counts = _bucketed(ev, ["_group", "event"], s.bucket)
+        if counts["_group"].nunique() > 1:
+            overall = counts.groupby(["ts", "event"], as_index=False)["n"].sum().assign(_group=ALL)
+            counts = pd.concat([counts, overall], ignore_index=True)
+        full_index = pd.date_range(counts["ts"].min(), counts["ts"].max(), freq=s.bucket, tz="UTC")
+        for group, grp in counts.groupby("_group", sort=True):
+            table = grp.pivot(index="ts", columns="event", values="n").reindex(full_index).fillna(0)
             if up not in table or down not in table:
                 continue
             buckets = pd.DataFrame({"downstream": table[down], "upstream": table[up]})
             frame_in = buckets.rolling(s.count_span, min_periods=1).sum()
             det = create("ratio", threshold=s.count_threshold).fit(frame_in)
             frame = det.score_frame(frame_in)
-            for first, last, peak in _intervals(det, frame, window, max_gap=2, min_len=2):
+            score = frame["score"].to_numpy(dtype=float)
+            for first, last, peak in _intervals(score, det.threshold_, full_index, window, max_gap=2, min_len=2):
                 first = max(first - s.count_span + 1, 0)
                 start, end = full_index[first], full_index[last] + step
                 n_up = int(buckets["upstream"].iloc[first : last + 1].sum())
                 n_down = int(buckets["downstream"].iloc[first : last + 1].sum())
                 base = float(frame["baseline_ratio"].iat[peak])
-                span = ev[(ev["ts"] >= start) & (ev["ts"] < end) & ((ev["stage"] == stage) | (stage == "all"))]
-                evidence = {"upstream_event": up, "downstream_event": down, "stage": stage, "upstream": n_up,
-                            "downstream": n_down, "ratio": n_down / max(n_up, 1), "baseline_ratio": base,
-                            "missing": max(int(round(base * n_up)) - n_down, 0)}
-                if "order_id" in span and up == C.EVENT_PAYMENT_SUCCEEDED:
+                span = ev[(ev["ts"] >= start) & (ev["ts"] < end) & ((ev["_group"] == group) | (group == ALL))]
+                orphaned: list[str] = []
+                if pair.id_column and pair.id_column in span:
                     paid = span[span["event"] == up]
-                    done = set(span.loc[span["event"] == down, "order_id"].dropna())
-                    orphans = paid[~paid["order_id"].isin(done)]
-                    evidence.update(orphaned_ids=orphans["order_id"].dropna().head(5).tolist(), affected=affected(orphans, top=20))
+                    done = set(span.loc[span["event"] == down, pair.id_column].dropna())
+                    orphans = paid[~paid[pair.id_column].isin(done)]
+                    orphaned = orphans[pair.id_column].dropna().astype(str).head(5).tolist()
+                    blast = affected(orphans, pack.labels, top=20)
                 else:
-                    evidence["affected"] = _ratio_affected(span, up, down, base, s)
-                score = float(frame["score"].iat[peak])
+                    blast = _ratio_affected(span, up, down, base, pack.labels, entity)
+                labels = {by: str(group)} if by else {}
+                evidence = EventRatioEvidence(
+                    metric=f"{down}/{up}", labels=labels, score=float(score[peak]), observed=n_down / max(n_up, 1),
+                    expected=base, direction="down", affected=blast, upstream_event=up, downstream_event=down,
+                    upstream=n_up, downstream=n_down, missing=max(int(round(base * n_up)) - n_down, 0),
+                    orphaned_ids=orphaned)
                 out.append(Anomaly(
-                    detector=det.name, kind=Kind.soft, series=SeriesKey.of(f"{down}/{up}", stage=stage),
-                    start=start.to_pydatetime(), end=end.to_pydatetime(), peak=full_index[peak].to_pydatetime(),
-                    score=score, severity=severity_of(score, det.threshold_, Kind.soft),
-                    observed=n_down / max(n_up, 1), expected=base, direction="down", evidence=evidence,
-                ))
+                    kind=pair.kind, start=start.to_pydatetime(), end=end.to_pydatetime(),
+                    peak=full_index[peak].to_pydatetime(),
+                    severity=_count_severity(float(score[peak]), det.threshold_, pair.kind, pack), evidence=evidence))
     return out
 
 
-def detect_kpi_funnels(kpis: pd.DataFrame, window: Window, s: DetectionSettings) -> list[Anomaly]:
-    """Conversion drops: ``downstream`` out of ``upstream`` KPI counts (:data:`KPI_FUNNELS`) per stage,
-    summed over the trailing ``funnel_span`` buckets, against the median ratio of the previous day."""
-    if kpis.empty:
+def detect_kpi_funnels(kpis: pd.DataFrame, window: Window, pack: Pack, s: DetectionSettings) -> list[Anomaly]:
+    """Drops of each of the pack's KPI funnels (``downstream`` out of ``upstream`` counts) per value
+    of its ``group_by`` label, summed over the trailing ``funnel_span`` buckets, against the
+    ``kpi_funnel`` detector's baseline (a day)."""
+    if kpis.empty or not pack.funnels:
         return []
     kpis = kpis[kpis["ts"] < pd.Timestamp(window.end)]
-    stages = kpis["stage"].fillna("all") if "stage" in kpis else pd.Series("all", index=kpis.index)
     step = pd.Timedelta(s.funnel_bucket)
     out: list[Anomaly] = []
-    for stage, grp in kpis.groupby(stages, sort=True):
-        table = grp.pivot_table(index="ts", columns="metric", values="value", aggfunc="sum")
-        for up, down in KPI_FUNNELS:
+    for funnel in pack.funnels:
+        up, down, by = funnel.upstream, funnel.downstream, funnel.group_by
+        rows = kpis[kpis["metric"].isin([up, down])]
+        if rows.empty:
+            continue
+        groups = rows[by].fillna(ALL).astype(str) if by and by in rows else pd.Series(ALL, index=rows.index)
+        for group, grp in rows.groupby(groups, sort=True):
+            table = grp.pivot_table(index="ts", columns="metric", values="value", aggfunc="sum")
             if up not in table or down not in table:
                 continue
             counts = table[[up, down]].resample(s.funnel_bucket).sum()
             rolled = counts.rolling(s.funnel_span, min_periods=1).sum()
             frame_in = pd.DataFrame({"downstream": rolled[down], "upstream": rolled[up]})
-            det = create("ratio", threshold=s.count_threshold, baseline=s.funnel_baseline,
-                         min_buckets=s.funnel_baseline // 4).fit(frame_in)
+            det = create("kpi_funnel", threshold=s.count_threshold).fit(frame_in)
             frame = det.score_frame(frame_in)
-            for first, last, peak in _intervals(det, frame, window, max_gap=2, min_len=2):
+            score = frame["score"].to_numpy(dtype=float)
+            for first, last, peak in _intervals(score, det.threshold_, counts.index, window, max_gap=2, min_len=2):
                 span = counts.iloc[first : last + 1]
                 n_up, n_down = float(span[up].sum()), float(span[down].sum())
                 base = float(frame["baseline_ratio"].iat[first])
-                score = float(frame["score"].iat[peak])
+                labels = {by: str(group)} if by else {}
+                evidence = FunnelEvidence(
+                    metric=f"{down}/{up}", labels=labels, score=float(score[peak]), observed=n_down / max(n_up, 1.0),
+                    expected=base, direction="down", affected=_blast(labels, pack), name=funnel.name,
+                    upstream_metric=up, downstream_metric=down, upstream=n_up, downstream=n_down,
+                    missing=max(base * n_up - n_down, 0.0))
                 out.append(Anomaly(
-                    detector="kpi_funnel", kind=Kind.business, series=SeriesKey.of(f"{down}/{up}", stage=stage),
-                    start=counts.index[first].to_pydatetime(), end=(counts.index[last] + step).to_pydatetime(),
-                    peak=counts.index[peak].to_pydatetime(), score=score,
-                    severity=severity_of(score, det.threshold_, Kind.business),
-                    observed=n_down / max(n_up, 1.0), expected=base, direction="down",
-                    evidence={"upstream_metric": up, "downstream_metric": down, "stage": stage, "upstream": n_up,
-                              "downstream": n_down, "ratio": n_down / max(n_up, 1.0), "baseline_ratio": base,
-                              "missing": max(base * n_up - n_down, 0.0),
-                              "affected": {"stage": [stage]} if stage != "all" else {}},
-                ))
+                    kind=funnel.kind, start=counts.index[first].to_pydatetime(),
+                    end=(counts.index[last] + step).to_pydatetime(), peak=counts.index[peak].to_pydatetime(),
+                    severity=_count_severity(float(score[peak]), det.threshold_, funnel.kind, pack), evidence=evidence))
     return out

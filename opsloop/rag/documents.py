@@ -261,15 +261,11 @@ def uploads_dir(home: Path) -> Path:
     return Path(home) / "runbooks"
 
 
-def load_default_documents(home: Path) -> list[Chunk]:
-    """The bundled runbooks plus any uploaded under ``home`` (the default retrieval corpus)."""
-    chunks = load_documents(bundled_runbooks_dir())
+def load_default_documents(home: Path, bundled: Path | None) -> list[Chunk]:
+    """The domain pack's runbooks (``bundled``, a directory, or ``None``) plus any uploaded under
+    ``home``: the default retrieval corpus (empty when there are none)."""
+    chunks = load_documents(bundled) if bundled is not None else []
     up = uploads_dir(home)
     if up.exists() and any(p.suffix.lower() in SUPPORTED for p in up.iterdir()):
         chunks += load_documents(up)
     return chunks
-
-
-def bundled_runbooks_dir() -> Path:
-    """The runbooks shipped in the package (``opsloop/data/runbooks``)."""
-    return Path(__file__).resolve().parent.parent / "data" / "runbooks"

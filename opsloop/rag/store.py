@@ -372,15 +372,15 @@ class KnowledgeBase:
             shutil.rmtree(self.directory / "index", ignore_errors=True)
 
 
-def default_sources(home: str | Path) -> list[Path]:
-    """The bundled runbooks, then the uploads directory under ``home`` if it holds a document: what
-    to ingest so that the knowledge base keeps the bundled runbooks next to uploaded ones (an upload
-    named like a bundled runbook replaces it)."""
-    from opsloop.rag.documents import SUPPORTED, bundled_runbooks_dir, uploads_dir
+def default_sources(home: str | Path, bundled: Path | None) -> list[Path]:
+    """The domain pack's runbooks (``bundled``, or ``None``), then the uploads directory under
+    ``home`` if it holds a document: what to ingest so that the knowledge base keeps the pack's
+    runbooks next to uploaded ones (an upload named like a bundled runbook replaces it)."""
+    from opsloop.rag.documents import SUPPORTED, uploads_dir
 
     up = uploads_dir(Path(home))
     has_uploads = up.is_dir() and any(p.is_file() and p.suffix.lower() in SUPPORTED for p in up.rglob("*"))
-    return [bundled_runbooks_dir(), *([up] if has_uploads else [])]
+    return [*([bundled] if bundled is not None else []), *([up] if has_uploads else [])]
 
 
 _OPEN: dict[tuple, KnowledgeBase] = {}

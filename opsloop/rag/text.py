@@ -40,8 +40,8 @@ _PART = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+[a-z]*")
 
 
 def _parts(word: str) -> list[str]:
-    """``"etcdGRPCRequestsSlow"`` → ``["etcd", "GRPC", "Requests", "Slow"]``; ``"p95_latency_ms"`` →
-    ``["p95", "latency", "ms"]``."""
+    """``"etcdGRPCRequestsSlow"`` → ``["etcd", "GRPC", "Requests", "Slow"]``; ``"request_latency_ms"`` →
+    ``["request", "latency", "ms"]``."""
     out: list[str] = []
     for piece in re.split(r"[._\-']", word):
         if piece.isdigit() or re.fullmatch(r"[a-z]+[0-9]+|[A-Z]+[0-9]+", piece):

@@ -40,7 +40,7 @@ def seed_store(url: str) -> dict[str, str]:
 def api(store_url, tmp_path):
     """(client, tokens, settings) on SQLite and on PostgreSQL."""
     tokens = seed_store(store_url)
-    settings = Settings(home=tmp_path, database_url=store_url)
+    settings = Settings(home=tmp_path, database_url=store_url, pack="checkout")
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         yield client, tokens, settings
 

@@ -76,13 +76,13 @@ def test_logs_csv_good_rows_flow_and_bad_rows_are_quarantined(tmp_path):
     assert all(q.file == str(path) for q in res.quarantined)
 
     f = res.frame
-    assert list(f.columns) == LOGS.columns
+    assert list(f.columns) == [*LOGS.columns, "merchant_id"]  # an extra column is kept as a label
     # sorted by ts: the +02:00 row is 10:00:01Z, before 10:00:02Z
     assert list(f["ts"]) == [pd.Timestamp("2024-03-01T10:00:01Z"), pd.Timestamp("2024-03-01T10:00:02Z")]
     assert list(f.index) == [0, 1]
     assert f["status"].tolist() == [502, 200]
     assert pd.isna(f.loc[0, "merchant_id"]) and pd.isna(f.loc[0, "latency_ms"])
-    assert pd.isna(f.loc[0, "stage"])  # absent optional column added
+    assert pd.isna(f.loc[0, "event"])  # absent optional column added
 
 
 def test_logs_csv_dtypes(tmp_path):
@@ -92,7 +92,7 @@ def test_logs_csv_dtypes(tmp_path):
     assert str(f["ts"].dtype) == UTC
     assert f["status"].dtype == np.int64
     assert f["latency_ms"].dtype == np.float64
-    for col in ("service", "endpoint", "level", "message", "merchant_id", "stage", "event", "order_id"):
+    for col in ("service", "endpoint", "level", "message", "merchant_id", "event"):
         assert pd.api.types.is_string_dtype(f[col].dtype), col
 
 
@@ -100,7 +100,7 @@ def test_csv_header_only_gives_empty_frame_with_contract_columns(tmp_path):
     res = load_logs(write(tmp_path / "logs.csv", LOG_HEADER + "\n"))
     assert res.rows_read == 0 and res.quarantined == []
     assert len(res.frame) == 0
-    assert list(res.frame.columns) == LOGS.columns
+    assert list(res.frame.columns) == [*LOGS.columns, "merchant_id"]
     assert str(res.frame["ts"].dtype) == UTC
     assert res.frame["status"].dtype == np.int64
 
@@ -160,11 +160,12 @@ def test_null_tokens_in_numeric_fields_mean_missing(tmp_path):
     assert res.quarantined[0].reason == "latency_ms 'inf' is not a finite number"
 
 
-def test_tickets_extra_columns_dropped_optional_added(tmp_path):
+def test_tickets_extra_columns_kept_as_labels_optional_added(tmp_path):
     text = "id,created_at,subject,body,assignee\nt1,2024-03-01T09:00:00Z,s,b,alice\n"
     f = load_tickets(write(tmp_path / "tickets.csv", text)).frame
-    assert list(f.columns) == TICKETS.columns
-    assert f[["merchant_id", "stage", "priority", "channel"]].isna().all().all()
+    assert list(f.columns) == [*TICKETS.columns, "assignee"]
+    assert f["assignee"].tolist() == ["alice"]
+    assert f[["priority", "channel"]].isna().all().all()
 
 
 def test_timestamps_offsets_naive_and_nab_style_become_utc(tmp_path):

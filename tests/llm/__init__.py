@@ -60,9 +60,10 @@ def make_incident(body: str = "Our OMS stopped receiving orders since the secret
 
 def make_passages() -> list[Citation]:
     """Three bundled runbook passages, the webhook runbook first."""
-    from opsloop.rag.documents import bundled_runbooks_dir, load_documents
+    from opsloop.rag.documents import load_documents
+    from opsloop.packs import load_pack
 
-    chunks = load_documents(bundled_runbooks_dir())
+    chunks = load_documents(load_pack("checkout").runbooks_path)
     wanted = [c for c in chunks if c.document.startswith("webhook-403")][:2]
     wanted += [c for c in chunks if c.document.startswith("api-auth")][:1]
     return [Citation(chunk_id=c.id, document=c.document, section=c.section, score=0.9 - 0.1 * i, text=c.text)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from opsloop.packs.checkout import names as C
-from opsloop.data import simulator as sim
+from opsloop.packs.checkout import simulator as sim
 
 SEED, DAYS = 11, 3
 CHECKOUT = "POST /v1/checkout/sessions"
@@ -78,8 +78,8 @@ def test_naive_start_is_utc() -> None:
 
 # --- shape of the frames ----------------------------------------------------------------------------------
 def test_columns_match_contracts(scenario: sim.Scenario) -> None:
-    assert list(scenario.tickets.columns) == C.TICKETS.columns
-    assert list(scenario.logs.columns) == C.LOGS.columns
+    assert list(scenario.tickets.columns) == sim.TICKET_COLUMNS
+    assert list(scenario.logs.columns) == sim.LOG_COLUMNS
     assert list(scenario.kpis.columns) == ["ts", "metric", "value", "stage"]
 
 
@@ -403,7 +403,7 @@ def test_write_scenario_round_trip(scenario: sim.Scenario, tmp_path) -> None:
     assert all(p.exists() for p in paths.values())
 
     logs = pd.read_parquet(paths["logs"])
-    assert list(logs.columns) == C.LOGS.columns and len(logs) == len(scenario.logs)
+    assert list(logs.columns) == sim.LOG_COLUMNS and len(logs) == len(scenario.logs)
     pd.testing.assert_series_equal(logs["ts"], scenario.logs["ts"], check_dtype=False)
     assert logs["status"].tolist()[:1000] == scenario.logs["status"].tolist()[:1000]
 
@@ -417,7 +417,7 @@ def test_write_scenario_round_trip(scenario: sim.Scenario, tmp_path) -> None:
     lines = paths["tickets"].read_text(encoding="utf-8").splitlines()
     assert len(lines) == len(scenario.tickets)
     first = json.loads(lines[0])
-    assert list(first) == C.TICKETS.columns and first["created_at"].endswith("Z")
+    assert list(first) == sim.TICKET_COLUMNS and first["created_at"].endswith("Z")
     tickets = pd.DataFrame([json.loads(line) for line in lines])
     assert (pd.to_datetime(tickets["created_at"], utc=True) == scenario.tickets["created_at"]).all()
     assert tickets["id"].tolist() == scenario.tickets["id"].tolist()

@@ -17,7 +17,8 @@ from opsloop.domain import ActionStatus
 from opsloop.pipeline.cycle import run_cycle
 from opsloop.pipeline.evaluate import match_ground_truth
 from opsloop.pipeline.observe import observe
-from opsloop.rag.documents import bundled_runbooks_dir, load_documents
+from opsloop.rag.documents import load_documents
+from opsloop.packs import load_pack
 from opsloop.store import repository as repo
 from opsloop.store.session import open_store
 
@@ -33,12 +34,12 @@ def _signals(paths: dict[str, Path], **kw):
 
 def test_cycle_finds_every_injected_incident(scenario, sqlite_url, tmp_path):
     truth = json.loads(scenario["ground_truth"].read_text())
-    result = run_cycle(_signals(scenario), open_store(sqlite_url), Settings(home=tmp_path))
+    result = run_cycle(_signals(scenario), open_store(sqlite_url), Settings(home=tmp_path, pack="checkout"))
     match = match_ground_truth(result.incidents, truth)
     assert match["missed"] == [], match["missed"]
     assert len(match["false_incidents"]) <= 1, match["false_incidents"]
     assert match["category_accuracy"] >= 5 / 6
-    categories = {c.document: c.meta.get("category") for c in load_documents(bundled_runbooks_dir())}
+    categories = {c.document: c.meta.get("category") for c in load_documents(load_pack("checkout").runbooks_path)}
     for inc in result.incidents:
         a = inc.assessment
         assert a is not None and a.generated_by == "rules" and a.evidence
@@ -59,7 +60,7 @@ def test_cycle_finds_every_injected_incident(scenario, sqlite_url, tmp_path):
 
 
 def test_same_window_twice_changes_nothing(scenario, store_url, tmp_path):
-    store, settings = open_store(store_url), Settings(home=tmp_path)
+    store, settings = open_store(store_url), Settings(home=tmp_path, pack="checkout")
     start, end = pd.Timestamp("2026-11-05", tz="UTC"), pd.Timestamp("2026-11-08", tz="UTC")
     first = run_cycle(_signals(scenario, start=start, end=end), store, settings)
     with store() as s:
@@ -80,7 +81,7 @@ def test_window_limits_what_is_reported(scenario, sqlite_url, tmp_path):
     wh = truth["webhook_403"]
     start = pd.Timestamp(wh["start"]).floor("D")
     result = run_cycle(_signals(scenario, start=start, end=start + pd.Timedelta(days=1)), open_store(sqlite_url),
-                       Settings(home=tmp_path))
+                       Settings(home=tmp_path, pack="checkout"))
     assert [i.assessment.category for i in result.incidents] == ["webhook_auth"]
     assert result.report.window.start == start.to_pydatetime()
 
@@ -97,7 +98,7 @@ def test_bad_rows_are_quarantined_and_good_rows_still_flow(scenario, sqlite_url,
         f.write("2026-11-05T10:00:00Z,conversion_rate,not-a-number,all\n")
         f.write(",conversion_rate,0.1,all\n")
     store = open_store(sqlite_url)
-    result = run_cycle(observe(tickets=tickets, logs=scenario["logs"], kpis=[kpis]), store, Settings(home=tmp_path))
+    result = run_cycle(observe(tickets=tickets, logs=scenario["logs"], kpis=[kpis]), store, Settings(home=tmp_path, pack="checkout"))
     report = result.report
     assert report.counts["quarantined"] == 4
     reasons = {(Path(q.file).name, q.field) for q in report.quarantined}
@@ -121,7 +122,7 @@ def test_unreadable_input_fails_naming_the_file(tmp_path):
 
 
 def test_ticket_themes_keep_their_ids_across_cycles(scenario, sqlite_url, tmp_path):
-    store, settings = open_store(sqlite_url), Settings(home=tmp_path)
+    store, settings = open_store(sqlite_url), Settings(home=tmp_path, pack="checkout")
     day = pd.Timestamp("2026-11-02", tz="UTC")
     first = run_cycle(_signals(scenario, start=day + pd.Timedelta(days=3), end=day + pd.Timedelta(days=4)), store, settings)
     second = run_cycle(_signals(scenario, start=day + pd.Timedelta(days=4), end=day + pd.Timedelta(days=5)), store, settings)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from opsloop.clustering.embedders import TfidfEmbedder, get_embedder
-from opsloop.rag.documents import bundled_runbooks_dir, chunk_markdown, load_documents
+from opsloop.rag.documents import chunk_markdown, load_documents
+from opsloop.packs import load_pack
 from opsloop.rag.index import RunbookIndex
 
 from ..conftest import shared_dataset
@@ -60,7 +61,7 @@ def test_bad_runbook_paths_are_clear(tmp_path):
 def test_bundled_runbooks_cover_every_category():
     from opsloop.pipeline.decide import CATEGORIES
 
-    chunks = load_documents(bundled_runbooks_dir())
+    chunks = load_documents(load_pack("checkout").runbooks_path)
     assert {c.meta.get("category") for c in chunks} == set(CATEGORIES)
 
 
@@ -72,14 +73,14 @@ def test_bundled_runbooks_cover_every_category():
 ])
 def test_dense_retrieval_finds_the_right_bundled_runbook(query, category):
     embedder, _ = get_embedder("minilm")
-    index = RunbookIndex(load_documents(bundled_runbooks_dir()), embedder)
+    index = RunbookIndex(load_documents(load_pack("checkout").runbooks_path), embedder)
     hits = index.query(query, k=3)
     assert index.category_of(hits[0].document) == category
     assert hits[0].score >= hits[-1].score
 
 
 def test_tfidf_fallback_retrieves_too():
-    index = RunbookIndex(load_documents(bundled_runbooks_dir()), TfidfEmbedder())
+    index = RunbookIndex(load_documents(load_pack("checkout").runbooks_path), TfidfEmbedder())
     hits = index.query("webhook 403 signature verification failed secret rotation", k=3)
     assert index.category_of(hits[0].document) == "webhook_auth"
 

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from opsloop.rag.documents import bundled_runbooks_dir, load_documents
+from opsloop.rag.documents import load_documents
+
+from opsloop.packs import load_pack
 from opsloop.rag.index import RunbookIndex
 
 from ..conftest import ROOT, shared_dataset
@@ -23,7 +25,7 @@ def _bench():
 
 
 def test_modes_scores_and_document_ranking():
-    index = RunbookIndex(load_documents(bundled_runbooks_dir()), HashEmbedder())
+    index = RunbookIndex(load_documents(load_pack("checkout").runbooks_path), HashEmbedder())
     for mode in ("dense", "bm25", "hybrid"):
         hits = index.query("webhook deliveries rejected with 403 signature verification failed", k=5, mode=mode)
         assert len(hits) == 5 and [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
@@ -38,7 +40,7 @@ def test_modes_scores_and_document_ranking():
 
 
 def test_approximate_index_above_the_threshold():
-    chunks = load_documents(bundled_runbooks_dir())
+    chunks = load_documents(load_pack("checkout").runbooks_path)
     exact = RunbookIndex(chunks, HashEmbedder())
     approx = RunbookIndex(chunks, HashEmbedder(), hnsw_threshold=10)
     assert exact.kind == "flat" and approx.kind == "hnsw" and approx.dim == 64
@@ -48,7 +50,7 @@ def test_approximate_index_above_the_threshold():
 
 def test_hybrid_is_at_least_as_good_as_either_mode_on_the_bundled_runbooks(minilm):
     bench = _bench()
-    chunks = load_documents(bundled_runbooks_dir())
+    chunks = load_documents(load_pack("checkout").runbooks_path)
     by_cat = bench._category_docs(chunks)
     oncall = json.loads((ROOT / "benchmarks" / "rag_queries" / "bundled_oncall.json").read_text())["queries"]
     queries = [{"query": q["query"], "answers": by_cat[q["category"]]} for q in oncall]

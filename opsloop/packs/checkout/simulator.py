@@ -54,6 +54,11 @@ from opsloop.packs.checkout.names import (
     STAGES,
 )
 
+#: Columns of the scenario's frames: each contract's columns, then the scenario's labels (``merchant_id``,
+#: ``stage``) and the order id that links a payment to its order and webhook.
+LOG_COLUMNS = [*LOGS.columns, "merchant_id", "stage", "order_id"]
+TICKET_COLUMNS = [*TICKETS.columns, "merchant_id", "stage"]
+
 __all__ = [
     "DEFAULT_START",
     "INCIDENT_NAMES",
@@ -121,10 +126,10 @@ STATUS_TEXT = {
 class Scenario:
     """One simulated scenario.
 
-    * ``tickets`` -- one row per ticket, columns ``contracts.TICKETS.columns`` (``id`` ``T-000001``…,
+    * ``tickets`` -- one row per ticket, columns :data:`TICKET_COLUMNS` (``id`` ``T-000001``…,
       ``created_at`` ``datetime64[ns, UTC]``, ``merchant_id``, ``stage`` at creation time, ``priority``
       low|normal|high|urgent, ``channel`` email|chat|phone|web), sorted by ``created_at``.
-    * ``logs`` -- one row per log event, columns ``contracts.LOGS.columns``; ``ts``
+    * ``logs`` -- one row per log event, columns :data:`LOG_COLUMNS`; ``ts``
       ``datetime64[ns, UTC]`` (millisecond jitter), ``status`` int64 HTTP status (200 for internal
       operational events), ``latency_ms`` float milliseconds (NaN for non-request rows), sorted by ``ts``.
       Roughly 60k rows per simulated day with the default 24 merchants.
@@ -1077,7 +1082,7 @@ def _build_logs(rng: np.random.Generator, world: _World, f: _Funnel, incidents: 
         "event": df["event"],
         "order_id": df["order_id"],
         "latency_ms": df["latency_ms"].astype(np.float64),
-    })[LOGS.columns]
+    })[LOG_COLUMNS]
     cohort = df["_cohort"].to_numpy()
     in_funnel = cohort >= 0
     cohort_stage = np.full(cohort.size, -1, dtype=np.int64)
@@ -1307,4 +1312,4 @@ def _build_tickets(rng: np.random.Generator, world: _World, f: _Funnel,
         "stage": pd.Series(np.array(STAGES)[world.stage_of(ms, merchant)], dtype="str"),
         "priority": pd.Series([d.priority for d in drafts], dtype="str"),
         "channel": pd.Series([d.channel for d in drafts], dtype="str"),
-    })[TICKETS.columns]
+    })[TICKET_COLUMNS]
