@@ -37,7 +37,8 @@ import pandas as pd
 from drain3 import TemplateMiner
 from drain3.template_miner_config import TemplateMinerConfig
 
-from opsloop.clustering.drain import LogTemplateMiners, detect_templates, mask_messages, template_config
+from opsloop.clustering.drain import LogTemplateMiners, detect_templates, template_config
+from opsloop.clustering.masking import mask_messages
 from opsloop.packs.checkout.simulator import simulate
 from opsloop.domain import Window
 

@@ -2,13 +2,12 @@
 Tree"; the ``drain3`` implementation), one miner per service, persisted between cycles, and the
 template-level anomalies of a window.
 
-**Masking.** Variable tokens are replaced before mining: e-mails, UUIDs, IPs, order ids
-(``ord_…`` → ``<ORDER>``), merchant ids (``m_019`` → ``<MERCHANT>``), API keys (``pk_live_…`` →
-``<KEY>``), other prefixed ids (``dlv_…``, ``req_…``, ``pay_…`` → ``<ID>``), long hex strings and
-numbers (``<HEX>``, ``<NUM>``). HTTP status codes followed by their reason phrase (``403 Forbidden``)
-are kept: they are what an SRE reads a template for. :data:`MASKS` is the one list; it feeds both
-drain3's :class:`~drain3.template_miner_config.TemplateMinerConfig` (so ``miner.add_log_message`` /
-``miner.match`` on raw lines mask the same way) and the vectorised :func:`mask_messages`.
+**Masking.** Variable tokens are replaced before mining by the one masker,
+:mod:`opsloop.clustering.masking` (e-mails, UUIDs, IPs, host names, prefixed ids, versions, hex
+and decimal numbers; HTTP status codes with their reason phrase kept). It feeds both drain3's
+:class:`~drain3.template_miner_config.TemplateMinerConfig` (so ``miner.add_log_message`` /
+``miner.match`` on raw lines mask the same way, through :func:`~opsloop.clustering.masking.mask_one`)
+and the vectorised :func:`~opsloop.clustering.masking.mask_messages`.
 
 **Speed.** drain3 masks and mines line by line in Python (~10k lines/s here). Here each frame is
 masked with vectorised pandas string operations (RE2 through pyarrow: the patterns avoid
@@ -60,6 +59,7 @@ from drain3.memory_buffer_persistence import MemoryBufferPersistence
 from drain3.template_miner_config import TemplateMinerConfig
 from scipy import stats
 
+from opsloop.clustering.masking import mask_messages, mask_one
 from opsloop.data.contracts import affected
 from opsloop.domain import Anomaly, Kind, LogSignature, SeriesKey, Severity, Window
 
@@ -67,48 +67,9 @@ DETECTOR = "log_template"
 ERROR_LEVELS = ("WARN", "WARNING", "ERROR", "CRITICAL", "FATAL")
 FAILURE_LEVELS = ("ERROR", "CRITICAL", "FATAL")
 
-# An HTTP status code followed by its reason phrase is kept (masked code would hide what failed).
-_STATUS = r"\b([1-5][0-9][0-9]) ([A-Z][A-Za-z])"
-#: (mask name, pattern) in application order. Patterns are RE2- and Python-compatible (no look-arounds).
-MASKS: list[tuple[str, str]] = [
-    ("EMAIL", r"[\w.+-]+@[\w-]+\.[\w.-]+"),
-    ("UUID", r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"),
-    ("IP", r"\b[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?::[0-9]+)?\b"),
-    ("KEY", r"\b[a-z]{2}_(?:live|test)_[.0-9A-Za-z]*"),
-    ("ORDER", r"\bord_[0-9A-Za-z]+\b"),
-    ("MERCHANT", r"\bm_[0-9]+\b"),
-    ("ID", r"\b[a-z]{1,8}_(?:[0-9A-Za-z]*[0-9][0-9A-Za-z]*|[0-9a-f]{8,})\b"),
-    ("HEX", r"\b(?:0x[0-9a-fA-F]+|[0-9a-fA-F]{8,})\b"),
-    ("VERSION", r"\bv[0-9]+(?:\.[0-9]+)+\b"),
-    ("NUM", r"\b[0-9]+(?:\.[0-9]+)*\b"),
-]
-# Status codes are protected by rewriting "403 Forbidden" to "zzs403zz Forbidden" (no word boundary
-# before the digits, so no mask matches) and restored afterwards: what a look-ahead would do in RE2.
-_PROTECT, _RESTORE = (_STATUS, r"zzs\1zz \2"), (r"\bzzs([0-9]{3})zz\b", r"\1")
-
-
-def mask_messages(messages: pd.Series) -> pd.Series:
-    """Masked text per message (vectorised; same index). Missing messages become ``""``. Whitespace
-    is left alone (Drain splits on it anyway)."""
-    out = messages.fillna("").astype("str")
-    out = out.str.replace(_PROTECT[0], _PROTECT[1], regex=True)
-    for name, pattern in MASKS:
-        out = out.str.replace(pattern, f"<{name}>", regex=True)
-    out = out.str.replace(_RESTORE[0], _RESTORE[1], regex=True)
-    return out.str.strip()
-
-
-def mask_one(message: str) -> str:
-    """:func:`mask_messages` for one string (Python ``re``); the two agree."""
-    out = re.sub(_PROTECT[0], _PROTECT[1], message or "")
-    for name, pattern in MASKS:
-        out = re.sub(pattern, f"<{name}>", out)
-    out = re.sub(_RESTORE[0], r"\1", out)
-    return out.strip()
-
-
 class _StatusAwareMask(MaskingInstruction):
-    """drain3 masking instruction applying :func:`mask_one` (all masks, status codes kept)."""
+    """drain3 masking instruction applying :func:`~opsloop.clustering.masking.mask_one` (all masks,
+    status codes kept)."""
 
     def __init__(self) -> None:
         super().__init__(r"(?!)", "*")
@@ -119,7 +80,8 @@ class _StatusAwareMask(MaskingInstruction):
 
 def template_config(sim_th: float = 0.4, depth: int = 4, max_children: int = 100,
                     max_clusters: int | None = None) -> TemplateMinerConfig:
-    """drain3 config set in code: Drain parameters and the masking of :data:`MASKS`.
+    """drain3 config set in code: Drain parameters and the masking of
+    :data:`opsloop.clustering.masking.MASKS`.
 
     ``sim_th``: token similarity for a line to join a template; ``depth``: prefix-tree depth;
     ``max_children`` per tree node; ``max_clusters`` (LRU) bound or ``None``.

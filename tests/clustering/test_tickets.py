@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from opsloop.clustering.embedders import TfidfEmbedder, get_embedder
-from opsloop.clustering.logs import mask, signatures
+from opsloop.clustering.logs import signatures
+from opsloop.clustering.masking import mask_messages
 from opsloop.clustering.tickets import cluster_tickets
 
 WEBHOOK = [
@@ -65,7 +66,7 @@ def test_tfidf_embedder_is_normalised():
 def test_log_masking_and_signatures():
     msgs = pd.Series(["webhook delivery failed: 403 Forbidden merchant=m_019 delivery_id=dlv_8f3a21bc",
                       "webhook delivery failed: 403 Forbidden merchant=m_007 delivery_id=dlv_00aa11ff"])
-    t = mask(msgs)
+    t = mask_messages(msgs)
     assert t.iloc[0] == t.iloc[1] and "<NUM>" in t.iloc[0] and "<ID>" in t.iloc[0]
     ts = pd.to_datetime(["2026-11-03 13:00", "2026-11-03 14:10", "2026-11-03 14:20"], utc=True)
     logs = pd.DataFrame({"ts": ts, "service": "webhook-dispatcher", "endpoint": "POST /webhooks/orders",
