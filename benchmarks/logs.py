@@ -39,11 +39,13 @@ from drain3.template_miner_config import TemplateMinerConfig
 
 from opsloop.clustering.drain import LogTemplateMiners, detect_templates, template_config
 from opsloop.clustering.masking import mask_messages
+from opsloop.packs import load_pack
 from opsloop.packs.checkout.simulator import simulate
 from opsloop.domain import Window
 
 SLACK = pd.Timedelta(minutes=30)
 LOGHUB = Path("/work/shared/datasets/loghub_2k")
+LABELS = load_pack("checkout").labels
 
 
 def log(msg: str) -> None:
@@ -85,7 +87,7 @@ def cycles(scen, masked: pd.Series, cycle: str, state_dir: Path) -> dict:
     while t < end:
         miners = LogTemplateMiners(state_dir)  # reloaded from disk every cycle
         t0 = time.perf_counter()
-        report = detect_templates(logs, Window(start=t, end=min(t + step, end)), miners, masked=masked)
+        report = detect_templates(logs, Window(start=t, end=min(t + step, end)), miners, LABELS, masked=masked)
         miners.save()
         seconds.append(time.perf_counter() - t0)
         anomalies.extend(report.anomalies)
@@ -93,7 +95,7 @@ def cycles(scen, masked: pd.Series, cycle: str, state_dir: Path) -> dict:
     # one cycle as the pipeline would run it, masking its own 25 h of lines
     mid = start + (end - start) / 2
     t0 = time.perf_counter()
-    detect_templates(logs, Window(start=mid, end=mid + step), LogTemplateMiners(state_dir))
+    detect_templates(logs, Window(start=mid, end=mid + step), LogTemplateMiners(state_dir), LABELS)
     with_masking = time.perf_counter() - t0
 
     found, used = [], set()
@@ -101,7 +103,7 @@ def cycles(scen, masked: pd.Series, cycle: str, state_dir: Path) -> dict:
         lo, hi = pd.Timestamp(g["start"]) - SLACK, pd.Timestamp(g["end"]) + SLACK
         hits = []
         for i, a in enumerate(anomalies):
-            aff = a.evidence.get("affected", {})
+            aff = a.evidence.affected
             shares = set(aff.get("stage", [])) & set(g["stages"]) or set(aff.get("merchant_id", [])) & set(g["merchants"])
             if pd.Timestamp(a.start) < hi and pd.Timestamp(a.end) > lo and shares:
                 hits.append(a)
@@ -109,8 +111,8 @@ def cycles(scen, masked: pd.Series, cycle: str, state_dir: Path) -> dict:
         first = min((a.start for a in hits), default=None)
         found.append({
             "incident": g["id"], "name": g["name"], "kind": g["kind"], "flagged": bool(hits),
-            "templates": sorted({a.evidence["template"] for a in hits}),
-            "new_template": any(a.evidence["new"] for a in hits),
+            "templates": sorted({a.evidence.template for a in hits}),
+            "new_template": any(a.evidence.new for a in hits),
             "anomaly_kinds": sorted({a.kind.value for a in hits}),
             "anomaly_start_minus_incident_start_min": round((pd.Timestamp(first) - pd.Timestamp(g["start"])).total_seconds() / 60, 1)
             if first is not None else None,
@@ -120,7 +122,7 @@ def cycles(scen, masked: pd.Series, cycle: str, state_dir: Path) -> dict:
         "cycle": cycle, "cycles": len(seconds), "cycle_s_mean": round(sum(seconds) / max(len(seconds), 1), 3),
         "cycle_s_with_masking": round(with_masking, 3), "anomalies": len(anomalies),
         "incidents": found, "flagged": sum(f["flagged"] for f in found),
-        "false_flags": [{"start": str(a.start), "template": a.evidence["template"], "score": round(a.score, 1)}
+        "false_flags": [{"start": str(a.start), "template": a.evidence.template, "score": round(a.score, 1)}
                         for a in false],
     }
 
