@@ -51,6 +51,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from opsloop.clustering.dbscan import FaissDBSCAN, normalise
 from opsloop.clustering.embedders import MiniLMEmbedder, _load_minilm
 from opsloop.clustering.surges import ticket_surges
+from opsloop.packs import load_pack
 from opsloop.clustering.themes import CachedEmbedder, InMemoryEmbeddingCache
 from opsloop.clustering.tickets import cluster, split_bursts, ticket_texts
 from opsloop.packs.checkout import ticket_templates as tt
@@ -108,7 +109,8 @@ def quality(seed: int, days: int, embedder) -> dict:
     bursts = split_bursts(tickets["created_at"], res.labels, "1h", 5)
     old = cluster(tickets, embedder, vectors=vecs, eps=0.35, min_samples=4).labels
     everything, inc = np.ones(len(tickets), bool), lab["incident"].to_numpy()
-    surges = ticket_surges(tickets, res.clusters)
+    pack = load_pack("checkout")
+    surges = ticket_surges(tickets, res.clusters, None, pack.labels, pack.tickets.hard_terms, severity=pack.severity)
 
     def surge_hits(g):  # customers write from minutes after the start until ~2 h after the end
         lo, hi = pd.Timestamp(g["start"]) - pd.Timedelta("1h"), pd.Timestamp(g["end"]) + pd.Timedelta("3h")

@@ -14,7 +14,14 @@ Per seed: simulate ``--days`` days (~460k log lines for 7 days), then
   no incident are false flags. Incidents whose failure leaves no log line of its own (an order that
   is never created, a price shown wrong) can only be found by other detectors; they are listed.
 
+* **loghub** -- grouping accuracy (Zhu et al. 2019, "Tools and Benchmarks for Automated Log
+  Parsing": a line is right when the set of lines sharing its template is exactly the set sharing
+  its ground-truth event) on each ``loghub_2k`` system (``<System>/<System>_2k.log_structured.csv``,
+  column ``Content`` against ``EventId``), for opsloop's masking + Drain and, in the same run, for
+  drain3 with its defaults (``TemplateMinerConfig()``: no masks, line by line).
+
     python benchmarks/logs.py --seeds 7 1 2 3 --days 7
+    python benchmarks/logs.py --loghub-only  # grouping accuracy only
 """
 
 from __future__ import annotations
@@ -28,12 +35,17 @@ from pathlib import Path
 
 import pandas as pd
 from drain3 import TemplateMiner
+from drain3.template_miner_config import TemplateMinerConfig
 
-from opsloop.clustering.drain import LogTemplateMiners, detect_templates, mask_messages, template_config
+from opsloop.clustering.drain import LogTemplateMiners, detect_templates, template_config
+from opsloop.clustering.masking import mask_messages
+from opsloop.packs import load_pack
 from opsloop.packs.checkout.simulator import simulate
 from opsloop.domain import Window
 
 SLACK = pd.Timedelta(minutes=30)
+LOGHUB = Path("/work/shared/datasets/loghub_2k")
+LABELS = load_pack("checkout").labels
 
 
 def log(msg: str) -> None:
@@ -75,7 +87,7 @@ def cycles(scen, masked: pd.Series, cycle: str, state_dir: Path) -> dict:
     while t < end:
         miners = LogTemplateMiners(state_dir)  # reloaded from disk every cycle
         t0 = time.perf_counter()
-        report = detect_templates(logs, Window(start=t, end=min(t + step, end)), miners, masked=masked)
+        report = detect_templates(logs, Window(start=t, end=min(t + step, end)), miners, LABELS, masked=masked)
         miners.save()
         seconds.append(time.perf_counter() - t0)
         anomalies.extend(report.anomalies)
@@ -83,7 +95,7 @@ def cycles(scen, masked: pd.Series, cycle: str, state_dir: Path) -> dict:
     # one cycle as the pipeline would run it, masking its own 25 h of lines
     mid = start + (end - start) / 2
     t0 = time.perf_counter()
-    detect_templates(logs, Window(start=mid, end=mid + step), LogTemplateMiners(state_dir))
+    detect_templates(logs, Window(start=mid, end=mid + step), LogTemplateMiners(state_dir), LABELS)
     with_masking = time.perf_counter() - t0
 
     found, used = [], set()
@@ -91,7 +103,7 @@ def cycles(scen, masked: pd.Series, cycle: str, state_dir: Path) -> dict:
         lo, hi = pd.Timestamp(g["start"]) - SLACK, pd.Timestamp(g["end"]) + SLACK
         hits = []
         for i, a in enumerate(anomalies):
-            aff = a.evidence.get("affected", {})
+            aff = a.evidence.affected
             shares = set(aff.get("stage", [])) & set(g["stages"]) or set(aff.get("merchant_id", [])) & set(g["merchants"])
             if pd.Timestamp(a.start) < hi and pd.Timestamp(a.end) > lo and shares:
                 hits.append(a)
@@ -99,8 +111,8 @@ def cycles(scen, masked: pd.Series, cycle: str, state_dir: Path) -> dict:
         first = min((a.start for a in hits), default=None)
         found.append({
             "incident": g["id"], "name": g["name"], "kind": g["kind"], "flagged": bool(hits),
-            "templates": sorted({a.evidence["template"] for a in hits}),
-            "new_template": any(a.evidence["new"] for a in hits),
+            "templates": sorted({a.evidence.template for a in hits}),
+            "new_template": any(a.evidence.new for a in hits),
             "anomaly_kinds": sorted({a.kind.value for a in hits}),
             "anomaly_start_minus_incident_start_min": round((pd.Timestamp(first) - pd.Timestamp(g["start"])).total_seconds() / 60, 1)
             if first is not None else None,
@@ -110,9 +122,43 @@ def cycles(scen, masked: pd.Series, cycle: str, state_dir: Path) -> dict:
         "cycle": cycle, "cycles": len(seconds), "cycle_s_mean": round(sum(seconds) / max(len(seconds), 1), 3),
         "cycle_s_with_masking": round(with_masking, 3), "anomalies": len(anomalies),
         "incidents": found, "flagged": sum(f["flagged"] for f in found),
-        "false_flags": [{"start": str(a.start), "template": a.evidence["template"], "score": round(a.score, 1)}
+        "false_flags": [{"start": str(a.start), "template": a.evidence.template, "score": round(a.score, 1)}
                         for a in false],
     }
+
+
+def grouping_accuracy(truth: pd.Series, predicted: pd.Series) -> float:
+    """Share of lines whose predicted group holds exactly the lines of their true group (Zhu et al.
+    2019): a true event is counted right, with all its lines, when one predicted group equals it."""
+    truth, predicted = truth.reset_index(drop=True), predicted.reset_index(drop=True)
+    pred_size = predicted.value_counts()
+    pair = pd.DataFrame({"t": truth, "p": predicted}).value_counts()
+    true_size = truth.value_counts()
+    right = 0
+    for (t, p), n in pair.items():
+        if n == true_size[t] == pred_size[p]:
+            right += n
+    return right / max(len(truth), 1)
+
+
+def loghub(root: Path) -> dict:
+    """Grouping accuracy per loghub_2k system: opsloop (vectorised masks + Drain per service) and
+    drain3 with its defaults, and the mean of each over the systems found."""
+    rows = {}
+    for csv in sorted(root.glob("*/*_2k.log_structured.csv")):
+        system = csv.parent.name
+        frame = pd.read_csv(csv, dtype=str, keep_default_na=False)
+        content, truth = frame["Content"], frame["EventId"]
+        logs = pd.DataFrame({"service": system, "message": content})
+        ours = LogTemplateMiners().mine(logs).template_id
+        default = TemplateMiner(None, TemplateMinerConfig())
+        theirs = pd.Series([default.add_log_message(m)["cluster_id"] for m in content])
+        rows[system] = {"opsloop": round(grouping_accuracy(truth, ours), 4),
+                        "drain3_default": round(grouping_accuracy(truth, theirs), 4),
+                        "events": int(truth.nunique()), "opsloop_groups": int(ours.nunique()),
+                        "drain3_default_groups": int(theirs.nunique())}
+    mean = {k: round(sum(r[k] for r in rows.values()) / max(len(rows), 1), 4) for k in ("opsloop", "drain3_default")}
+    return {"systems": rows, "mean": mean}
 
 
 def main() -> None:
@@ -121,7 +167,16 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=7)
     ap.add_argument("--cycle", default="1h")
     ap.add_argument("--naive-lines", type=int, default=50_000)
+    ap.add_argument("--loghub", type=Path, default=LOGHUB, help="loghub_2k directory (skipped if absent)")
+    ap.add_argument("--loghub-only", action="store_true", help="only the loghub grouping accuracy")
     args = ap.parse_args()
+    hub = loghub(args.loghub) if args.loghub.is_dir() else None
+    if hub is not None:
+        log(f"loghub_2k grouping accuracy: opsloop {hub['mean']['opsloop']}, "
+            f"drain3 defaults {hub['mean']['drain3_default']}")
+    if args.loghub_only:
+        print(json.dumps({"loghub": hub}, indent=1))
+        return
     rows = []
     for seed in args.seeds:
         scen = simulate(seed=seed, days=args.days)
@@ -145,7 +200,7 @@ def main() -> None:
         "no_own_log_line": ["missing_order_created (an order.created line that never happens)",
                             "conversion_drop (prices look wrong; requests succeed)"],
     }
-    print(json.dumps({"seeds": rows, "summary": summary}, indent=1, default=str))
+    print(json.dumps({"seeds": rows, "summary": summary, "loghub": hub}, indent=1, default=str))
 
 
 if __name__ == "__main__":

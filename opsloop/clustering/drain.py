@@ -2,13 +2,12 @@
 Tree"; the ``drain3`` implementation), one miner per service, persisted between cycles, and the
 template-level anomalies of a window.
 
-**Masking.** Variable tokens are replaced before mining: e-mails, UUIDs, IPs, order ids
-(``ord_…`` → ``<ORDER>``), merchant ids (``m_019`` → ``<MERCHANT>``), API keys (``pk_live_…`` →
-``<KEY>``), other prefixed ids (``dlv_…``, ``req_…``, ``pay_…`` → ``<ID>``), long hex strings and
-numbers (``<HEX>``, ``<NUM>``). HTTP status codes followed by their reason phrase (``403 Forbidden``)
-are kept: they are what an SRE reads a template for. :data:`MASKS` is the one list; it feeds both
-drain3's :class:`~drain3.template_miner_config.TemplateMinerConfig` (so ``miner.add_log_message`` /
-``miner.match`` on raw lines mask the same way) and the vectorised :func:`mask_messages`.
+**Masking.** Variable tokens are replaced before mining by the one masker,
+:mod:`opsloop.clustering.masking` (e-mails, UUIDs, IPs, host names, prefixed ids, versions, hex
+and decimal numbers; HTTP status codes with their reason phrase kept). It feeds both drain3's
+:class:`~drain3.template_miner_config.TemplateMinerConfig` (so ``miner.add_log_message`` /
+``miner.match`` on raw lines mask the same way, through :func:`~opsloop.clustering.masking.mask_one`)
+and the vectorised :func:`~opsloop.clustering.masking.mask_messages`.
 
 **Speed.** drain3 masks and mines line by line in Python (~10k lines/s here). Here each frame is
 masked with vectorised pandas string operations (RE2 through pyarrow: the patterns avoid
@@ -24,14 +23,18 @@ are drain's cluster ids, stable for as long as the state is kept. jsonpickle res
 Python objects: load state only from a trusted place.
 
 **Anomalies** (:func:`detect_templates`): per template, the window's count against a trailing
-baseline. The expected count is the template's baseline *share* of its service's lines times the
-service's lines in the window, so the daily traffic cycle cancels out. A template becomes an
-:class:`~opsloop.domain.Anomaly` (detector ``log_template``) when it is
+baseline with the model of the registered ``log_template`` detector
+(:func:`opsloop.detectors.log_template.share_surge`): the expected count is the template's baseline
+*share* of its service's lines times the service's lines in the window, so the daily traffic cycle
+cancels out. A template becomes an :class:`~opsloop.domain.Anomaly` with
+:class:`~opsloop.evidence.LogTemplateEvidence` when it is
 
 * **new** -- absent from the baseline and from the miner's earlier state -- and is an error template
-  (most of its lines have status >= 400 or level WARN/ERROR), with at least ``min_new`` lines; or
-* **surging** -- ``-log10 P(X >= k)`` with ``X ~ Poisson(expected)`` (``scipy.stats.poisson.logsf``)
-  at least ``threshold``, with ``k >= min_count`` and ``k >= min_ratio · expected``.
+  (most of its lines have status >= 400 or level WARN/ERROR), with at least ``min_new`` lines; its
+  severity is at least ``medium``; or
+* **surging** -- ``-log10 P(X >= k)`` with ``X ~ Poisson(expected)``
+  (:func:`opsloop.detectors.tails.poisson_upper`) above ``threshold``, with ``k >= min_count`` and
+  ``k >= min_ratio · expected``.
 
 Kind ``hard`` when most of the template's lines are failed requests (status >= 400 or level ERROR),
 else ``soft`` -- a WARN line of a request that succeeded (``201 … with empty cart``) counts as an
@@ -46,7 +49,7 @@ import base64
 import re
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,57 +61,22 @@ from drain3.file_persistence import FilePersistence
 from drain3.masking import MaskingInstruction
 from drain3.memory_buffer_persistence import MemoryBufferPersistence
 from drain3.template_miner_config import TemplateMinerConfig
-from scipy import stats
 
+from opsloop.clustering.masking import mask_messages, mask_one
 from opsloop.data.contracts import affected
-from opsloop.domain import Anomaly, Kind, LogSignature, SeriesKey, Severity, Window
+from opsloop.detectors.log_template import LogTemplateConfig, LogTemplateDetector, share_surge
+from opsloop.detectors.severity import at_least, severity_of
+from opsloop.domain import Anomaly, Kind, LogSignature, Severity, Window
+from opsloop.evidence import LogTemplateEvidence
+from opsloop.packs.model import SeverityRules
 
-DETECTOR = "log_template"
+DETECTOR = LogTemplateDetector.name
 ERROR_LEVELS = ("WARN", "WARNING", "ERROR", "CRITICAL", "FATAL")
 FAILURE_LEVELS = ("ERROR", "CRITICAL", "FATAL")
 
-# An HTTP status code followed by its reason phrase is kept (masked code would hide what failed).
-_STATUS = r"\b([1-5][0-9][0-9]) ([A-Z][A-Za-z])"
-#: (mask name, pattern) in application order. Patterns are RE2- and Python-compatible (no look-arounds).
-MASKS: list[tuple[str, str]] = [
-    ("EMAIL", r"[\w.+-]+@[\w-]+\.[\w.-]+"),
-    ("UUID", r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"),
-    ("IP", r"\b[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?::[0-9]+)?\b"),
-    ("KEY", r"\b[a-z]{2}_(?:live|test)_[.0-9A-Za-z]*"),
-    ("ORDER", r"\bord_[0-9A-Za-z]+\b"),
-    ("MERCHANT", r"\bm_[0-9]+\b"),
-    ("ID", r"\b[a-z]{1,8}_(?:[0-9A-Za-z]*[0-9][0-9A-Za-z]*|[0-9a-f]{8,})\b"),
-    ("HEX", r"\b(?:0x[0-9a-fA-F]+|[0-9a-fA-F]{8,})\b"),
-    ("VERSION", r"\bv[0-9]+(?:\.[0-9]+)+\b"),
-    ("NUM", r"\b[0-9]+(?:\.[0-9]+)*\b"),
-]
-# Status codes are protected by rewriting "403 Forbidden" to "zzs403zz Forbidden" (no word boundary
-# before the digits, so no mask matches) and restored afterwards: what a look-ahead would do in RE2.
-_PROTECT, _RESTORE = (_STATUS, r"zzs\1zz \2"), (r"\bzzs([0-9]{3})zz\b", r"\1")
-
-
-def mask_messages(messages: pd.Series) -> pd.Series:
-    """Masked text per message (vectorised; same index). Missing messages become ``""``. Whitespace
-    is left alone (Drain splits on it anyway)."""
-    out = messages.fillna("").astype("str")
-    out = out.str.replace(_PROTECT[0], _PROTECT[1], regex=True)
-    for name, pattern in MASKS:
-        out = out.str.replace(pattern, f"<{name}>", regex=True)
-    out = out.str.replace(_RESTORE[0], _RESTORE[1], regex=True)
-    return out.str.strip()
-
-
-def mask_one(message: str) -> str:
-    """:func:`mask_messages` for one string (Python ``re``); the two agree."""
-    out = re.sub(_PROTECT[0], _PROTECT[1], message or "")
-    for name, pattern in MASKS:
-        out = re.sub(pattern, f"<{name}>", out)
-    out = re.sub(_RESTORE[0], r"\1", out)
-    return out.strip()
-
-
 class _StatusAwareMask(MaskingInstruction):
-    """drain3 masking instruction applying :func:`mask_one` (all masks, status codes kept)."""
+    """drain3 masking instruction applying :func:`~opsloop.clustering.masking.mask_one` (all masks,
+    status codes kept)."""
 
     def __init__(self) -> None:
         super().__init__(r"(?!)", "*")
@@ -119,7 +87,8 @@ class _StatusAwareMask(MaskingInstruction):
 
 def template_config(sim_th: float = 0.4, depth: int = 4, max_children: int = 100,
                     max_clusters: int | None = None) -> TemplateMinerConfig:
-    """drain3 config set in code: Drain parameters and the masking of :data:`MASKS`.
+    """drain3 config set in code: Drain parameters and the masking of
+    :data:`opsloop.clustering.masking.MASKS`.
 
     ``sim_th``: token similarity for a line to join a template; ``depth``: prefix-tree depth;
     ``max_children`` per tree node; ``max_clusters`` (LRU) bound or ``None``.
@@ -242,25 +211,14 @@ class LogTemplateMiners:
 # --------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TemplateDetection:
-    """Thresholds of :func:`detect_templates` (``threshold`` in -log10 p)."""
-
-    baseline_hours: float = 24.0
-    threshold: float = 8.0
-    min_count: int = 5
-    min_ratio: float = 3.0
-    min_new: int = 3
-    min_baseline_lines: int = 500
-    bucket: str = "5min"
-
-
 @dataclass
 class TemplateReport:
-    """:func:`detect_templates` output: anomalies, their log signatures, a per-template table
-    (``template_id, service, template, count, baseline_count, expected, score, new, error, failure,
-    flagged``) and
-    figures (``lines``, ``distinct_masked``, ``templates``, ``mask_s``, ``mine_s``, ``count_s``)."""
+    """:func:`detect_templates` output: anomalies (strongest first), their log signatures, a
+    per-template table (one row per template mined in the span: ``template_id, service, template,
+    count, baseline_count, expected, tail, score, new, error, failure, flagged``; counts in lines,
+    ``tail``/``score`` in -log10 p, ``score`` gated as the detector gates it) and figures (``lines``,
+    ``window_lines``, ``distinct_masked``, ``templates``; ``mask_s``, ``mine_s``, ``count_s`` in
+    seconds)."""
 
     anomalies: list[Anomaly]
     signatures: list[LogSignature]
@@ -268,27 +226,34 @@ class TemplateReport:
     stats: dict[str, float] = field(default_factory=dict)
 
 
-def _severity(score: float, threshold: float, kind: Kind, new: bool) -> Severity:
-    ratio = score / threshold if threshold > 0 else 1.0
-    rank = 1 if ratio < 1.5 else 2 if ratio < 3 else 3 if ratio < 6 else 4
-    if new:
-        rank = max(rank, 2)
-    if kind == Kind.hard:
-        rank = min(rank + 1, 4)
-    return [Severity.low, Severity.medium, Severity.high, Severity.critical][rank - 1]
-
-
-
-def detect_templates(logs: pd.DataFrame, window: Window, miners: LogTemplateMiners,
-                     config: TemplateDetection | None = None, masked: pd.Series | None = None) -> TemplateReport:
+def detect_templates(logs: pd.DataFrame, window: Window, miners: LogTemplateMiners, labels: Sequence[str],
+                     config: LogTemplateConfig | None = None, masked: pd.Series | None = None,
+                     severity: SeverityRules | None = None) -> TemplateReport:
     """Template anomalies and signatures of ``window`` (see the module docstring).
 
-    ``logs`` follows the logs contract and may hold more than the window: the baseline is the
-    ``baseline_hours`` before ``window.start``; lines outside ``[start - baseline, end)`` are ignored.
-    Every line in that span is mined (so the miners learn the baseline's templates too).
-    ``masked``: :func:`mask_messages` of ``logs["message"]`` if already computed (same index).
+    Args:
+        logs: logs-contract frame (``ts`` UTC, ``service``, ``message``; ``status``, ``level``,
+            ``endpoint`` and label columns where present); it may hold more than the window: the
+            baseline is the ``config.baseline_hours`` before ``window.start``, lines outside
+            ``[start - baseline, end)`` are ignored. Every line in that span is mined (so the miners
+            learn the baseline's templates too).
+        window: the half-open UTC interval judged.
+        miners: the per-service drain3 miners (updated in place; the caller saves them).
+        labels: the blast-radius label columns (the domain pack's ``labels``) for ``affected``.
+        config: the ``log_template`` detector's config (default :class:`LogTemplateConfig`).
+        masked: :func:`~opsloop.clustering.masking.mask_messages` of ``logs["message"]`` if already
+            computed (same index).
+        severity: the pack's severity ladder (default :class:`~opsloop.packs.model.SeverityRules`);
+            a new template is at least ``medium``.
+
+    Returns:
+        A :class:`TemplateReport`. Each anomaly's evidence: ``score`` the -log10 p of the window's
+        count (ungated for a new template), ``observed`` lines in the window, ``expected`` lines,
+        labels ``service`` and ``template_id``, up to 3 ``examples``, ``statuses``, ``endpoints``
+        (up to 10) and ``affected`` (top 20 values per label).
     """
-    cfg = config or TemplateDetection()
+    cfg = config or LogTemplateConfig()
+    rules = severity or SeverityRules()
     start, end = pd.Timestamp(window.start), pd.Timestamp(window.end)
     base_start = start - pd.Timedelta(hours=cfg.baseline_hours)
     empty = TemplateReport([], [], pd.DataFrame(), {"lines": 0})
@@ -305,10 +270,10 @@ def detect_templates(logs: pd.DataFrame, window: Window, miners: LogTemplateMine
 
     in_win = (frame["ts"] >= start).to_numpy()
     status = pd.to_numeric(frame["status"], errors="coerce").fillna(0).to_numpy() if "status" in frame else np.zeros(len(frame))
-    level = frame["level"].fillna("").astype("str").str.upper().isin(ERROR_LEVELS).to_numpy() if "level" in frame else np.zeros(len(frame), bool)
-    fatal = frame["level"].fillna("").astype("str").str.upper().isin(FAILURE_LEVELS).to_numpy() if "level" in frame else np.zeros(len(frame), bool)
-    df = pd.DataFrame({"tid": mined.template_id.to_numpy(), "win": in_win, "err": (status >= 400) | level,
-                       "fail": (status >= 400) | fatal,
+    level = frame["level"].fillna("").astype("str").str.upper() if "level" in frame else pd.Series("", index=frame.index)
+    df = pd.DataFrame({"tid": mined.template_id.to_numpy(), "win": in_win,
+                       "err": (status >= 400) | level.isin(ERROR_LEVELS).to_numpy(),
+                       "fail": (status >= 400) | level.isin(FAILURE_LEVELS).to_numpy(),
                        "service": frame["service"].fillna("unknown").astype("str").to_numpy()})
     grp = df.groupby("tid", sort=True)
     win_grp = df[df["win"]].groupby("tid")
@@ -328,17 +293,13 @@ def detect_templates(logs: pd.DataFrame, window: Window, miners: LogTemplateMine
     b_s = table["service"].map(svc_base).fillna(0).to_numpy(dtype=float)
     b = table["baseline_count"].to_numpy(dtype=float)
     k = table["count"].to_numpy(dtype=float)
-    share = (b + 0.5) / (b_s + 1.0)  # Jeffreys-style: a template never seen has share 0.5 / (B + 1)
-    expected = share * w_s
-    with np.errstate(all="ignore"):
-        score = np.clip(-stats.poisson.logsf(k - 1, np.maximum(expected, 1e-12)) / np.log(10.0), 0.0, 300.0)
-    score = np.where(k > 0, score, 0.0)
+    score, expected, tail = share_surge(k, w_s, b, b_s, cfg)
     error = table["error_share"].to_numpy() >= 0.5
     failure = table["failure_share"].to_numpy() >= 0.5
     new = (b == 0) & ~table.index.isin(list(mined.known_before)) & (b_s >= cfg.min_baseline_lines)
-    surge = (score >= cfg.threshold) & (k >= cfg.min_count) & (k >= cfg.min_ratio * expected) & (b_s >= 1)
-    flagged = ((new & error & (k >= cfg.min_new)) | surge) & (k > 0)
-    table = table.assign(expected=expected, score=score, new=new, error=error, failure=failure, flagged=flagged)
+    flagged = ((new & error & (k >= cfg.min_new)) | (score > cfg.threshold)) & (k > 0)
+    table = table.assign(expected=expected, tail=tail, score=score, new=new, error=error, failure=failure,
+                         flagged=flagged)
     table.index.name = "template_id"
 
     hours = max((end - start).total_seconds() / 3600.0, 1e-9)
@@ -352,25 +313,23 @@ def detect_templates(logs: pd.DataFrame, window: Window, miners: LogTemplateMine
         rows = win_frame[(win_tid == tid).to_numpy()]
         kind = Kind.hard if r["failure"] else Kind.soft
         buckets = rows.groupby(rows["ts"].dt.floor(cfg.bucket)).size()
-        peak = buckets.idxmax()
         base_rate = float(r["baseline_count"]) / cfg.baseline_hours
-        evidence = {
-            "template_id": tid, "template": r["template"], "service": r["service"], "count": int(r["count"]),
-            "baseline_count": int(r["baseline_count"]), "baseline_hours": cfg.baseline_hours,
-            "expected": float(r["expected"]), "rate_per_hour": float(r["count"]) / hours,
-            "baseline_rate_per_hour": base_rate, "new": bool(r["new"]), "error": bool(r["error"]),
-            "failure": bool(r["failure"]),
-            "statuses": {str(s): int(n) for s, n in rows["status"].value_counts().items()} if "status" in rows else {},
-            "endpoints": sorted(rows["endpoint"].dropna().astype(str).unique().tolist())[:10] if "endpoint" in rows else [],
-            "examples": rows["message"].drop_duplicates().head(3).tolist(),
-            "affected": affected(rows, top=20),
-        }
+        evidence = LogTemplateEvidence(
+            metric=DETECTOR, labels={"service": r["service"], "template_id": tid}, score=float(r["tail"]),
+            observed=float(r["count"]), expected=float(r["expected"]), direction="up",
+            affected=affected(rows, labels, top=20), template_id=tid, template=r["template"],
+            service=r["service"], count=int(r["count"]), baseline_count=int(r["baseline_count"]),
+            baseline_hours=cfg.baseline_hours, new=bool(r["new"]), error=bool(r["error"]),
+            failure=bool(r["failure"]),
+            statuses={str(s): int(n) for s, n in rows["status"].value_counts().items()} if "status" in rows else {},
+            endpoints=sorted(rows["endpoint"].dropna().astype(str).unique().tolist())[:10] if "endpoint" in rows else [],
+            examples=rows["message"].drop_duplicates().head(3).astype(str).tolist(),
+        )
+        grade = severity_of(evidence.score, cfg.threshold, kind, rules.steps, rules.kind_bump, rules.evidence_max)
         anomalies.append(Anomaly(
-            detector=DETECTOR, kind=kind, series=SeriesKey.of("log_template", service=r["service"], template_id=tid),
-            start=buckets.index.min().to_pydatetime(), end=(buckets.index.max() + step).to_pydatetime(),
-            peak=peak.to_pydatetime(), score=float(r["score"]),
-            severity=_severity(float(r["score"]), cfg.threshold, kind, bool(r["new"])),
-            observed=float(r["count"]), expected=float(r["expected"]), direction="up", evidence=evidence,
+            kind=kind, start=buckets.index.min().to_pydatetime(), end=(buckets.index.max() + step).to_pydatetime(),
+            peak=buckets.idxmax().to_pydatetime(), evidence=evidence,
+            severity=at_least(grade, Severity.medium) if evidence.new else grade,
         ))
         signatures.append(LogSignature(template_id=tid, template=f"{r['service']} {r['template']}",
                                        count=int(r["count"]), baseline_rate=base_rate,

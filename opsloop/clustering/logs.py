@@ -1,8 +1,8 @@
 """Simple log signatures: mask variable tokens of a message into a template and count templates.
 
-Masking replaces e-mails, UUIDs, IPs, ids with a known prefix (``ord_…``, ``dlv_…``), hex strings and
-numbers with a token, in the spirit of Drain's pre-processing (He et al. 2017). The deeper miner --
-drain3, persisted per service, with window anomalies -- is :mod:`opsloop.clustering.drain`.
+Masking is the one masker, :func:`opsloop.clustering.masking.mask_messages` (Drain's pre-processing,
+He et al. 2017), so a signature's template reads like the drain3 templates of
+:mod:`opsloop.clustering.drain`, the deeper miner (persisted per service, with window anomalies).
 """
 
 from __future__ import annotations
@@ -11,28 +11,8 @@ from datetime import datetime
 
 import pandas as pd
 
+from opsloop.clustering.masking import mask_messages
 from opsloop.domain import LogSignature, stable_hash
-
-# Pattern strings (not compiled) without look-arounds: pandas then runs them with RE2 through pyarrow,
-# ~4x faster than Python ``re`` on large frames. An id is a short lowercase prefix, ``_`` and an
-# alphanumeric run containing a digit (``ord_8f3a…``, ``m_019``).
-_MASKS = [
-    (r"[\w.+-]+@[\w-]+\.[\w.-]+", "<EMAIL>"),
-    (r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b", "<UUID>"),
-    (r"\b\d{1,3}(?:\.\d{1,3}){3}\b", "<IP>"),
-    (r"\b[a-z]{1,5}_[0-9A-Za-z]*[0-9][0-9A-Za-z]*\b", "<ID>"),
-    (r"\b(?:0x)?[0-9a-fA-F]{8,}\b", "<HEX>"),
-    (r"\b[vV]?\d+(?:\.\d+)*\b", "<NUM>"),
-]
-
-
-def mask(messages: pd.Series) -> pd.Series:
-    """Template per message (vectorised ``str.replace``); shape preserved."""
-    out = messages.fillna("").astype(str)
-    for pattern, token in _MASKS:
-        out = out.str.replace(pattern, token, regex=True)
-    return out.str.replace(r"\s+", " ", regex=True).str.strip()
-
 
 def signatures(logs: pd.DataFrame, start: datetime, end: datetime, baseline_hours: float = 24.0,
                top: int = 5, min_lift: float = 3.0, min_count: int = 5) -> list[LogSignature]:
@@ -52,9 +32,9 @@ def signatures(logs: pd.DataFrame, start: datetime, end: datetime, baseline_hour
     if span.empty:
         return []
     base = logs[noisy & (ts >= base_start) & (ts < pd.Timestamp(start))]
-    span_t = mask(span["service"] + " " + span["message"])
+    span_t = mask_messages(span["service"] + " " + span["message"])
     counts = span_t.value_counts()
-    base_counts = mask(base["service"] + " " + base["message"]).value_counts() if not base.empty else pd.Series(dtype=int)
+    base_counts = mask_messages(base["service"] + " " + base["message"]).value_counts() if not base.empty else pd.Series(dtype=int)
     hours = max((pd.Timestamp(end) - pd.Timestamp(start)).total_seconds() / 3600.0, 1 / 60)
     out = []
     for t, c in counts.items():

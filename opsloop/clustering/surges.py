@@ -1,68 +1,52 @@
 """Ticket-theme surges: per-cluster ticket volume over time as an anomaly signal.
 
-Each ticket cluster (theme) gives a count series per hour. A surge is an hour whose count is
-improbable under the theme's trailing rate: ``-log10 P(X >= k)`` with ``X ~ Poisson(λ)``
-(``scipy.stats.poisson.logsf``), where ``λ`` is the theme's mean count over the ``baseline_hours``
-*before* that hour (causal), shrunk toward ``prior_rate`` with a weight of ``prior_hours`` hours so a
-theme with no history still has a rate. An hour also needs ``k >= min_count`` tickets and
-``k >= min_ratio · λ``. Flagged hours closer than ``max_gap_hours`` merge into one surge, reported as
-an :class:`~opsloop.domain.Anomaly` with detector ``ticket_surge``.
+Each ticket cluster (theme) gives a count series per ``freq`` bucket (an hour by default;
+:func:`hourly_counts`), scored by the registered ``ticket_surge`` detector
+(:class:`~opsloop.detectors.ticket_surge.TicketSurgeDetector`): ``-log10 P(X >= k)`` with ``X ~
+Poisson(λ)``, ``λ`` the theme's trailing rate (causal) shrunk toward a prior rate so a theme with no
+history still has one, and ``k >= min_count``, ``k >= min_ratio · λ``. Flagged buckets at most
+``max_gap`` buckets apart merge into one surge (:func:`opsloop.detectors.intervals.flag_runs`),
+reported as an :class:`~opsloop.domain.Anomaly` with :class:`~opsloop.evidence.TicketSurgeEvidence`
+(metric ``ticket_volume``, label ``theme``) and a severity from the domain pack's ladder
+(:func:`opsloop.detectors.severity.severity_of`).
 
 **Kind rule.** ``hard`` when the theme's label or top terms name a technical failure -- an HTTP error
-code (4xx/5xx), or a word from :data:`HARD_TERMS` (error, failing, failed, unauthorized, forbidden,
-timeout, broken, outage, down, crash, slow, latency...; slowness counts as hard because latency KPIs
-are hard in :mod:`opsloop.pipeline.detect`) -- else ``business`` (missing orders, wrong prices,
-empty carts: customers see an outcome, not an error). The words are matched on whole tokens,
-case-insensitively; word stems cover plural and -ing forms.
+code (4xx/5xx), or a word of the domain pack's ``tickets.hard_terms`` (for checkout: error,
+failing, unauthorized, timeout, slow...) -- else ``business`` (missing orders, wrong prices, empty
+carts: customers see an outcome, not an error). The words are matched on whole tokens,
+case-insensitively; the pack lists the plural and -ing forms it wants.
 
 Ticket volumes are tiny (a theme gets a few tickets a day), so the thresholds are in counts as much
-as in probability; the defaults flag the simulator's incident bursts (15-40 tickets within a few
-hours) and not its chatter (about 40 tickets a day over ~25 themes).
+as in probability; the defaults flag the checkout simulator's incident bursts (15-40 tickets within
+a few hours) and not its chatter (about 40 tickets a day over ~25 themes).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
 from opsloop.data.contracts import affected
-from opsloop.domain import Anomaly, Kind, SeriesKey, Severity, TicketCluster, Window
+from opsloop.detectors.intervals import flag_runs
+from opsloop.detectors.severity import severity_of
+from opsloop.detectors.ticket_surge import TicketSurgeConfig, TicketSurgeDetector
+from opsloop.domain import Anomaly, Kind, TicketCluster, Window
+from opsloop.evidence import TicketSurgeEvidence
+from opsloop.packs.model import SeverityRules
 
-DETECTOR = "ticket_surge"
-#: Word stems naming a technical failure (see the module docstring).
-HARD_TERMS = (
-    "error", "errors", "fail", "fails", "failing", "failed", "failure", "failures", "unauthorized",
-    "unauthorised", "forbidden", "denied", "rejected", "timeout", "timeouts", "timed", "broken", "outage",
-    "down", "crash", "crashes", "crashing", "exception", "unavailable", "slow", "slowly", "latency",
-    "hangs", "hanging", "spinning", "invalid",
-)
+DETECTOR = TicketSurgeDetector.name
 _HTTP_ERROR = re.compile(r"^[45]\d\d$")
 
 
-def surge_kind(cluster: TicketCluster) -> Kind:
-    """``hard`` if the cluster's label or top terms name a technical failure, else ``business``."""
+def surge_kind(cluster: TicketCluster, hard_terms: Iterable[str]) -> Kind:
+    """``hard`` if the cluster's label or top terms hold an HTTP error code or one of
+    ``hard_terms`` (lower-case words), else ``business``."""
     tokens = {t for text in [cluster.label, *cluster.top_terms] for t in re.findall(r"[a-z0-9]+", text.lower())}
-    if tokens & set(HARD_TERMS) or any(_HTTP_ERROR.match(t) for t in tokens):
+    if tokens & {w.lower() for w in hard_terms} or any(_HTTP_ERROR.match(t) for t in tokens):
         return Kind.hard
     return Kind.business
-
-
-@dataclass(frozen=True)
-class SurgeConfig:
-    """``threshold`` in -log10 p; rates are tickets per ``freq`` bucket (an hour by default)."""
-
-    freq: str = "1h"
-    threshold: float = 6.0
-    baseline_hours: int = 72
-    prior_rate: float = 0.05
-    prior_hours: float = 24.0
-    min_count: int = 4
-    min_ratio: float = 3.0
-    max_gap_hours: int = 1
 
 
 def hourly_counts(tickets: pd.DataFrame, clusters: list[TicketCluster], freq: str = "1h",
@@ -84,53 +68,30 @@ def hourly_counts(tickets: pd.DataFrame, clusters: list[TicketCluster], freq: st
     return pd.DataFrame(cols, index=index).fillna(0).astype(int)
 
 
-def surge_scores(counts: pd.Series, cfg: SurgeConfig) -> pd.DataFrame:
-    """Per bucket: ``count``, trailing rate ``lam`` (causal), ``score`` (-log10 p, 0 where the count
-    is below ``min_count`` or ``min_ratio · lam``) and ``flag``."""
-    k = counts.to_numpy(dtype=float)
-    csum = np.concatenate([[0.0], np.cumsum(k)])
-    i = np.arange(len(k))
-    lo = np.maximum(i - cfg.baseline_hours, 0)
-    n_prev = (i - lo).astype(float)
-    s_prev = csum[i] - csum[lo]
-    lam = (s_prev + cfg.prior_rate * cfg.prior_hours) / (n_prev + cfg.prior_hours)
-    with np.errstate(all="ignore"):
-        score = np.clip(-stats.poisson.logsf(k - 1, lam) / np.log(10.0), 0.0, 300.0)
-    score = np.where((k >= cfg.min_count) & (k >= cfg.min_ratio * lam), score, 0.0)
-    return pd.DataFrame({"count": k.astype(int), "lam": lam, "score": score, "flag": score >= cfg.threshold},
-                        index=counts.index)
+def ticket_surges(tickets: pd.DataFrame, clusters: list[TicketCluster], window: Window | None,
+                  labels: Sequence[str], hard_terms: Iterable[str], config: TicketSurgeConfig | None = None,
+                  severity: SeverityRules | None = None) -> list[Anomaly]:
+    """Surges of each cluster's ticket volume whose peak bucket falls in ``window`` (all, if ``None``).
 
+    Args:
+        tickets: tickets-contract frame (``id``, ``created_at`` UTC, label columns); it should reach
+            back ``config.baseline`` buckets before the window (history gives the rate). Tickets
+            after the window are ignored.
+        clusters: the themes, each listing its ``ticket_ids``.
+        labels: the blast-radius label columns (the domain pack's ``labels``) for ``affected``.
+        hard_terms: the pack's ``tickets.hard_terms`` (see :func:`surge_kind`).
+        config: the ``ticket_surge`` detector's config (default :class:`TicketSurgeConfig`).
+        severity: the pack's severity ladder (default :class:`~opsloop.packs.model.SeverityRules`).
 
-def _severity(score: float, threshold: float, kind: Kind) -> Severity:
-    ratio = score / threshold if threshold > 0 else 1.0
-    rank = 1 if ratio < 1.5 else 2 if ratio < 3 else 3 if ratio < 6 else 4
-    if kind == Kind.hard:
-        rank = min(rank + 1, 4)
-    return [Severity.low, Severity.medium, Severity.high, Severity.critical][rank - 1]
-
-
-def _runs(flags: np.ndarray, max_gap: int) -> list[tuple[int, int]]:
-    pos = np.flatnonzero(flags)
-    if not len(pos):
-        return []
-    cuts = np.flatnonzero(np.diff(pos) > max_gap + 1)
-    starts = np.concatenate([[0], cuts + 1])
-    ends = np.concatenate([cuts, [len(pos) - 1]])
-    return [(int(pos[a]), int(pos[b])) for a, b in zip(starts, ends)]
-
-
-
-def ticket_surges(tickets: pd.DataFrame, clusters: list[TicketCluster], window: Window | None = None,
-                  config: SurgeConfig | None = None) -> list[Anomaly]:
-    """Surges of each cluster's ticket volume whose peak falls in ``window`` (all, if ``None``).
-
-    ``tickets`` should reach back ``baseline_hours`` before the window (history gives the rate);
-    clusters list their ``ticket_ids``. Returns anomalies sorted by start. Evidence: ``cluster_id``,
-    ``label``, ``top_terms``, ``counts`` (bucket ISO time → tickets, over the surge),
-    ``tickets`` (total in the surge), ``baseline_rate`` (tickets per bucket at the first flagged
-    bucket), ``ticket_ids`` (up to 50), ``affected`` (``stage``/``merchant_id`` of the surge's tickets).
+    Returns:
+        Anomalies sorted by start, each with :class:`~opsloop.evidence.TicketSurgeEvidence`: score
+        (−log10 p) and ``observed`` tickets at the peak bucket, ``expected`` the trailing rate there
+        (tickets per bucket), ``counts`` (bucket ISO time → tickets over the surge), ``tickets`` (total
+        in the surge), ``ticket_ids`` (up to 50) and ``affected`` (``labels`` of the surge's tickets).
     """
-    cfg = config or SurgeConfig()
+    cfg = config or TicketSurgeConfig()
+    rules = severity or SeverityRules()
+    hard_terms = tuple(hard_terms)
     if tickets.empty or not clusters:
         return []
     end = pd.Timestamp(window.end) - pd.Timedelta("1ns") if window is not None else None
@@ -138,33 +99,35 @@ def ticket_surges(tickets: pd.DataFrame, clusters: list[TicketCluster], window: 
     step = pd.Timedelta(cfg.freq)
     by_id = tickets.assign(_id=tickets["id"].astype(str)).set_index("_id")
     created = pd.to_datetime(by_id["created_at"], utc=True)
+    detector = TicketSurgeDetector(cfg)
     out: list[Anomaly] = []
     for c in clusters:
         if c.id not in counts:
             continue
-        frame = surge_scores(counts[c.id], cfg)
-        kind = surge_kind(c)
-        for first, last in _runs(frame["flag"].to_numpy(), cfg.max_gap_hours):
+        series = counts[c.id].astype(float)
+        frame = detector.fit(series).score_frame(series)
+        flags = (frame["score"] > detector.threshold_).to_numpy()
+        kind = surge_kind(c, hard_terms)
+        for first, last in flag_runs(flags, cfg.max_gap):
             span = frame.iloc[first : last + 1]
             peak = span["score"].idxmax()
             if window is not None and not window.contains(peak.to_pydatetime()):
                 continue
             start, stop = frame.index[first], frame.index[last] + step
-            members = [i for i in c.ticket_ids if i in created.index]
-            t = created.reindex(members)
+            t = created.reindex([i for i in c.ticket_ids if i in created.index])
             inside = t[(t >= start) & (t < stop)].index.tolist()
-            rows = by_id.loc[inside]
+            in_span = series.iloc[first : last + 1]
             score = float(span["score"].max())
+            evidence = TicketSurgeEvidence(
+                metric="ticket_volume", labels={"theme": c.id}, score=score, observed=float(series[peak]),
+                expected=float(frame.at[peak, "expected"]), direction="up",
+                affected=affected(by_id.loc[inside], labels), cluster_id=c.id, label=c.label,
+                top_terms=list(c.top_terms), tickets=int(in_span.sum()), bucket=cfg.freq,
+                counts={ts.isoformat(): int(n) for ts, n in in_span.items()}, ticket_ids=sorted(inside)[:50],
+            )
             out.append(Anomaly(
-                detector=DETECTOR, kind=kind, series=SeriesKey.of("ticket_volume", theme=c.id),
-                start=start.to_pydatetime(), end=stop.to_pydatetime(), peak=peak.to_pydatetime(), score=score,
-                severity=_severity(score, cfg.threshold, kind), observed=float(frame.at[peak, "count"]),
-                expected=float(frame.at[peak, "lam"]), direction="up",
-                evidence={
-                    "cluster_id": c.id, "label": c.label, "top_terms": list(c.top_terms),
-                    "counts": {ts.isoformat(): int(n) for ts, n in span["count"].items()},
-                    "tickets": int(span["count"].sum()), "baseline_rate": float(span["lam"].iloc[0]),
-                    "bucket": cfg.freq, "ticket_ids": sorted(inside)[:50], "affected": affected(rows),
-                },
+                kind=kind, start=start.to_pydatetime(), end=stop.to_pydatetime(), peak=peak.to_pydatetime(),
+                severity=severity_of(score, cfg.threshold, kind, rules.steps, rules.kind_bump, rules.evidence_max),
+                evidence=evidence,
             ))
     return sorted(out, key=lambda a: (a.start, str(a.series)))

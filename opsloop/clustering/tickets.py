@@ -5,7 +5,8 @@ The neighbour graph comes from FAISS (:mod:`opsloop.clustering.dbscan`), so clus
 :data:`DEFAULT_EPS` when there are too few tickets for a curve. Noise tickets (DBSCAN label -1) stay
 unclustered. Each cluster gets top terms by class-based TF-IDF (Grootendorst 2022, BERTopic's
 c-TF-IDF), a readable label (the most common subject near its centroid), the tickets closest to its
-centroid as examples, its time span and the merchants and stages it touches. Given the themes known
+centroid as examples, its time span and the values of the blast-radius labels it touches (the
+label columns a domain pack names, e.g. ``merchant_id`` and ``stage`` for checkout). Given the themes known
 from earlier cycles (:mod:`opsloop.clustering.themes`), clusters keep their theme's id.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,7 +102,7 @@ def _label(subjects: list[str]) -> str:
 def cluster(
     tickets: pd.DataFrame, embedder: Embedder, eps: float | None = None, min_samples: int = 4,
     n_examples: int = 3, known_themes: list[KnownTheme] | None = None, min_theme_similarity: float = 0.8,
-    vectors: np.ndarray | None = None, **dbscan_params: Any,
+    vectors: np.ndarray | None = None, labels: Sequence[str] = (), **dbscan_params: Any,
 ) -> ClusteringResult:
     """Cluster ``tickets`` (a tickets-contract DataFrame) and describe each cluster.
 
@@ -112,6 +114,8 @@ def cluster(
         known_themes: themes from earlier cycles; a cluster whose centroid matches one (cosine
             >= ``min_theme_similarity``) takes its id, otherwise its id hashes its sorted ticket ids.
         vectors: precomputed embeddings ``(n, dim)`` in row order (skips ``embedder``).
+        labels: the blast-radius label columns (the domain pack's ``labels``); each cluster's
+            ``affected`` lists the values of those found in its tickets (none: ``affected`` is empty).
         dbscan_params: passed to :class:`~opsloop.clustering.dbscan.FaissDBSCAN`.
 
     Returns:
@@ -155,7 +159,7 @@ def cluster(
             label=_label([str(tickets.at[i, "subject"]) for i in order[:10]]),
             first_seen=rows["created_at"].min().to_pydatetime(),
             last_seen=rows["created_at"].max().to_pydatetime(),
-            affected=affected(rows),
+            affected=affected(rows, labels),
             ticket_ids=ids,
         )))
     drafts.sort(key=lambda d: (-d[2].size, d[2].first_seen, d[2].id))
@@ -185,11 +189,13 @@ def cluster(
 
 
 def cluster_tickets(
-    tickets: pd.DataFrame, embedder: Embedder, eps: float | None = None, min_samples: int = 4, n_examples: int = 3
+    tickets: pd.DataFrame, embedder: Embedder, eps: float | None = None, min_samples: int = 4, n_examples: int = 3,
+    labels: Sequence[str] = (),
 ) -> list[TicketCluster]:
     """Clusters of ``tickets`` (see :func:`cluster`), sorted by size, largest first; the cluster id
-    hashes its sorted ticket ids. ``eps`` is a cosine distance; ``None`` picks it from the data."""
-    return cluster(tickets, embedder, eps=eps, min_samples=min_samples, n_examples=n_examples).clusters
+    hashes its sorted ticket ids. ``eps`` is a cosine distance; ``None`` picks it from the data;
+    ``labels`` the blast-radius label columns."""
+    return cluster(tickets, embedder, eps=eps, min_samples=min_samples, n_examples=n_examples, labels=labels).clusters
 
 
 def split_bursts(times: pd.Series | np.ndarray, labels: np.ndarray, max_gap: str | pd.Timedelta = "1h",

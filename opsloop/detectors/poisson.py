@@ -3,7 +3,8 @@
 Input: a ``pd.Series`` of non-negative counts per time bucket. The baseline rate ``λ`` is the pooled
 mean of the previous ``baseline`` buckets (the current bucket excluded, so the test is causal),
 shrunk toward ``prior`` with weight ``prior_weight`` buckets so an empty baseline still gives a
-usable rate. Score: ``-log10 P(X >= k)`` with ``X ~ Poisson(λ)`` (capped at 300). Real counts are
+usable rate. Score: ``-log10 P(X >= k)`` with ``X ~ Poisson(λ)``
+(:func:`opsloop.detectors.tails.poisson_upper`, capped at 300). Real counts are
 often over-dispersed; with ``overdispersion`` the trailing variance-to-mean ratio ``φ >= 1`` scales
 counts and rate (the quasi-Poisson approximation, McCullagh and Nelder, *Generalized Linear Models*,
 1989, §6.2) before the exact Poisson tail. A bucket also needs ``min_count`` events and a count of at
@@ -18,8 +19,8 @@ import pandas as pd
 from scipy import stats
 
 from opsloop.detectors.base import BaseDetector, DetectorConfig
-from opsloop.detectors.binomial import MAX_SCORE
 from opsloop.detectors.causal import lag, rolling_sum
+from opsloop.detectors.tails import poisson_upper
 
 
 class PoissonConfig(DetectorConfig):
@@ -55,9 +56,7 @@ def poisson_core(k: np.ndarray, cfg: PoissonConfig) -> tuple[np.ndarray, np.ndar
             phi = np.where(n_prev >= 2, np.maximum(var / np.maximum(lam, 1e-9), 1.0), 1.0)
         else:
             phi = np.ones_like(lam)
-        kk = k0 / phi
-        logp = stats.poisson.logsf(np.ceil(kk) - 1, lam / phi)
-    score = np.clip(-logp / np.log(10.0), 0.0, MAX_SCORE)
+    score = poisson_upper(k0 / phi, lam / phi)
     weak = (np.nan_to_num(k) < cfg.min_count) | (np.nan_to_num(k) < cfg.min_ratio * lam)
     score = np.where(weak, 0.0, score)
     score = np.where(ok & (n_prev >= cfg.min_periods), score, np.nan)

@@ -8,18 +8,20 @@ from opsloop.detectors.ensemble import EnsembleDetector
 from opsloop.detectors.error_rate import ErrorRateDetector
 from opsloop.detectors.forecast import ForecastDetector
 from opsloop.detectors.funnel import FunnelDetector
+from opsloop.detectors.log_template import LogTemplateDetector
 from opsloop.detectors.novelty import NoveltyDetector
 from opsloop.detectors.poisson import PoissonDetector
 from opsloop.detectors.ratio import RatioDetector
 from opsloop.detectors.robust_z import RobustZDetector
 from opsloop.detectors.seasonal_drop import SeasonalDropDetector
 from opsloop.detectors.stl_esd import StlEsdDetector
+from opsloop.detectors.ticket_surge import TicketSurgeDetector
 
 REGISTRY: dict[str, tuple[type[BaseDetector], type[DetectorConfig]]] = {
     cls.name: (cls, cls.config_cls)
     for cls in (RobustZDetector, ErrorRateDetector, RatioDetector, FunnelDetector, CusumDetector, PoissonDetector,
                 SeasonalDropDetector, StlEsdDetector, ForecastDetector, NoveltyDetector,
-                EnsembleDetector)
+                EnsembleDetector, TicketSurgeDetector, LogTemplateDetector)
 }
 
 

@@ -108,6 +108,15 @@ def test_cluster_result_reports_eps_and_labels():
     assert given.eps_source == "given" and given.eps == 0.3
 
 
+def test_cluster_affected_lists_the_callers_labels_only():
+    texts = ["webhook delivery failed for our orders"] * 5 + ["refund the customer order please"] * 5
+    tickets = _tickets(texts, list(range(len(texts))))
+    assert all(c.affected == {} for c in cluster(tickets, TfidfEmbedder(), min_samples=3).clusters)
+    res = cluster(tickets, TfidfEmbedder(), min_samples=3, labels=["stage", "merchant_id", "region"])
+    webhook = next(c for c in res.clusters if "T-0" in c.ticket_ids)
+    assert webhook.affected == {"stage": ["headless"], "merchant_id": ["m_000", "m_001", "m_002"]}
+
+
 def test_split_bursts_separates_days_and_keeps_scatter():
     hours = [10, 10.2, 10.4, 10.5, 10.9, 34, 34.1, 34.3, 34.5, 34.6, 50, 80]
     labels = np.zeros(len(hours), dtype=int)

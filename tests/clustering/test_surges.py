@@ -1,13 +1,24 @@
-"""Ticket-theme surges: a burst is flagged, steady chatter is not; the kind rule."""
+"""Ticket-theme surges: a burst is flagged, steady chatter is not; typed evidence, the pack's labels,
+hard terms and severity ladder; the kind rule."""
 
 from __future__ import annotations
 
 import pandas as pd
 
 from opsloop.clustering.surges import hourly_counts, surge_kind, ticket_surges
-from opsloop.domain import Kind, TicketCluster, Window
+from opsloop.detectors.ticket_surge import TicketSurgeConfig
+from opsloop.domain import Kind, Severity, TicketCluster, Window
+from opsloop.evidence import TicketSurgeEvidence
+from opsloop.packs import load_pack
+from opsloop.packs.model import SeverityRules
 
 T0 = pd.Timestamp("2026-11-02 00:00", tz="UTC")
+PACK = load_pack("checkout")
+LABELS, HARD = PACK.labels, PACK.tickets.hard_terms
+
+
+def surges(tickets, clusters, window=None, **kw):
+    return ticket_surges(tickets, clusters, window, LABELS, HARD, **kw)
 
 
 def _cluster(cid: str, ids: list[str], label: str, terms: list[str]) -> TicketCluster:
@@ -34,33 +45,58 @@ def _frame():
 
 def test_burst_is_flagged_and_steady_chatter_is_not():
     tickets, chatter, webhook, burst_at = _frame()
-    out = ticket_surges(tickets, [chatter, webhook])
+    out = surges(tickets, [chatter, webhook])
     assert len(out) == 1
     a = out[0]
-    assert a.detector == "ticket_surge" and a.series.label_dict == {"theme": "th-webhook"}
-    assert a.start <= burst_at.to_pydatetime() < a.end and a.evidence["tickets"] == 12
-    assert a.kind == Kind.business and a.evidence["label"] == "Not receiving order webhooks"
-    assert a.evidence["affected"] == {"stage": ["headless"], "merchant_id": ["m_002", "m_003"]}
-    assert a.evidence["baseline_rate"] < 0.1 and a.expected < 0.1 and a.observed >= 4
-    assert sum(a.evidence["counts"].values()) == 12
+    assert isinstance(a.evidence, TicketSurgeEvidence)
+    assert a.detector == "ticket_surge" and a.series.metric == "ticket_volume"
+    assert a.series.label_dict == {"theme": "th-webhook"} and a.unit == "-log10 p"
+    assert a.start <= burst_at.to_pydatetime() < a.end and a.evidence.tickets == 12
+    assert a.kind == Kind.business and a.evidence.label == "Not receiving order webhooks"
+    assert a.evidence.affected == {"stage": ["headless"], "merchant_id": ["m_002", "m_003"]}
+    assert a.expected < 0.1 and a.observed >= 4 and a.score > 6.0
+    assert sum(a.evidence.counts.values()) == 12 and sorted(a.evidence.ticket_ids) == sorted(f"B-{i}" for i in range(12))
+    assert a.line().startswith("12 support tickets about 'Not receiving order webhooks'")
+
+
+def test_labels_come_from_the_caller():
+    tickets, chatter, webhook, _ = _frame()
+    (a,) = ticket_surges(tickets, [chatter, webhook], None, ["stage"], HARD)
+    assert a.evidence.affected == {"stage": ["headless"]}
+    (b,) = ticket_surges(tickets, [chatter, webhook], None, [], HARD)
+    assert b.evidence.affected == {}
+
+
+def test_severity_follows_the_pack_ladder_and_config_is_the_detectors():
+    tickets, chatter, webhook, _ = _frame()
+    (a,) = surges(tickets, [chatter, webhook])
+    strength = a.score / TicketSurgeConfig().threshold
+    low_only = SeverityRules(steps=(strength + 1, strength + 2, strength + 3))
+    assert surges(tickets, [chatter, webhook], severity=low_only)[0].severity == Severity.low
+    capped = SeverityRules(steps=(0.0, 0.0, 0.0), evidence_max=Severity.medium)
+    assert surges(tickets, [chatter, webhook], severity=capped)[0].severity == Severity.medium
+    assert surges(tickets, [chatter, webhook], config=TicketSurgeConfig(min_count=13)) == []
 
 
 def test_window_keeps_only_surges_peaking_inside_and_is_causal():
     tickets, chatter, webhook, burst_at = _frame()
     before = Window(start=burst_at - pd.Timedelta(hours=3), end=burst_at)
-    assert ticket_surges(tickets, [chatter, webhook], before) == []
+    assert surges(tickets, [chatter, webhook], before) == []
     inside = Window(start=burst_at - pd.Timedelta(minutes=30), end=burst_at + pd.Timedelta(hours=1))
-    assert len(ticket_surges(tickets, [chatter, webhook], inside)) == 1
+    assert len(surges(tickets, [chatter, webhook], inside)) == 1
     # history only up to the window: the same answer (the rate uses past hours only)
     cut = tickets[tickets["created_at"] < inside.end]
-    assert len(ticket_surges(cut, [chatter, webhook], inside)) == 1
+    assert len(surges(cut, [chatter, webhook], inside)) == 1
 
 
 def test_kind_rule():
-    assert surge_kind(_cluster("a", [], "Checkout broken: 401 errors", ["checkout", "401"])) == Kind.hard
-    assert surge_kind(_cluster("b", [], "Timeouts at checkout", ["slow", "payment"])) == Kind.hard
-    assert surge_kind(_cluster("c", [], "Cart is empty at checkout", ["cart", "basket", "empty"])) == Kind.business
-    assert surge_kind(_cluster("d", [], "Shipping cost looks wrong", ["shipping", "prices"])) == Kind.business
+    assert surge_kind(_cluster("a", [], "Checkout broken: 401 errors", ["checkout", "401"]), HARD) == Kind.hard
+    assert surge_kind(_cluster("b", [], "Timeouts at checkout", ["slow", "payment"]), HARD) == Kind.hard
+    assert surge_kind(_cluster("c", [], "Cart is empty at checkout", ["cart", "basket", "empty"]), HARD) == Kind.business
+    assert surge_kind(_cluster("d", [], "Shipping cost looks wrong", ["shipping", "prices"]), HARD) == Kind.business
+    # the words are the pack's: without them only an HTTP error code makes a theme hard
+    assert surge_kind(_cluster("b", [], "Timeouts at checkout", ["slow", "payment"]), ()) == Kind.business
+    assert surge_kind(_cluster("a", [], "Checkout broken: 503", ["checkout"]), ()) == Kind.hard
 
 
 def test_hourly_counts_cover_every_hour():

@@ -116,6 +116,10 @@ def test_every_detector_validates_input_and_is_causal(name):
     n = 300
     if cls.columns == ("errors", "total"):
         x = _errors(n, slice(250, 255))
+    elif cls.columns == ("count", "total"):
+        rng = np.random.default_rng(0)
+        total = rng.poisson(500, n)
+        x = pd.DataFrame({"count": rng.binomial(total, 0.05), "total": total}, index=idx(n))
     elif cls.columns:
         rng = np.random.default_rng(0)
         up = rng.poisson(50, n)
