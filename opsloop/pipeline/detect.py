@@ -124,9 +124,27 @@ def detect_kpis(kpis: pd.DataFrame, window: Window, pack: Pack, s: DetectionSett
         if part.empty:
             continue
         params = _kpi_detector_params(detector, bad, s)
-        scored = score_long(part, detector, key_cols=keys, **params)
+        scored = score_long(_on_common_grid(part, keys), detector, key_cols=keys, **params)
+        scored = scored[scored["value"].notna()].reset_index(drop=True)
         out += _kpi_anomalies(scored, detector, bad, params, keys, window, pack)
     return out
+
+
+def _on_common_grid(part: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Several series on one regular time grid with gaps (a rate undefined in a minute without
+    traffic) padded with NaN rows to the grid, so that :func:`score_long` scores them in one
+    vectorised batch (detectors give NaN for NaN input). A single series, or series whose union of
+    timestamps is not regular, are returned as they are."""
+    ts = pd.DatetimeIndex(part["ts"].unique(), name="ts").sort_values()
+    n_series = part.groupby(keys, observed=True).ngroups
+    if n_series < 2 or len(ts) < 3:
+        return part
+    steps = np.diff(ts.asi8)
+    if not (steps == steps[0]).all():
+        return part
+    wide = part.set_index([*keys, "ts"])["value"].unstack("ts").reindex(columns=ts)
+    long = wide.stack(future_stack=True).rename("value").reset_index()
+    return long[[*keys, "ts", "value"]]
 
 
 def _kpi_anomalies(scored: pd.DataFrame, detector: str, bad: str, params: dict, keys: list[str],
