@@ -6,7 +6,7 @@ The neighbour graph comes from FAISS (:mod:`opsloop.clustering.dbscan`), so clus
 unclustered. Each cluster gets top terms by class-based TF-IDF (Grootendorst 2022, BERTopic's
 c-TF-IDF), a readable label (the most common subject near its centroid), the tickets closest to its
 centroid as examples, its time span and the values of the blast-radius labels it touches (the
-label columns a domain pack names, e.g. ``merchant_id`` and ``stage`` for checkout). Given the themes known
+label columns a domain pack names, e.g. a customer or a region). Given the themes known
 from earlier cycles (:mod:`opsloop.clustering.themes`), clusters keep their theme's id.
 """
 
