@@ -24,9 +24,10 @@ def executor_for(action_type: str, settings: Settings) -> Executor:
     """The catalog's executor for ``action_type`` (``webhook`` needs ``OPSLOOP_WEBHOOK_URL``)."""
     spec = load_catalog().get(action_type)
     if spec.executor == "webhook":
-        if not settings.webhook_url:
+        if not settings.actions.webhook_url:
             raise ValueError(f"action {action_type} uses the webhook executor but OPSLOOP_WEBHOOK_URL is not set")
-        return WebhookExecutor(url=settings.webhook_url, secret=settings.webhook_secret)
+        return WebhookExecutor(url=settings.actions.webhook_url,
+                               secret=settings.actions.webhook_secret.get_secret_value())
     return SimulatedExecutor()
 
 

@@ -30,7 +30,7 @@ from opsloop.config import Settings
 from opsloop.domain import ActionStatus, Anomaly, Assessment, CycleReport, Incident, TicketCluster
 from opsloop.llm import JsonFileCache, llm_from_settings, narrate
 from opsloop.pipeline.correlate import correlate
-from opsloop.pipeline.decide import assess, risk_report
+from opsloop.pipeline.decide import CATEGORIES, assess, risk_report
 from opsloop.pipeline.detect import (
     DetectionSettings,
     detect_event_ratios,
@@ -102,7 +102,8 @@ def reason(signals: Signals, settings: Settings, clock: _Clock | None = None, de
     clock = clock or _Clock(None)
     degradations = degradations if degradations is not None else []
     learned = learned if learned is not None else LearnedState()
-    ds = DetectionSettings(kpi_threshold=settings.kpi_z_threshold, count_threshold=settings.count_threshold)
+    ds = DetectionSettings(kpi_threshold=settings.detection.kpi_z_threshold,
+                           count_threshold=settings.detection.count_threshold)
     w = signals.window
     known_themes, drain_states = [], {}
     if store is not None:
@@ -174,7 +175,7 @@ def decide(candidates: list[Incident], signals: Signals, index: RunbookIndex | N
     """
     degradations = degradations if degradations is not None else []
     counts = counts if counts is not None else {}
-    llm = llm_from_settings(settings)
+    llm = llm_from_settings(settings.llm)
     cache = JsonFileCache(settings.home / "llm-cache.json") if llm else None
     out, rules = [], {}
     for inc in candidates:
@@ -184,11 +185,12 @@ def decide(candidates: list[Incident], signals: Signals, index: RunbookIndex | N
             logs = logs[logs["stage"].isin(stages) | logs["stage"].isna()]
         sigs = signatures(logs, inc.first_seen, inc.last_seen) if not logs.empty else []
         inc = inc.model_copy(update={"signatures": sigs})
-        rule = assess(inc, index, risk_report(inc, signals.kpis), k=settings.rag_top_k)
+        rule = assess(inc, index, risk_report(inc, signals.kpis), k=settings.rag.top_k)
         rules[inc.fingerprint] = rule
         assessment = rule
         if llm is not None:
-            assessment, meta = narrate(inc, rule, rule.citations, llm, cache, timeout=settings.llm_timeout)
+            assessment, meta = narrate(inc, rule, rule.citations, llm, cache, categories=CATEGORIES,
+                                       timeout=settings.llm.timeout)
             key = "llm_cache_hits" if meta["cache_hit"] else "llm_calls"
             counts[key] = counts.get(key, 0) + 1
             if meta["fallback_reason"]:
@@ -206,7 +208,7 @@ def act(session: Session, incidents: list[Incident], settings: Settings,
     (``rules`` by fingerprint; default the incident's own), auto-execute the allowed ones."""
     rules = rules or {}
     catalog, policy = load_catalog(), settings.policy()
-    gap = timedelta(seconds=settings.incident_merge_gap_seconds)
+    gap = timedelta(seconds=settings.correlation.merge_gap_seconds)
     counts = {"incidents_new": 0, "incidents_updated": 0, "actions_new": 0, "actions_auto_executed": 0}
     stored: list[str] = []
     seen: set[str] = set()
