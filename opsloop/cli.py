@@ -21,7 +21,7 @@ from rich.table import Table
 
 from opsloop.actions import service
 from opsloop.actions.policy import PolicyViolation
-from opsloop.config import Settings, SettingsError
+from opsloop.config import Settings, SettingsError, effective_settings
 from opsloop.data.loaders import InputError
 from opsloop.domain import ActionStatus, Incident, utc
 from opsloop.store import repository as repo
@@ -32,9 +32,11 @@ app = typer.Typer(help="opsloop: incident intelligence for SREs (observe → rea
 incidents_app = typer.Typer(help="Review incidents.", no_args_is_help=True)
 actions_app = typer.Typer(help="Review, approve and reject proposed actions.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
+config_app = typer.Typer(help="The settings in force.", no_args_is_help=True)
 app.add_typer(incidents_app, name="incidents")
 app.add_typer(actions_app, name="actions")
 app.add_typer(audit_app, name="audit")
+app.add_typer(config_app, name="config")
 
 out = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
@@ -396,7 +398,7 @@ def rag_query(
     if mode not in ("hybrid", "dense", "bm25"):
         _fail("--mode must be hybrid, dense or bm25")
     kb = _kb()
-    k = k or _settings().rag.top_k
+    k = _settings().rag.top_k if k is None else k
     if not kb.stats()["documents"]:
         _fail("the knowledge base is empty: run `opsloop rag ingest --defaults` or `opsloop rag ingest PATH`", 1)
     hits = kb.query(text, k=k, mode=mode)
@@ -461,6 +463,30 @@ def audit_verify() -> None:
             err.print(f"[red]{p}[/]")
         raise typer.Exit(1)
     out.print(f"audit chain intact ({n} events)")
+
+
+@config_app.command("show")
+def config_show(as_json: JsonOpt = False) -> None:
+    """The settings in force by group, where each value came from (default, environment variable
+    or argument), and the domain pack. Secrets show as ***; exit 2 naming the variable if a value
+    is invalid."""
+    shown = effective_settings(_settings())
+    if as_json:
+        typer.echo(json.dumps(shown, indent=2))
+        return
+    pack = shown["pack"]
+    out.print(f"pack: {pack['value']} ({pack['source']}; a built-in pack name or a directory)", highlight=False)
+    t = Table(show_lines=False)
+    for col in ("setting", "value", "source"):
+        t.add_column(col)
+    for name, entry in shown.items():
+        if name == "pack":
+            continue
+        fields = entry.items() if "value" not in entry else [("", entry)]
+        for field, e in fields:
+            value = "(backend default)" if e["value"] is None else str(e["value"])
+            t.add_row(f"{name}.{field}" if field else name, escape(value), e["source"])
+    out.print(t)
 
 
 if __name__ == "__main__":

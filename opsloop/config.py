@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -184,12 +184,24 @@ def _source_of(path: tuple[str, ...], env: Mapping[str, str]) -> str | None:
     return next((var for var in env_names(path) if var in env), None)
 
 
-def _describe(exc: ValidationError, init: Mapping[str, Any]) -> str:
+def _given(values: Mapping[str, Any]) -> frozenset[tuple[str, ...]]:
+    """The field paths that constructor arguments ``values`` set (a group given as a model sets all
+    its fields)."""
+    given: set[tuple[str, ...]] = set()
+    for key, value in values.items():
+        if key in GROUPS:
+            given.update((key, f) for f in (value if isinstance(value, dict) else GROUPS[key].model_fields))
+        else:
+            given.add((key,))
+    return frozenset(given)
+
+
+def _describe(exc: ValidationError, given: frozenset[tuple[str, ...]]) -> str:
     env = _environ()
     parts = []
     for e in exc.errors():
         path = tuple(str(p) for p in e["loc"])
-        var = None if path[:1] and path[0] in init else _source_of(path, env)
+        var = None if path in given or path[:1] in given else _source_of(path, env)
         where = f"{var}={env[var]!r}" if var else ".".join(path)
         parts.append(f"{where}: {e['msg']}")
     return "invalid settings: " + "; ".join(parts)
@@ -220,12 +232,14 @@ class Settings(BaseSettings):
     llm: LLMConfig = LLMConfig()
     actions: ActionsConfig = ActionsConfig()
     rag: RagConfig = RagConfig()
+    _arguments: frozenset[tuple[str, ...]] = PrivateAttr(frozenset())
 
     def __init__(self, **values: Any) -> None:
         try:
             super().__init__(**values)
         except ValidationError as exc:
-            raise SettingsError(_describe(exc, values)) from None
+            raise SettingsError(_describe(exc, _given(values))) from None
+        self._arguments = _given(values)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings],
@@ -251,3 +265,33 @@ class Settings(BaseSettings):
         self.home.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{self.home / 'opsloop.db'}"
 
+
+def _shown(value: Any) -> Any:
+    """``value`` as JSON: paths as strings, a secret that is set as ``***``."""
+    if isinstance(value, SecretStr):
+        return "***" if value.get_secret_value() else ""
+    return str(value) if isinstance(value, Path) else value
+
+
+def _origin(settings: Settings, path: tuple[str, ...], env: Mapping[str, str]) -> str:
+    if path in settings._arguments:
+        return "argument"
+    var = _source_of(path, env)
+    return f"env {var}" if var else "default"
+
+
+def effective_settings(settings: Settings) -> dict[str, Any]:
+    """The settings in force, shaped like :class:`Settings`: each field is ``{"value", "source"}``,
+    where ``source`` is ``"argument"`` (given to the constructor), ``"env VARIABLE"`` (the variable
+    that set it, as the environment is now) or ``"default"``; the groups are dicts of such fields.
+    A secret that is set shows as ``***``."""
+    env: dict[str, Any] = _environ()
+    out: dict[str, Any] = {}
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if name in GROUPS:
+            out[name] = {f: {"value": _shown(getattr(value, f)), "source": _origin(settings, (name, f), env)}
+                         for f in GROUPS[name].model_fields}
+        else:
+            out[name] = {"value": _shown(value), "source": _origin(settings, (name,), env)}
+    return out
