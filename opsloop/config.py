@@ -1,7 +1,8 @@
 """Settings read from the environment (prefix ``OPSLOOP_``) via pydantic-settings.
 
 The settings are grouped (``settings.llm.timeout``, ``settings.detection.kpi_z_threshold``, ...).
-Each knob has one default, here. Two spellings of the environment set a knob:
+Each knob has one default, here (the backend-specific LLM fields default to ``None``: the
+backend's own default). Two spellings of the environment set a knob:
 
 * the **flat** variables the README documents (and the other flat names older releases read), e.g.
   ``OPSLOOP_LLM`` (the LLM backend), ``OPSLOOP_LLM_TIMEOUT``, ``OPSLOOP_KPI_Z_THRESHOLD``: see
