@@ -23,9 +23,11 @@ from datetime import UTC, datetime, timedelta
 from opsloop.packs.checkout import names as C
 from opsloop.domain import Anomaly, Citation, Incident, Kind, RiskReport, SeriesKey, Severity, TicketCluster
 from opsloop.llm import LRUCache, get_llm, narrate
+from opsloop.packs import load_pack
 from opsloop.pipeline.decide import assess
 from opsloop.rag.documents import load_documents
-from opsloop.packs import load_pack
+
+CATEGORIES = load_pack("checkout").category_names
 
 KINDS = ("webhook_auth", "api_auth", "event_loss", "latency")
 
@@ -133,7 +135,7 @@ def main() -> None:
     latencies, hits, reasons, rates = [], [], Counter(), []
     validated = 0
     for inc, rule, passages in cases:
-        out, meta = narrate(inc, rule, passages, llm, cache, timeout=args.timeout)
+        out, meta = narrate(inc, rule, passages, llm, cache, timeout=args.timeout, categories=CATEGORIES)
         timings = llm.last_timings or {}
         latencies.append(meta["latency_s"])
         validated += meta["fallback_reason"] is None
@@ -149,7 +151,7 @@ def main() -> None:
                           "summary": out.summary[:160]}), flush=True)
     for inc, rule, passages in cases:
         t0 = time.perf_counter()
-        _, meta = narrate(inc, rule, passages, llm, cache, timeout=args.timeout)
+        _, meta = narrate(inc, rule, passages, llm, cache, timeout=args.timeout, categories=CATEGORIES)
         if meta["cache_hit"]:
             hits.append(time.perf_counter() - t0)
 

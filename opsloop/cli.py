@@ -12,15 +12,16 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from opsloop.actions import service
 from opsloop.actions.policy import PolicyViolation
-from opsloop.config import Settings
+from opsloop.config import Settings, SettingsError, effective_settings
 from opsloop.data.loaders import InputError
 from opsloop.domain import ActionStatus, Incident, utc
 from opsloop.store import repository as repo
@@ -31,9 +32,11 @@ app = typer.Typer(help="opsloop: incident intelligence for SREs (observe → rea
 incidents_app = typer.Typer(help="Review incidents.", no_args_is_help=True)
 actions_app = typer.Typer(help="Review, approve and reject proposed actions.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
+config_app = typer.Typer(help="The settings in force.", no_args_is_help=True)
 app.add_typer(incidents_app, name="incidents")
 app.add_typer(actions_app, name="actions")
 app.add_typer(audit_app, name="audit")
+app.add_typer(config_app, name="config")
 
 out = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
@@ -45,9 +48,18 @@ def _store(settings: Settings):
     return open_store(settings.resolved_database_url())
 
 
-def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+def _fail(message: str, code: int = 2) -> NoReturn:
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(code)
+
+
+def _settings(**overrides: object) -> Settings:
+    """The settings from the environment (and ``overrides``, e.g. ``pack``); a bad value exits 2
+    with a message naming the variable."""
+    try:
+        return Settings(**overrides)
+    except SettingsError as exc:
+        _fail(str(exc))
 
 
 def _parse_time(value: str | None, name: str) -> datetime | None:
@@ -141,7 +153,7 @@ def _run(settings: Settings, tickets, logs, kpis, runbooks, start, end, as_json:
                   highlight=False)
     llm_total = c.get("llm_validated", 0) + c.get("llm_fallbacks", 0)
     if llm_total:
-        out.print(f"LLM narratives ({settings.llm}): {c.get('llm_validated', 0)} of {llm_total} written by the model and "
+        out.print(f"LLM narratives ({settings.llm.backend}): {c.get('llm_validated', 0)} of {llm_total} written by the model and "
                   f"validated, {c.get('llm_fallbacks', 0)} fell back to the rules ({c.get('llm_calls', 0)} model calls, "
                   f"{c.get('llm_cache_hits', 0)} cache hits); reasons below and in `opsloop incidents show`",
                   highlight=False)
@@ -161,7 +173,7 @@ def demo(
     from opsloop.packs.checkout.simulator import simulate, write_scenario
     from opsloop.pipeline.evaluate import match_ground_truth
 
-    settings = Settings(pack="checkout")
+    settings = _settings(pack="checkout")
     target = settings.home / "demo" / f"seed{seed}-days{days}"
     with err.status(f"simulating {days} days (seed {seed}) into {target}"):
         scenario = simulate(seed=seed, days=days)
@@ -220,7 +232,7 @@ def cycle(
     kpi_paths = _split_paths(kpis)
     if not (tickets or logs or kpi_paths):
         _fail("give at least one of --tickets, --logs, --kpis")
-    settings = Settings(pack=pack) if pack else Settings()
+    settings = _settings(pack=pack) if pack else _settings()
     _run(settings, tickets, logs, kpi_paths, runbooks, _parse_time(start, "start"), _parse_time(end, "end"), as_json)
 
 
@@ -230,7 +242,7 @@ def incidents_list(
     as_json: JsonOpt = False,
 ) -> None:
     """Incidents, most severe first."""
-    with _store(Settings())() as s:
+    with _store(_settings())() as s:
         incs = [repo.get_incident(s, i.id) for i in repo.list_incidents(s, status)]
     if as_json:
         typer.echo(json.dumps([_incident_json(i) for i in incs], indent=2))
@@ -241,7 +253,7 @@ def incidents_list(
 @incidents_app.command("show")
 def incidents_show(incident_id: str, as_json: JsonOpt = False) -> None:
     """One incident in full: assessment, evidence, citations, risk and actions."""
-    with _store(Settings())() as s:
+    with _store(_settings())() as s:
         try:
             inc = repo.get_incident(s, incident_id)
         except repo.NotFound as exc:
@@ -294,7 +306,7 @@ def actions_list(
     as_json: JsonOpt = False,
 ) -> None:
     """Actions and their state."""
-    with _store(Settings())() as s:
+    with _store(_settings())() as s:
         acts = repo.list_actions(s, status)
     if as_json:
         typer.echo(json.dumps([a.model_dump(mode="json") for a in acts], indent=2))
@@ -326,7 +338,7 @@ def actions_approve(
     actor: Annotated[str | None, typer.Option(help="Who approves (default: the OS user).")] = None,
 ) -> None:
     """Approve a proposed action (critical actions need a second, distinct approver)."""
-    settings = Settings()
+    settings = _settings()
 
     def op():
         action, done = service.approve(_store(settings), action_id, _actor(actor), settings.policy())
@@ -346,7 +358,7 @@ def actions_reject(
     """Reject a proposed action with a reason (``proposed → rejected``)."""
     if not reason.strip():
         _fail("--reason must not be empty")
-    _action_op(lambda: service.reject(_store(Settings()), action_id, _actor(actor), reason))
+    _action_op(lambda: service.reject(_store(_settings()), action_id, _actor(actor), reason))
 
 
 @actions_app.command("execute")
@@ -355,7 +367,7 @@ def actions_execute(
     actor: Annotated[str | None, typer.Option(help="Who executes (default: the OS user).")] = None,
 ) -> None:
     """Execute an approved action (exactly once: a second call is refused)."""
-    settings = Settings()
+    settings = _settings()
     _action_op(lambda: service.execute(_store(settings), action_id, _actor(actor), settings.policy(), settings))
 
 
@@ -366,7 +378,7 @@ app.add_typer(rag_app, name="rag")
 def _kb():
     from opsloop.rag.store import open_knowledge_base
 
-    settings = Settings()
+    settings = _settings()
     return open_knowledge_base(settings, _store(settings))
 
 
@@ -378,7 +390,7 @@ def rag_ingest(
     """Add documents; unchanged ones are no-ops, changed ones replace their chunks."""
     from opsloop.rag.store import default_sources
 
-    settings = Settings()
+    settings = _settings()
     sources = list(paths or []) + (default_sources(settings.home, _pack(settings).runbooks_path) if defaults else [])
     if not sources:
         _fail("give PATH… or --defaults")
@@ -393,7 +405,7 @@ def rag_ingest(
 @rag_app.command("query")
 def rag_query(
     text: str,
-    k: Annotated[int, typer.Option("-k", help="Passages to return.")] = 3,
+    k: Annotated[int | None, typer.Option("-k", help="Passages to return (default: settings.rag.top_k).")] = None,
     mode: Annotated[str, typer.Option(help="hybrid, dense or bm25.")] = "hybrid",
     as_json: JsonOpt = False,
 ) -> None:
@@ -401,6 +413,7 @@ def rag_query(
     if mode not in ("hybrid", "dense", "bm25"):
         _fail("--mode must be hybrid, dense or bm25")
     kb = _kb()
+    k = _settings().rag.top_k if k is None else k
     if not kb.stats()["documents"]:
         _fail("the knowledge base is empty: run `opsloop rag ingest --defaults` or `opsloop rag ingest PATH`", 1)
     hits = kb.query(text, k=k, mode=mode)
@@ -435,7 +448,7 @@ def tokens_create(
 ) -> None:
     """Create an API token; it is printed once and stored hashed."""
     try:
-        with _store(Settings()).begin() as s:
+        with _store(_settings()).begin() as s:
             token = repo.create_token(s, name, role)
     except (ValueError, repo.Conflict) as exc:
         _fail(str(exc))
@@ -457,7 +470,7 @@ def serve(
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Check the audit hash chain; exit 1 if any event was edited or deleted."""
-    with _store(Settings())() as s:
+    with _store(_settings())() as s:
         problems = repo.verify_audit(s)
         n = repo.count_rows(s)["audit_events"]
     if problems:
@@ -465,6 +478,30 @@ def audit_verify() -> None:
             err.print(f"[red]{p}[/]")
         raise typer.Exit(1)
     out.print(f"audit chain intact ({n} events)")
+
+
+@config_app.command("show")
+def config_show(as_json: JsonOpt = False) -> None:
+    """The settings in force by group, where each value came from (default, environment variable
+    or argument), and the domain pack. Secrets show as ***; exit 2 naming the variable if a value
+    is invalid."""
+    shown = effective_settings(_settings())
+    if as_json:
+        typer.echo(json.dumps(shown, indent=2))
+        return
+    pack = shown["pack"]
+    out.print(f"pack: {pack['value']} ({pack['source']}; a built-in pack name or a directory)", highlight=False)
+    t = Table(show_lines=False)
+    for col in ("setting", "value", "source"):
+        t.add_column(col)
+    for name, entry in shown.items():
+        if name == "pack":
+            continue
+        fields = entry.items() if "value" not in entry else [("", entry)]
+        for field, e in fields:
+            value = "(backend default)" if e["value"] is None else str(e["value"])
+            t.add_row(f"{name}.{field}" if field else name, escape(value), e["source"])
+    out.print(t)
 
 
 if __name__ == "__main__":

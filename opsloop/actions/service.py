@@ -25,9 +25,10 @@ def executor_for(action_type: str, settings: Settings) -> Executor:
     settings' pack; ``webhook`` needs ``OPSLOOP_WEBHOOK_URL``)."""
     spec = spec_for(action_type, settings.pack)
     if spec.executor == "webhook":
-        if not settings.webhook_url:
+        if not settings.actions.webhook_url:
             raise ValueError(f"action {action_type} uses the webhook executor but OPSLOOP_WEBHOOK_URL is not set")
-        return WebhookExecutor(url=settings.webhook_url, secret=settings.webhook_secret)
+        return WebhookExecutor(url=settings.actions.webhook_url,
+                               secret=settings.actions.webhook_secret.get_secret_value())
     return SimulatedExecutor()
 
 

@@ -8,9 +8,8 @@ from opsloop.llm.base import (
     LLMError,
     LLMTimeout,
     LLMUnavailable,
-    get_llm,
-    llm_from_settings,
 )
+from opsloop.llm.factory import get_llm, llm_from_settings
 from opsloop.llm.narrate import JsonFileCache, LRUCache, narrate
 from opsloop.llm.prompts import Prompt, build_prompt, output_schema
 from opsloop.llm.validate import validate

@@ -41,8 +41,6 @@ from opsloop.llm.base import LLM, LLMBadOutput, LLMError
 from opsloop.llm.prompts import Prompt, build_prompt
 from opsloop.llm.validate import validate
 
-DEFAULT_TIMEOUT = 30.0
-
 
 def _dedupe(items: list[str]) -> list[str]:
     return list(dict.fromkeys(i for i in items if i))
@@ -80,15 +78,16 @@ def _narrated(rule: Assessment, out: dict[str, Any], passages: list[Citation], g
 
 
 def narrate(incident: Incident, rule_assessment: Assessment, passages: list[Citation], llm: LLM | None,
-            cache: MutableMapping[str, Any] | None = None,
-            timeout: float = DEFAULT_TIMEOUT) -> tuple[Assessment, dict[str, Any]]:
+            cache: MutableMapping[str, Any] | None = None, *, categories: tuple[str, ...] | list[str],
+            timeout: float) -> tuple[Assessment, dict[str, Any]]:
     """The assessment to store for ``incident`` and metadata about how it was written.
 
     ``rule_assessment``: from :func:`opsloop.pipeline.decide.assess`; ``passages``: the retrieved
     passages the model may cite (usually ``rule_assessment.citations``); ``llm``: a backend from
-    :func:`opsloop.llm.get_llm`, or ``None`` (rules only); ``cache``: any mutable mapping of
-    JSON-able values (e.g. :class:`LRUCache`, :class:`JsonFileCache`), or ``None``; ``timeout``:
-    seconds for the LLM call.
+    :func:`opsloop.llm.factory.get_llm`, or ``None`` (rules only); ``cache``: any mutable mapping of
+    JSON-able values (e.g. :class:`LRUCache`, :class:`JsonFileCache`), or ``None``; ``categories``:
+    the categories the answer may name (e.g. the domain pack's); ``timeout``: seconds for the LLM
+    call (``settings.llm.timeout``).
 
     Metadata: ``generated_by`` (``"rules"`` or ``"name:model"``), ``latency_s`` (time spent here),
     ``fallback_reason`` (``None`` unless an LLM answer was wanted and not used), ``cache_hit``,
@@ -98,7 +97,7 @@ def narrate(incident: Incident, rule_assessment: Assessment, passages: list[Cita
     if llm is None:
         return rule_assessment, _meta("rules", 0.0, None, False, None, rule_assessment)
     tag = f"{llm.name}:{llm.model}"
-    prompt: Prompt = build_prompt(incident, rule_assessment, passages)
+    prompt: Prompt = build_prompt(incident, rule_assessment, passages, categories=categories)
     key = f"{tag}:{prompt.cache_key}"
 
     entry = cache.get(key) if cache is not None else None

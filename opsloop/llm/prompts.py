@@ -34,23 +34,18 @@ ITEM_MAX = 100
 ITEMS_MAX = 2
 
 
-def allowed_categories() -> tuple[str, ...]:
-    """The assessment categories (:data:`opsloop.pipeline.decide.CATEGORIES`), imported lazily so
-    that ``decide`` can import this package without a cycle."""
-    from opsloop.pipeline.decide import CATEGORIES
-
-    return tuple(CATEGORIES)
-
-
-def output_schema(passage_ids: list[str], categories: tuple[str, ...] | None = None) -> dict[str, Any]:
+def output_schema(passage_ids: list[str], categories: tuple[str, ...] | list[str]) -> dict[str, Any]:
     """JSON schema of the model's answer for one incident.
 
-    ``category`` is an enum of the allowed categories, ``citations`` an array of the retrieved
-    passage ids (empty array when nothing was retrieved). Lengths are bounded to keep generation
-    short. ``additionalProperties`` is false: an answer with any other field (e.g. ``actions``) is
-    invalid.
+    ``category`` is an enum of ``categories`` (the allowed assessment categories, e.g. the domain
+    pack's), ``citations`` an array of the retrieved passage ids (empty array when nothing was
+    retrieved). Lengths are bounded to keep generation short. ``additionalProperties`` is false: an
+    answer with any other field (e.g. ``actions``) is invalid. Raises ``ValueError`` if
+    ``categories`` is empty.
     """
-    cats = list(categories or allowed_categories())
+    cats = list(dict.fromkeys(categories))
+    if not cats:
+        raise ValueError("output_schema needs at least one allowed category")
     ids = list(dict.fromkeys(passage_ids))
     text_list = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": ITEM_MAX},
                  "maxItems": ITEMS_MAX}
@@ -192,12 +187,15 @@ confidence (0 to 1, not higher than the evidence supports), assumptions (at most
 uncertainties (at most {items}), citations (ids of the passages you relied on, from: {ids})."""
 
 
-def build_prompt(incident: Incident, rule: Assessment, passages: list[Citation],
-                 categories: tuple[str, ...] | None = None, passage_chars: int = 500,
+def build_prompt(incident: Incident, rule: Assessment, passages: list[Citation], *,
+                 categories: tuple[str, ...] | list[str], passage_chars: int = 500,
                  max_untrusted: int = 3) -> Prompt:
     """The prompt for narrating ``incident`` from its rule-based assessment ``rule`` and the
-    retrieved ``passages`` (their ``chunk_id`` are the only citable ids)."""
-    cats = tuple(categories or allowed_categories())
+    retrieved ``passages`` (their ``chunk_id`` are the only citable ids); the answer's category must
+    be one of ``categories`` (the caller's, e.g. the domain pack's category names). Passage texts
+    are quoted up to ``passage_chars`` characters, and at most ``max_untrusted`` ticket examples,
+    clusters and log lines each. Raises ``ValueError`` if ``categories`` is empty."""
+    cats = tuple(dict.fromkeys(categories))
     ids = tuple(dict.fromkeys(p.chunk_id for p in passages))
     facts = facts_of(incident, rule)
     facts_text = _render_facts(facts)

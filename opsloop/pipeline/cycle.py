@@ -106,7 +106,8 @@ def reason(signals: Signals, settings: Settings, clock: _Clock | None = None, de
     degradations = degradations if degradations is not None else []
     learned = learned if learned is not None else LearnedState()
     pack = pack or load_pack(settings.pack)
-    ds = DetectionSettings(kpi_threshold=settings.kpi_z_threshold, count_threshold=settings.count_threshold)
+    ds = DetectionSettings(kpi_threshold=settings.detection.kpi_z_threshold,
+                           count_threshold=settings.detection.count_threshold)
     w = signals.window
     known_themes, drain_states = [], {}
     if store is not None:
@@ -186,7 +187,7 @@ def decide(candidates: list[Incident], signals: Signals, index: RunbookIndex | N
     degradations = degradations if degradations is not None else []
     counts = counts if counts is not None else {}
     pack = pack or load_pack(settings.pack)
-    llm = llm_from_settings(settings)
+    llm = llm_from_settings(settings.llm)
     cache = JsonFileCache(settings.home / "llm-cache.json") if llm else None
     out: list[Incident] = []
     rules: list[Assessment] = []
@@ -200,11 +201,12 @@ def decide(candidates: list[Incident], signals: Signals, index: RunbookIndex | N
         risk = risk_report(inc, signals.kpis, pack.revenue)
         inc = inc.model_copy(update={"signatures": sigs})
         inc = inc.model_copy(update={"severity": incident_severity(inc, risk, pack.severity)})
-        rule = assess(inc, index, risk, pack, k=settings.rag_top_k)
+        rule = assess(inc, index, risk, pack, k=settings.rag.top_k)
         rules.append(rule)
         assessment = rule
         if llm is not None:
-            assessment, meta = narrate(inc, rule, rule.citations, llm, cache, timeout=settings.llm_timeout)
+            assessment, meta = narrate(inc, rule, rule.citations, llm, cache, categories=pack.category_names,
+                                       timeout=settings.llm.timeout)
             key = "llm_cache_hits" if meta["cache_hit"] else "llm_calls"
             counts[key] = counts.get(key, 0) + 1
             if meta["fallback_reason"]:
@@ -223,7 +225,7 @@ def act(session: Session, incidents: list[Incident], settings: Settings,
     rules = rules if rules is not None else [inc.assessment for inc in incidents]
     pack = pack or load_pack(settings.pack)
     catalog, policy = load_catalog(pack.catalog_path), settings.policy()
-    gap = timedelta(seconds=settings.incident_merge_gap_seconds)
+    gap = timedelta(seconds=settings.correlation.merge_gap_seconds)
     counts = {"incidents_new": 0, "incidents_updated": 0, "actions_new": 0, "actions_auto_executed": 0}
     stored: list[str] = []
     seen: set[str] = set()

@@ -26,6 +26,11 @@ _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 SUPPORTED = (".md", ".markdown", ".txt", ".pdf")
 #: Bump when chunking changes, so that stored documents are re-chunked on their next ingest.
 CHUNKER_VERSION = "2"
+#: Default chunking (characters): a chunk holds at most about ``MAX_CHARS``; each split part after
+#: the first starts with the last ``OVERLAP_CHARS`` of the previous one. The one default for every
+#: loader here and for :class:`opsloop.rag.store.KnowledgeBase`.
+MAX_CHARS = 1200
+OVERLAP_CHARS = 150
 
 
 @dataclass(frozen=True)
@@ -149,7 +154,8 @@ def _finish(chunks: list[Chunk]) -> list[Chunk]:
     return out
 
 
-def chunk_markdown(text: str, document: str, max_chars: int = 1200, overlap_chars: int = 150) -> list[Chunk]:
+def chunk_markdown(text: str, document: str,
+                   max_chars: int = MAX_CHARS, overlap_chars: int = OVERLAP_CHARS) -> list[Chunk]:
     """Chunks of one Markdown document (see module docstring)."""
     meta, body = _front_matter(text)
     title = str(meta.get("title") or Path(document).stem)
@@ -178,7 +184,8 @@ def chunk_markdown(text: str, document: str, max_chars: int = 1200, overlap_char
     return _finish(chunks)
 
 
-def chunk_text(text: str, document: str, max_chars: int = 1200, overlap_chars: int = 150) -> list[Chunk]:
+def chunk_text(text: str, document: str,
+               max_chars: int = MAX_CHARS, overlap_chars: int = OVERLAP_CHARS) -> list[Chunk]:
     """Chunks of a plain-text document, by paragraphs."""
     return _finish([
         Chunk(id="ch-" + stable_hash([document, i, part], 12), document=document, section=Path(document).stem, text=part)
@@ -186,7 +193,8 @@ def chunk_text(text: str, document: str, max_chars: int = 1200, overlap_chars: i
     ])
 
 
-def chunk_pdf(path: Path, document: str, max_chars: int = 1200, overlap_chars: int = 150) -> list[Chunk]:
+def chunk_pdf(path: Path, document: str,
+              max_chars: int = MAX_CHARS, overlap_chars: int = OVERLAP_CHARS) -> list[Chunk]:
     """Chunks of a PDF's text, page by page (``meta["page"]``, 1-based); ``ValueError`` naming the
     file if it cannot be read."""
     from pypdf import PdfReader
@@ -208,7 +216,8 @@ def chunk_pdf(path: Path, document: str, max_chars: int = 1200, overlap_chars: i
     ])
 
 
-def chunk_file(path: str | Path, document: str, max_chars: int = 1200, overlap_chars: int = 150) -> list[Chunk]:
+def chunk_file(path: str | Path, document: str,
+               max_chars: int = MAX_CHARS, overlap_chars: int = OVERLAP_CHARS) -> list[Chunk]:
     """Chunks of one supported file, named ``document`` (its path relative to the ingested root)."""
     path = Path(path)
     suffix = path.suffix.lower()
@@ -244,7 +253,8 @@ def find_documents(root: str | Path) -> list[tuple[Path, str]]:
     return [(f, f.relative_to(root).as_posix()) for f in files]
 
 
-def load_documents(root: str | Path, max_chars: int = 1200, overlap_chars: int = 150) -> list[Chunk]:
+def load_documents(root: str | Path,
+                   max_chars: int = MAX_CHARS, overlap_chars: int = OVERLAP_CHARS) -> list[Chunk]:
     """All chunks of the supported files under ``root`` (see :func:`find_documents`).
 
     Raises ``FileNotFoundError`` naming ``root`` if it does not exist, ``ValueError`` if it holds no

@@ -2,7 +2,8 @@
 
 What lives where:
 
-* **store** (tables ``rag_documents`` and ``rag_chunks``, migration 0003): each document's name
+* **store** (tables ``rag_documents`` and ``rag_chunks``, migration 0003, read and written only
+  through :mod:`opsloop.store.knowledge`): each document's name
   (its path relative to the ingested root, as cited), source file, content hash, title, category,
   and its chunks (ordinal, section path, text, hash of the embedded text). The store is the truth:
   everything on disk is derived from it and rebuilt when missing or stale.
@@ -36,19 +37,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import delete, func, insert, select
 
 from opsloop.clustering.embedders import Embedder, content_hash, get_embedder
 from opsloop.domain import Citation, stable_hash
-from opsloop.rag.documents import CHUNKER_VERSION, Chunk, chunk_file, find_documents
+from opsloop.rag.documents import CHUNKER_VERSION, MAX_CHARS, OVERLAP_CHARS, Chunk, chunk_file, find_documents
 from opsloop.rag.index import BM25, HNSW_THRESHOLD, Mode, RunbookIndex, build_dense_index
 from opsloop.rag.text import TOKENIZER_VERSION, tokenize_many
-from opsloop.store.models import RagChunkRow, RagDocumentRow
+from opsloop.store import knowledge as kdb
 from opsloop.store.session import Store
-
-
-def document_id(name: str) -> str:
-    return "doc-" + stable_hash(["rag-document", name], 16)
 
 
 def _file_hash(path: Path, max_chars: int, overlap_chars: int) -> str:
@@ -121,7 +117,8 @@ class KnowledgeBase:
     """
 
     def __init__(self, store: Store, directory: str | Path, embedder: Embedder | None = None, *,
-                 max_chars: int = 1200, overlap_chars: int = 150, hnsw_threshold: int = HNSW_THRESHOLD) -> None:
+                 max_chars: int = MAX_CHARS, overlap_chars: int = OVERLAP_CHARS,
+                 hnsw_threshold: int = HNSW_THRESHOLD) -> None:
         self.store = store
         self.directory = Path(directory)
         self._embedder = embedder
@@ -159,21 +156,10 @@ class KnowledgeBase:
             cache.vectors.update(zip(todo.keys(), vecs))
         return len(todo)
 
-    # -- reading the store ---------------------------------------------------------------------------
-    def _doc_rows(self, session) -> list[RagDocumentRow]:
-        return list(session.scalars(select(RagDocumentRow).order_by(RagDocumentRow.path)))
-
-    def _fingerprint_of(self, docs: list[RagDocumentRow]) -> str:
-        n = sum(d.n_chunks for d in docs)
+    def _fingerprint_of(self, docs: list[kdb.StoredDocument]) -> str:
+        n = sum(d.chunks for d in docs)
         kind = "hnsw" if n > self.hnsw_threshold else "flat"
-        return stable_hash([self.embedder.name, TOKENIZER_VERSION, kind, [(d.path, d.content_hash) for d in docs]], 24)
-
-    def _read_chunks(self, session) -> list[Chunk]:
-        rows = session.execute(
-            select(RagChunkRow, RagDocumentRow.path).join(RagDocumentRow, RagChunkRow.document_id == RagDocumentRow.id)
-            .order_by(RagDocumentRow.path, RagChunkRow.ordinal)
-        ).all()
-        return [Chunk(id=r.id, document=path, section=r.section, text=r.text, meta=dict(r.meta or {})) for r, path in rows]
+        return stable_hash([self.embedder.name, TOKENIZER_VERSION, kind, [(d.name, d.content_hash) for d in docs]], 24)
 
     # -- ingest --------------------------------------------------------------------------------------
     def ingest(self, paths: Iterable[str | Path]) -> dict[str, int]:
@@ -193,7 +179,7 @@ class KnowledgeBase:
                 files[name] = f  # a later path with the same document name wins
         hashes = {name: _file_hash(f, self.max_chars, self.overlap_chars) for name, f in files.items()}
         with self.store() as s:
-            known = {path: h for path, h in s.execute(select(RagDocumentRow.path, RagDocumentRow.content_hash))}
+            known = kdb.document_hashes(s)
         todo = [name for name in files if known.get(name) != hashes[name]]
         chunked = {name: chunk_file(files[name], name, self.max_chars, self.overlap_chars) for name in todo}
         new_chunks = [c for cs in chunked.values() for c in cs]
@@ -216,24 +202,14 @@ class KnowledgeBase:
         now = datetime.now(UTC)
         with self.store.begin() as s:
             for name in todo:
-                doc_id = document_id(name)
                 chunks = chunked[name]
                 meta = {k: v for k, v in (chunks[0].meta if chunks else {}).items() if k not in ("ordinal", "page")}
-                s.execute(delete(RagChunkRow).where(RagChunkRow.document_id == doc_id))
-                row = s.get(RagDocumentRow, doc_id)
-                if row is None:
-                    row = RagDocumentRow(id=doc_id, path=name, ingested_at=now)
-                    s.add(row)
-                row.source, row.content_hash = str(files[name].resolve()), hashes[name]
-                row.title, row.category = str(meta.get("title") or Path(name).stem), meta.get("category")
-                row.meta, row.n_chunks, row.updated_at = meta, len(chunks), now
-                s.flush()
-                if chunks:
-                    s.execute(insert(RagChunkRow), [
-                        {"id": c.id, "document_id": doc_id, "ordinal": i, "section": c.section, "text": c.text,
-                         "content_hash": content_hash(c.embed_text), "meta": c.meta}
-                        for i, c in enumerate(chunks)
-                    ])
+                doc = kdb.DocumentIn(name=name, source=str(files[name].resolve()), content_hash=hashes[name],
+                                     title=str(meta.get("title") or Path(name).stem), category=meta.get("category"),
+                                     meta=meta)
+                kdb.upsert_document(s, doc, [kdb.ChunkIn(id=c.id, section=c.section, text=c.text,
+                                                         content_hash=content_hash(c.embed_text), meta=c.meta)
+                                             for c in chunks], now)
 
     # -- load / query --------------------------------------------------------------------------------
     def load(self) -> RunbookIndex | None:
@@ -245,11 +221,11 @@ class KnowledgeBase:
         """
         with self._lock:
             with self.store() as s:
-                docs = self._doc_rows(s)
-                fp = self._fingerprint_of(docs)
+                fp = self._fingerprint_of(kdb.list_documents(s))
                 if self._index is not None and fp == self._fingerprint:
                     return self._index
-                chunks = self._read_chunks(s)
+                chunks = [Chunk(id=c.id, document=c.document, section=c.section, text=c.text, meta=c.meta)
+                          for c in kdb.list_chunks(s)]
             if not chunks:
                 self._index, self._fingerprint = None, fp
                 return None
@@ -317,15 +293,16 @@ class KnowledgeBase:
     def documents(self) -> list[dict]:
         """Stored documents: name, title, category, chunks, content hash, source, times."""
         with self.store() as s:
-            return [{"document": d.path, "title": d.title, "category": d.category, "chunks": d.n_chunks,
-                     "content_hash": d.content_hash, "source": d.source, "ingested_at": d.ingested_at.isoformat(),
-                     "updated_at": d.updated_at.isoformat()} for d in self._doc_rows(s)]
+            docs = kdb.list_documents(s)
+        return [{"document": d.name, "title": d.title, "category": d.category, "chunks": d.chunks,
+                 "content_hash": d.content_hash, "source": d.source, "ingested_at": d.ingested_at.isoformat(),
+                 "updated_at": d.updated_at.isoformat()} for d in docs]
 
     def stats(self) -> dict:
         """``{"documents", "chunks", "index": "flat"|"hnsw", "dim", "embedder"}``."""
         with self.store() as s:
-            n_docs = s.scalar(select(func.count()).select_from(RagDocumentRow)) or 0
-            n_chunks = s.scalar(select(func.count()).select_from(RagChunkRow)) or 0
+            counts = kdb.knowledge_counts(s)
+        n_docs, n_chunks = counts["documents"], counts["chunks"]
         dim = self._index.dim if self._index is not None else None
         if dim is None and self._persist_vectors:
             dim = self._cache().dim
@@ -340,12 +317,7 @@ class KnowledgeBase:
         Raises ``KeyError`` if there is no such document."""
         with self._lock:
             with self.store.begin() as s:
-                row = s.scalar(select(RagDocumentRow).where(RagDocumentRow.path == document))
-                if row is None:
-                    raise KeyError(f"no document {document!r} in the knowledge base")
-                n = row.n_chunks
-                s.execute(delete(RagChunkRow).where(RagChunkRow.document_id == row.id))
-                s.delete(row)
+                n = kdb.delete_document(s, document)
             self._prune()
             return n
 
@@ -353,19 +325,18 @@ class KnowledgeBase:
         """Remove every document, chunk, vector and index; returns what was removed."""
         with self._lock:
             with self.store.begin() as s:
-                n_chunks = s.execute(delete(RagChunkRow)).rowcount or 0
-                n_docs = s.execute(delete(RagDocumentRow)).rowcount or 0
+                removed = kdb.clear_knowledge(s)
             shutil.rmtree(self.directory / "index", ignore_errors=True)
             shutil.rmtree(self.directory / "embeddings", ignore_errors=True)
             self._index = self._fingerprint = None
-            return {"documents": int(n_docs), "chunks": int(n_chunks)}
+            return removed
 
     def _prune(self) -> None:
         """Drop cached vectors of texts no longer stored and rebuild the index (no embedding)."""
         self._index = self._fingerprint = None
         if self._persist_vectors:
             with self.store() as s:
-                live = list(s.scalars(select(RagChunkRow.content_hash)))
+                live = kdb.chunk_content_hashes(s)
             cache = self._cache()
             cache.save(keep=live)
         if self.load() is None:
@@ -403,7 +374,3 @@ def open_knowledge_base(settings, store: Store | None = None) -> KnowledgeBase:
             kb.degradation = note
             _OPEN[key] = kb
         return kb
-
-
-#: Alias: the brief's name for the same thing.
-RagStore = KnowledgeBase

@@ -14,7 +14,9 @@ from opsloop.actions.catalog import CATALOG_PATH, load_catalog
 from opsloop.actions.executors import SimulatedExecutor, WebhookExecutor, sign
 from opsloop.actions.policy import Policy
 from opsloop.domain import ProposedAction, Risk
-from opsloop.pipeline.decide import CATEGORIES
+from opsloop.packs import load_pack
+
+CATEGORIES = load_pack("checkout").category_names
 
 
 def action(**kw) -> ProposedAction:

@@ -88,7 +88,8 @@ def test_expired_approvals_cannot_execute(store_url, tmp_path):
     from .conftest import seed_store
 
     tokens = seed_store(store_url)
-    with TestClient(create_app(Settings(home=tmp_path, database_url=store_url, approval_ttl_seconds=0, pack="checkout"))) as client:
+    settings = Settings(home=tmp_path, database_url=store_url, actions={"approval_ttl_seconds": 0}, pack="checkout")
+    with TestClient(create_app(settings)) as client:
         res = client.post("/actions/act-low/approve", headers=auth(tokens["approver"]))
         assert res.status_code == 409 and "expired" in res.json()["detail"]
         status = client.get("/actions/act-low", headers=auth(tokens["viewer"])).json()["status"]

@@ -20,6 +20,11 @@ from opsloop.domain import (
     TicketCluster,
 )
 from opsloop.llm.base import parse_json_object
+from opsloop.packs import load_pack
+
+#: The categories the tests allow (the checkout pack's); ``TIMEOUT``: seconds for fake backends.
+CATEGORIES = load_pack("checkout").category_names
+TIMEOUT = 30.0
 
 T0 = datetime(2024, 5, 14, 9, 0, tzinfo=UTC)
 T1 = datetime(2024, 5, 14, 11, 30, tzinfo=UTC)

@@ -17,7 +17,9 @@ from opsloop.domain import Citation, Incident
 from opsloop.llm import get_llm, narrate
 from opsloop.llm.base import LLMTimeout
 from opsloop.llm.prompts import build_prompt
-from opsloop.pipeline.decide import CATEGORIES
+from opsloop.packs import load_pack
+
+CATEGORIES = load_pack("checkout").category_names
 from tests.llm import small_case
 
 pytest.importorskip("xllamacpp")
@@ -64,7 +66,7 @@ def test_model_is_loaded_once_per_process(llm):
 def test_smollm2_end_to_end_validated_or_recorded_fallback(llm, small_case):
     inc, rule, passages = small_case
     rec, cache = Recorder(llm), {}
-    out, meta = narrate(inc, rule, passages, rec, cache, timeout=50)
+    out, meta = narrate(inc, rule, passages, rec, cache, timeout=50, categories=CATEGORIES)
     reason = meta["fallback_reason"]
     assert out.latency_s == meta["latency_s"] > 0 and out.fallback_reason == reason
     if reason is None:
@@ -81,10 +83,10 @@ def test_smollm2_end_to_end_validated_or_recorded_fallback(llm, small_case):
         raw = rec.raw[0]
         assert raw["category"] in CATEGORIES
         assert set(raw["citations"]) <= {p.chunk_id for p in passages}
-        assert set(raw) <= set(build_prompt(inc, rule, passages).schema["properties"])
+        assert set(raw) <= set(build_prompt(inc, rule, passages, categories=CATEGORIES).schema["properties"])
     if reason is None or not reason.startswith("timeout"):
         t0 = time.perf_counter()
-        again, meta2 = narrate(inc, rule, passages, rec, cache, timeout=50)
+        again, meta2 = narrate(inc, rule, passages, rec, cache, timeout=50, categories=CATEGORIES)
         assert meta2["cache_hit"] and len(rec.raw) <= 1
         assert again.model_copy(update={"latency_s": None}) == out.model_copy(update={"latency_s": None})
         assert time.perf_counter() - t0 < 0.5
@@ -92,7 +94,7 @@ def test_smollm2_end_to_end_validated_or_recorded_fallback(llm, small_case):
 
 def test_embedded_timeout_is_enforced(llm, small_case):
     inc, rule, passages = small_case
-    prompt = build_prompt(inc, rule, passages)
+    prompt = build_prompt(inc, rule, passages, categories=CATEGORIES)
     t0 = time.monotonic()
     with pytest.raises(LLMTimeout, match="no complete answer within 0.2 s"):
         llm.generate(prompt.user + "\nDescribe every detail.", prompt.schema, 0.2, system=prompt.system)

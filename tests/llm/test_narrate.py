@@ -7,7 +7,7 @@ import pytest
 
 from opsloop.llm import JsonFileCache, LRUCache, get_llm, narrate
 from opsloop.llm.base import LLM, LLMBadOutput, LLMTimeout, LLMUnavailable
-from tests.llm import FakeLLM, make_incident, make_passages, make_rule, valid_answer
+from tests.llm import CATEGORIES, TIMEOUT, FakeLLM, make_incident, make_passages, make_rule, valid_answer
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def ids(passages):
 def test_off_means_rules(case):
     inc, rule, passages = case
     assert get_llm("off") is None
-    out, meta = narrate(inc, rule, passages, None)
+    out, meta = narrate(inc, rule, passages, None, categories=CATEGORIES, timeout=TIMEOUT)
     assert out == rule
     assert meta["generated_by"] == "rules" and meta["fallback_reason"] is None and not meta["cache_hit"]
 
@@ -33,7 +33,7 @@ def test_validated_answer_keeps_facts_and_takes_narrative(case):
     inc, rule, passages = case
     llm = FakeLLM(valid_answer(ids(passages), citations=ids(passages)[1:3], confidence=0.99))
     assert isinstance(llm, LLM)
-    out, meta = narrate(inc, rule, passages, llm)
+    out, meta = narrate(inc, rule, passages, llm, categories=CATEGORIES, timeout=TIMEOUT)
     assert meta == {**meta, "generated_by": "fake:fake-1", "fallback_reason": None, "cache_hit": False}
     assert out.generated_by == "fake:fake-1"
     assert out.summary.startswith("Merchant webhook deliveries") and "signing secret" in out.root_cause
@@ -48,7 +48,8 @@ def test_validated_answer_keeps_facts_and_takes_narrative(case):
 
 def test_model_category_differing_from_rules_is_noted(case):
     inc, rule, passages = case
-    out, _ = narrate(inc, rule, passages, FakeLLM(valid_answer(ids(passages), category="api_auth", confidence=0.3)))
+    llm = FakeLLM(valid_answer(ids(passages), category="api_auth", confidence=0.3))
+    out, _ = narrate(inc, rule, passages, llm, categories=CATEGORIES, timeout=TIMEOUT)
     assert out.category == "api_auth" and out.confidence == 0.3
     assert any("the rules categorise this as webhook_auth" in u for u in out.uncertainties)
 
@@ -67,7 +68,7 @@ def test_model_category_differing_from_rules_is_noted(case):
 ])
 def test_bad_answers_fall_back_to_rules_with_reason(case, answer, reason):
     inc, rule, passages = case
-    out, meta = narrate(inc, rule, passages, FakeLLM(answer))
+    out, meta = narrate(inc, rule, passages, FakeLLM(answer), categories=CATEGORIES, timeout=TIMEOUT)
     assert meta["generated_by"] == out.generated_by == "rules"
     assert meta["fallback_reason"].startswith(reason), meta["fallback_reason"]
     # the rule assessment stands; the reason is stored with it and is also its last uncertainty
@@ -81,18 +82,19 @@ def test_unchanged_incident_costs_no_new_call(case):
     inc, rule, passages = case
     cache = LRUCache()
     llm = FakeLLM(valid_answer(ids(passages)))
-    first, m1 = narrate(inc, rule, passages, llm, cache)
-    second, m2 = narrate(inc, rule, passages, llm, cache)
+    first, m1 = narrate(inc, rule, passages, llm, cache, categories=CATEGORIES, timeout=TIMEOUT)
+    second, m2 = narrate(inc, rule, passages, llm, cache, categories=CATEGORIES, timeout=TIMEOUT)
     assert len(llm.calls) == 1 and (m1["cache_hit"], m2["cache_hit"]) == (False, True)
     assert first.model_copy(update={"latency_s": None}) == second.model_copy(update={"latency_s": None})
     assert m1["cache_key"] == m2["cache_key"] and first.fallback_reason is None
     assert first.latency_s == m1["latency_s"] and second.latency_s == m2["latency_s"] < 0.1
     # new facts (more errors) -> new key -> new call
     grown = make_incident(n=5)
-    narrate(grown, make_rule(grown, passages), passages, llm, cache)
+    narrate(grown, make_rule(grown, passages), passages, llm, cache, categories=CATEGORIES, timeout=TIMEOUT)
     assert len(llm.calls) == 2
     # another model -> its own cache entry
-    narrate(inc, rule, passages, FakeLLM(valid_answer(ids(passages)), model="fake-2"), cache)
+    narrate(inc, rule, passages, FakeLLM(valid_answer(ids(passages)), model="fake-2"), cache,
+            categories=CATEGORIES, timeout=TIMEOUT)
     assert len(cache) == 3
 
 
@@ -100,17 +102,17 @@ def test_rejections_are_cached_but_outages_are_retried(case):
     inc, rule, passages = case
     cache: dict = {}
     bad = FakeLLM(valid_answer(ids(passages), category="nope"))
-    narrate(inc, rule, passages, bad, cache)
-    out, meta = narrate(inc, rule, passages, bad, cache)
+    narrate(inc, rule, passages, bad, cache, categories=CATEGORIES, timeout=TIMEOUT)
+    out, meta = narrate(inc, rule, passages, bad, cache, categories=CATEGORIES, timeout=TIMEOUT)
     assert len(bad.calls) == 1 and meta["cache_hit"] and meta["fallback_reason"].startswith("invalid: category")
     assert out.generated_by == "rules"
     down = FakeLLM(LLMUnavailable("down"), model="other")
-    narrate(inc, rule, passages, down, cache)
-    narrate(inc, rule, passages, down, cache)
+    narrate(inc, rule, passages, down, cache, categories=CATEGORIES, timeout=TIMEOUT)
+    narrate(inc, rule, passages, down, cache, categories=CATEGORIES, timeout=TIMEOUT)
     assert len(down.calls) == 2
     truncated = FakeLLM(LLMBadOutput("answer truncated"), model="third")
-    narrate(inc, rule, passages, truncated, cache)
-    narrate(inc, rule, passages, truncated, cache)
+    narrate(inc, rule, passages, truncated, cache, categories=CATEGORIES, timeout=TIMEOUT)
+    narrate(inc, rule, passages, truncated, cache, categories=CATEGORIES, timeout=TIMEOUT)
     assert len(truncated.calls) == 1
 
 
@@ -118,8 +120,8 @@ def test_json_file_cache_survives_a_restart(case, tmp_path):
     inc, rule, passages = case
     path = tmp_path / "llm-cache.json"
     llm = FakeLLM(valid_answer(ids(passages)))
-    narrate(inc, rule, passages, llm, JsonFileCache(path))
-    out, meta = narrate(inc, rule, passages, llm, JsonFileCache(path))
+    narrate(inc, rule, passages, llm, JsonFileCache(path), categories=CATEGORIES, timeout=TIMEOUT)
+    out, meta = narrate(inc, rule, passages, llm, JsonFileCache(path), categories=CATEGORIES, timeout=TIMEOUT)
     assert len(llm.calls) == 1 and meta["cache_hit"] and out.generated_by == "fake:fake-1"
 
 
@@ -143,18 +145,39 @@ def test_get_llm_factory():
 
 
 def test_llm_from_settings():
-    from opsloop.config import Settings
+    from opsloop.config import LLMConfig
     from opsloop.llm import llm_from_settings
 
-    assert llm_from_settings(Settings(llm="off")) is None
-    o = llm_from_settings(Settings(llm="ollama"))
-    assert (o.name, o.model) == ("ollama", "llama3.2")
-    assert llm_from_settings(Settings(llm="llamacpp")).name == "llamacpp"
+    assert llm_from_settings(LLMConfig(backend="off")) is None
+    o = llm_from_settings(LLMConfig(backend="ollama", host="http://h:1", retries=0, max_tokens=99))
+    assert (o.name, o.model, o.host, o.retries, o.max_tokens) == ("ollama", "llama3.2", "http://h:1", 0, 99)
+    ll = llm_from_settings(LLMConfig(backend="llamacpp", model="/m/tiny.gguf", threads=1))
+    assert (ll.name, ll.model, ll.threads) == ("llamacpp", "tiny", 1)
+
+
+def test_every_backend_name_has_a_factory_entry():
+    from typing import get_args
+
+    from opsloop.llm.base import LLMKind
+    from opsloop.llm.factory import _KEYS
+
+    assert set(_KEYS) == set(get_args(LLMKind)) - {"off"}
+
+
+def test_llm_base_and_prompts_import_no_config_backend_or_pipeline():
+    import subprocess
+    import sys
+
+    code = ("import sys, opsloop.llm.base, opsloop.llm.prompts, opsloop.llm.validate; "
+            "print([m for m in sys.modules if m.startswith(('opsloop.config', 'opsloop.pipeline', "
+            "'opsloop.llm.ollama', 'opsloop.llm.llamacpp', 'ollama', 'xllamacpp'))])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_missing_gguf_is_unavailable(case, tmp_path):
     inc, rule, passages = case
     llm = get_llm("llamacpp", model_path=str(tmp_path / "missing.gguf"))
-    out, meta = narrate(inc, rule, passages, llm)
+    out, meta = narrate(inc, rule, passages, llm, categories=CATEGORIES, timeout=TIMEOUT)
     assert meta["fallback_reason"].startswith("unavailable: GGUF model file not found")
     assert out.generated_by == "rules"

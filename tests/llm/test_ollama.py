@@ -17,7 +17,9 @@ import pytest
 from opsloop.llm import get_llm, narrate
 from opsloop.llm.base import LLMBadOutput, LLMError, LLMTimeout, LLMUnavailable
 from opsloop.llm.ollama import OllamaLLM
-from opsloop.pipeline.decide import CATEGORIES
+from opsloop.packs import load_pack
+
+CATEGORIES = load_pack("checkout").category_names
 from tests.llm import make_incident, make_passages, make_rule, small_case, valid_answer
 
 
@@ -131,7 +133,7 @@ def closed_port() -> int:
 def test_valid_answer_through_the_real_client(server, case):
     inc, rule, passages = case
     llm = get_llm("ollama", host=server.url, model="llama3.2")
-    out, meta = narrate(inc, rule, passages, llm, timeout=5)
+    out, meta = narrate(inc, rule, passages, llm, timeout=5, categories=CATEGORIES)
     assert meta["fallback_reason"] is None and out.generated_by == "ollama:llama3.2"
     assert out.citations[0].chunk_id == passages[0].chunk_id
     req = server.requests[0]
@@ -151,7 +153,7 @@ def test_answers_written_by_the_embedded_model_through_the_real_client(server):
     inc, rule, passages = small_case()
     server.script, server.embedded = ["embedded"], get_llm("llamacpp")
     llm = get_llm("ollama", host=server.url, model="smollm2")
-    out, meta = narrate(inc, rule, passages, llm, {}, timeout=90)
+    out, meta = narrate(inc, rule, passages, llm, {}, timeout=90, categories=CATEGORIES)
     req = server.requests[0]
     assert req["format"]["properties"]["citations"]["items"]["enum"] == [passages[0].chunk_id]
     reason = meta["fallback_reason"]
@@ -193,7 +195,7 @@ def test_timeout_is_a_total_budget(server, case):
     server.script, server.sleep = ["sleep"], 1.5
     llm = OllamaLLM(host=server.url, retries=3, backoff=0.05)
     t0 = time.monotonic()
-    out, meta = narrate(inc, rule, passages, llm, timeout=0.4)
+    out, meta = narrate(inc, rule, passages, llm, timeout=0.4, categories=CATEGORIES)
     assert time.monotonic() - t0 < 1.2
     assert meta["fallback_reason"].startswith("timeout: Ollama at") and out.generated_by == "rules"
     with pytest.raises(LLMTimeout):
@@ -203,7 +205,7 @@ def test_timeout_is_a_total_budget(server, case):
 def test_connection_refused_is_unavailable(case):
     inc, rule, passages = case
     llm = OllamaLLM(host=f"http://127.0.0.1:{closed_port()}", retries=1, backoff=0.01)
-    out, meta = narrate(inc, rule, passages, llm, timeout=3)
+    out, meta = narrate(inc, rule, passages, llm, timeout=3, categories=CATEGORIES)
     assert meta["fallback_reason"].startswith("unavailable: cannot connect to Ollama at http://127.0.0.1:")
     assert "after 2 attempts" in meta["fallback_reason"] and out.generated_by == "rules"
 
@@ -222,6 +224,6 @@ def test_malformed_answers_and_client_errors(server, case, mode, error, reason):
     with pytest.raises(error, match=reason.replace("(", r"\(").replace(")", r"\)")):
         llm.generate("hi", {}, 3)
     assert len(server.requests) == 1  # not retried
-    out, meta = narrate(inc, rule, passages, llm, timeout=3)
+    out, meta = narrate(inc, rule, passages, llm, timeout=3, categories=CATEGORIES)
     assert out.generated_by == "rules" and reason in meta["fallback_reason"]
     assert out.uncertainties[-1].startswith("LLM narrative not used")

@@ -6,7 +6,7 @@ import pytest
 
 from opsloop.llm.prompts import build_prompt, output_schema
 from opsloop.llm.validate import mentions, unsupported_numbers, validate
-from tests.llm import make_incident, make_passages, make_rule, valid_answer
+from tests.llm import CATEGORIES, make_incident, make_passages, make_rule, valid_answer
 
 FACTS = ("412 of 1530 calls to POST /webhooks/orders returned 403 (26.9% vs baseline 0.40%) from "
          "2024-05-14 09:00 to 11:30 UTC; ratio 0.45; 3 merchants; revenue at risk 6,912.50 USD (2,765.00 USD/h); "
@@ -17,7 +17,7 @@ FACTS = ("412 of 1530 calls to POST /webhooks/orders returned 403 (26.9% vs base
 def prompt():
     inc = make_incident()
     passages = make_passages()
-    return build_prompt(inc, make_rule(inc, passages), passages)
+    return build_prompt(inc, make_rule(inc, passages), passages, categories=CATEGORIES)
 
 
 def test_valid_answer_passes(prompt):
