@@ -19,10 +19,9 @@ from rich.console import Console
 from rich.table import Table
 
 from opsloop.actions import service
-from opsloop.actions.policy import PolicyViolation
 from opsloop.config import Settings
 from opsloop.data.loaders import InputError
-from opsloop.domain import ActionStatus, Incident, utc
+from opsloop.domain import ActionStatus, Incident, PolicyViolation, utc
 from opsloop.store import repository as repo
 from opsloop.store.session import open_store
 

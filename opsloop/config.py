@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-if TYPE_CHECKING:
-    from opsloop.actions.policy import Policy
+from opsloop.domain import Policy
 
 
 class Settings(BaseSettings):
@@ -49,8 +48,6 @@ class Settings(BaseSettings):
 
     def policy(self) -> Policy:
         """The approval policy these settings describe."""
-        from opsloop.actions.policy import Policy
-
         return Policy(auto_execute_confidence=self.auto_execute_confidence,
                       approval_ttl_seconds=self.approval_ttl_seconds)
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from opsloop.actions.policy import Policy
+from opsloop.domain import Policy
 from opsloop.domain import ActionStatus, Incident, ProposedAction, Risk, stable_hash
 
 CATALOG_PATH = Path(__file__).resolve().parent / "catalog.yaml"
@@ -100,7 +100,7 @@ def propose_actions(incident: Incident, catalog: Catalog, policy: Policy, max_ac
         if any(p.required and name not in params for name, p in spec.params.items()):
             continue
         key = stable_hash([incident.id, spec.type, params], 32)
-        auto = policy.auto_executes(spec.risk, confidence)
+        auto = policy.auto_executes(spec.risk, confidence, spec.type)
         out.append(
             ProposedAction(
                 id="act-" + key[:12], incident_id=incident.id, type=spec.type, params=params,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from opsloop.actions.catalog import load_catalog
 from opsloop.actions.executors import Executor, SimulatedExecutor, WebhookExecutor
-from opsloop.actions.policy import Policy
+from opsloop.domain import Policy
 from opsloop.config import Settings
 from opsloop.domain import ActionStatus, ProposedAction
 from opsloop.store import repository as repo

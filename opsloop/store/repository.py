@@ -15,13 +15,15 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from opsloop.actions.policy import Policy, PolicyViolation
 from opsloop.domain import (
+    ROLES,
     SEVERITY_RANK,
     ActionStatus,
     AuditEvent,
     CycleReport,
     Incident,
+    Policy,
+    PolicyViolation,
     ProposedAction,
     Quarantined,
     Risk,
@@ -382,7 +384,6 @@ def action_detail(session: Session, action_id: str) -> dict[str, Any]:
 
 
 # -- tokens -------------------------------------------------------------------------------------
-ROLES = ("viewer", "operator", "approver", "admin")
 
 
 def _token_hash(token: str) -> str:
