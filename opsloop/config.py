@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     * ``database_url`` (``OPSLOOP_DATABASE_URL``): SQLAlchemy URL; empty means SQLite under ``home``.
     * ``llm`` (``OPSLOOP_LLM``): ``off`` (rules only, default), ``ollama`` or ``llamacpp``; with
       ``llm_model``, ``ollama_host``, ``llm_timeout`` (seconds per assessment) and friends.
+    * actions: ``action_timeout_seconds`` per executor call (seconds), ``action_retries`` after an
+      executor error, ``action_backoff_seconds``, and ``action_stale_margin_seconds`` after which a
+      claim that never finished is reported as stale (see :mod:`opsloop.actions.outbox`).
     * thresholds: detector thresholds in each detector's score unit, the confidence above which
       low-risk actions auto-execute, and the gap (seconds) within which a recurring fingerprint
       updates its incident instead of opening a new one.
@@ -41,6 +44,10 @@ class Settings(BaseSettings):
     count_threshold: float = 8.0  # -log10 p of the Poisson/binomial tail tests
     auto_execute_confidence: float = 0.7
     approval_ttl_seconds: float = 4 * 3600.0
+    action_timeout_seconds: float = 30.0  # per executor call, unless the executor declares deadline_seconds
+    action_retries: int = 2  # retries after an executor raised (not after a timeout or a reported failure)
+    action_backoff_seconds: float = 0.5  # sleep backoff * 2**i before retry i + 1
+    action_stale_margin_seconds: float = 60.0  # an executing claim older than its deadline + this is stale
     webhook_url: str = ""
     webhook_secret: str = ""
     incident_merge_gap_seconds: float = 6 * 3600.0
