@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from opsloop.actions.catalog import load_catalog, propose_actions
-from opsloop.actions.service import executor_for
+from opsloop.actions.outbox import run_outbox
 from opsloop.clustering.drain import LogTemplateMiners, detect_templates
 from opsloop.clustering.embedders import get_embedder
 from opsloop.clustering.logs import signatures
@@ -202,12 +202,14 @@ def decide(candidates: list[Incident], signals: Signals, index: RunbookIndex | N
 
 def act(session: Session, incidents: list[Incident], settings: Settings,
         rules: dict[str, Assessment] | None = None) -> tuple[list[Incident], dict[str, int]]:
-    """Store incidents (dedup by fingerprint), propose catalog actions from the rule-based assessment
-    (``rules`` by fingerprint; default the incident's own), auto-execute the allowed ones."""
+    """Store incidents (dedup by fingerprint) and propose catalog actions from the rule-based assessment
+    (``rules`` by fingerprint; default the incident's own). An action the policy lets run alone is
+    stored ``approved`` by ``policy``, not executed: :func:`~opsloop.actions.outbox.run_outbox` runs
+    it after the caller's transaction commits."""
     rules = rules or {}
     catalog, policy = load_catalog(), settings.policy()
     gap = timedelta(seconds=settings.incident_merge_gap_seconds)
-    counts = {"incidents_new": 0, "incidents_updated": 0, "actions_new": 0, "actions_auto_executed": 0}
+    counts = {"incidents_new": 0, "incidents_updated": 0, "actions_new": 0, "actions_auto_approved": 0}
     stored: list[str] = []
     seen: set[str] = set()
     for inc in incidents:
@@ -220,10 +222,7 @@ def act(session: Session, incidents: list[Incident], settings: Settings,
             if new and not action.requires_approval:
                 repo.transition_action(session, action.id, ActionStatus.proposed, ActionStatus.approved, "policy",
                                        reason="low risk above the auto-execute confidence")
-                repo.claim_execution(session, action.id, "policy", policy)
-                ok, result = executor_for(action.type, settings).execute(action)
-                repo.finish_execution(session, action.id, "policy", ok, result)
-                counts["actions_auto_executed"] += 1
+                counts["actions_auto_approved"] += 1
         if inc.id not in seen:
             seen.add(inc.id)
             stored.append(inc.id)
@@ -255,12 +254,23 @@ def run_cycle(
         report = CycleReport(
             id="cyc-" + uuid.uuid4().hex[:12], window=signals.window,
             counts={**signals.counts(), "anomalies": len(anomalies), "clusters": len(clusters),
-                    "incidents": len(incidents), **act_counts, **llm_counts},
+                    "incidents": len(incidents), **act_counts, "actions_auto_executed": 0, "actions_failed": 0,
+                    **llm_counts},
             stage_seconds=clock.seconds, degradations=degradations, quarantined=signals.quarantined,
             incident_ids=[i.id for i in incidents], parameters=learned.parameters,
         )
         repo.record_cycle(session, report)
         save_themes(session, learned.themes)
         save_drain_states(session, learned.drain)
+    with clock.stage("outbox"):  # side effects only after the cycle's results are committed
+        outbox = run_outbox(store, settings)
+        report.counts.update(actions_auto_executed=outbox.executed, actions_failed=outbox.failed,
+                             actions_stale=outbox.stale)
+        with store.begin() as session:
+            repo.update_cycle_counts(session, report.id, report.counts)
+        if outbox.executed:
+            with store() as session:
+                incidents = [repo.get_incident(session, i.id) for i in incidents]
     report.stage_seconds["act"] = clock.seconds.get("act", 0.0)
+    report.stage_seconds["outbox"] = clock.seconds.get("outbox", 0.0)
     return CycleResult(report=report, incidents=incidents, anomalies=anomalies, clusters=clusters)
