@@ -20,10 +20,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from opsloop.actions import service
-from opsloop.actions.policy import PolicyViolation
+from opsloop.actions.outbox import stale_after_seconds
 from opsloop.config import Settings, SettingsError, effective_settings
 from opsloop.data.loaders import InputError
-from opsloop.domain import ActionStatus, Incident, utc
+from opsloop.domain import ActionStatus, Incident, PolicyViolation, utc
 from opsloop.store import repository as repo
 from opsloop.store.session import open_store
 
@@ -142,7 +142,11 @@ def _run(settings: Settings, tickets, logs, kpis, runbooks, start, end, as_json:
               f"{c.get('tickets', 0)} tickets, {c.get('log_events', 0)} log events, {c.get('kpi_points', 0)} KPI points, "
               f"{c.get('quarantined', 0)} quarantined; {c['anomalies']} anomalies, {c['clusters']} ticket clusters; "
               f"{c['incidents_new']} new / {c['incidents_updated']} updated incidents; {c['actions_new']} new actions "
-              f"({c['actions_auto_executed']} auto-executed) in {wall:.1f} s", highlight=False)
+              f"({c['actions_auto_executed']} auto-executed, {c.get('actions_failed', 0)} failed) in {wall:.1f} s",
+              highlight=False)
+    if c.get("actions_stale"):
+        err.print(f"[yellow]{c['actions_stale']} action(s) claimed but never finished[/] (a crash mid-execution; "
+                  "never re-run): see `opsloop actions list --stale`", highlight=False)
     for q in report.quarantined[:10]:
         err.print(f"[yellow]quarantined[/] {q.file}:{q.line}: {q.field or '-'}: {q.reason}", highlight=False)
     if len(report.quarantined) > 10:
@@ -303,15 +307,29 @@ def incidents_show(incident_id: str, as_json: JsonOpt = False) -> None:
 @actions_app.command("list")
 def actions_list(
     status: Annotated[str | None, typer.Option(help="proposed, approved, rejected, succeeded, …")] = None,
+    stale: Annotated[bool, typer.Option(
+        "--stale", help="Only claims left executing past their executor's deadline plus a margin (a crash "
+        "between claim and outcome): never run again, for an operator to check.")] = False,
+    older_than: Annotated[float | None, typer.Option(
+        min=0, help="With --stale: claimed more than this many seconds ago (default: the longest executor "
+        "deadline plus OPSLOOP_ACTION_STALE_MARGIN_SECONDS).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Actions and their state."""
-    with _store(_settings())() as s:
-        acts = repo.list_actions(s, status)
+    settings = _settings()
+    if stale and status not in (None, ActionStatus.executing.value):
+        _fail("--stale lists executing actions; it cannot be combined with another --status")
+    threshold = (older_than if older_than is not None else stale_after_seconds(settings)) if stale else 0.0
+    with _store(settings)() as s:
+        if stale:
+            acts = repo.stale_executions(s, threshold)
+        else:
+            acts = repo.list_actions(s, status)
     if as_json:
         typer.echo(json.dumps([a.model_dump(mode="json") for a in acts], indent=2))
         return
-    t = Table(title=f"{len(acts)} action(s)")
+    title = f"{len(acts)} stale claim(s), executing for over {threshold:g} s" if stale else f"{len(acts)} action(s)"
+    t = Table(title=title)
     for col in ("id", "incident", "type", "risk", "confidence", "status", "needs approval"):
         t.add_column(col)
     for a in acts:

@@ -31,10 +31,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from opsloop.domain import Policy
 from opsloop.llm.base import LLMKind
-
-if TYPE_CHECKING:
-    from opsloop.actions.policy import Policy
 
 ENV_PREFIX = "OPSLOOP_"
 NESTED_DELIMITER = "__"
@@ -92,13 +90,20 @@ class ActionsConfig(_Group):
     ``auto_execute_confidence``: a low-risk action whose assessment confidence reaches it runs
     without approval; ``approval_ttl_seconds``: how long (seconds) a proposal or an approval stays
     valid; ``webhook_url``/``webhook_secret``: where the webhook executor POSTs and the HMAC-SHA256
-    key it signs with.
+    key it signs with; ``timeout_seconds`` per executor call (unless the executor declares
+    ``deadline_seconds``), ``retries`` after an executor raised, ``backoff_seconds`` (sleep
+    ``backoff * 2**i`` before retry ``i + 1``), ``stale_margin_seconds`` after its deadline at which an
+    ``executing`` claim that never finished is reported as stale (:mod:`opsloop.actions.outbox`).
     """
 
     auto_execute_confidence: float = Field(0.7, ge=0, le=1)
     approval_ttl_seconds: float = Field(4 * 3600.0, ge=0)
     webhook_url: str = ""
     webhook_secret: SecretStr = SecretStr("")
+    timeout_seconds: float = Field(30.0, gt=0)
+    retries: int = Field(2, ge=0)
+    backoff_seconds: float = Field(0.5, ge=0)
+    stale_margin_seconds: float = Field(60.0, ge=0)
 
 
 class RagConfig(_Group):
@@ -252,12 +257,12 @@ class Settings(BaseSettings):
         """Keyword arguments, then nested variables, then the flat ones (no dotenv, no secrets dir)."""
         return init_settings, NestedEnvSource(settings_cls), FlatEnvSource(settings_cls)
 
-    def policy(self) -> Policy:
-        """The approval policy these settings describe."""
-        from opsloop.actions.policy import Policy
-
+    def policy(self, pack: Any = None) -> Policy:
+        """The approval policy these settings describe; with a domain ``pack``
+        (:class:`opsloop.packs.model.Pack`), only its ``actions.auto_execute`` types run alone."""
+        types = frozenset(pack.actions.auto_execute) if pack is not None else None
         return Policy(auto_execute_confidence=self.actions.auto_execute_confidence,
-                      approval_ttl_seconds=self.actions.approval_ttl_seconds)
+                      approval_ttl_seconds=self.actions.approval_ttl_seconds, auto_execute_types=types)
 
     def resolved_database_url(self) -> str:
         """The SQLAlchemy URL in force: ``database_url`` or SQLite at ``home/opsloop.db``."""

@@ -414,3 +414,55 @@ class CycleReport(_Model):
     quarantined: list[Quarantined] = Field(default_factory=list)
     incident_ids: list[str] = Field(default_factory=list)
     parameters: dict[str, Any] = Field(default_factory=dict)  # values chosen from the data, e.g. DBSCAN eps
+
+
+class Role(str, Enum):
+    """API/CLI roles, in increasing order of power: ``viewer < operator < approver < admin``."""
+
+    viewer = "viewer"
+    operator = "operator"
+    approver = "approver"
+    admin = "admin"
+
+    @property
+    def rank(self) -> int:
+        """0 for ``viewer`` … 3 for ``admin``; a caller may do what any role of lower or equal rank may."""
+        return ROLES.index(self.value)
+
+
+ROLES: tuple[str, ...] = tuple(r.value for r in Role)
+
+
+class Policy(BaseModel):
+    """The approval policy: what may run by itself, how many approvers the rest need, and for how long
+    an approval stays valid. Enforced by :mod:`opsloop.store.repository`, never by a UI.
+
+    ``auto_execute_confidence``: a ``low``-risk action whose assessment confidence is at least this
+    runs without approval. ``auto_execute_types``: when set, only these action types may run without
+    approval (``None``: any low-risk type). ``approvers``: distinct approvers needed per risk
+    (``critical`` needs two). ``approval_ttl_seconds``: an approval older than this no longer allows
+    execution, and a proposal older than this expires. Nobody may approve an action they proposed by
+    hand; a rejection needs a reason."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    auto_execute_confidence: float = 0.7
+    auto_execute_types: frozenset[str] | None = None
+    approvers: dict[Risk, int] = {Risk.low: 1, Risk.medium: 1, Risk.high: 1, Risk.critical: 2}
+    approval_ttl_seconds: float = 4 * 3600.0
+
+    def auto_executes(self, risk: Risk, confidence: float, action_type: str | None = None,
+                      read_only: bool = False) -> bool:
+        """Whether an action of ``risk`` and assessment ``confidence`` (in [0, 1]) may run without a
+        human. With an allow-list (``auto_execute_types``) the ``action_type`` must be in it; an
+        unnamed type is then never allowed. A ``read_only`` low-risk action (it changes nothing, e.g.
+        collecting diagnostics) needs no particular confidence."""
+        if risk != Risk.low or (confidence < self.auto_execute_confidence and not read_only):
+            return False
+        return self.auto_execute_types is None or (action_type is not None and action_type in self.auto_execute_types)
+
+    def approvers_needed(self, risk: Risk) -> int:
+        return self.approvers[risk]
+
+
+class PolicyViolation(PermissionError):
+    """The actor may not make this change (e.g. approving their own proposal)."""

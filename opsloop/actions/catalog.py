@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from opsloop.actions.policy import Policy
+from opsloop.domain import Policy
 from opsloop.domain import ActionStatus, Incident, ProposedAction, Risk, stable_hash
 
 class ParamSpec(BaseModel):
@@ -87,6 +87,17 @@ def spec_for(action_type: str, pack: str | Path) -> ActionSpec:
     raise KeyError(f"action type {action_type!r} is in no catalog (pack {pack}, built-in packs {', '.join(BUILTIN)})")
 
 
+def all_specs(pack: str | Path) -> list[ActionSpec]:
+    """Every catalog entry of ``pack`` and of the built-in packs (each type once, ``pack``'s first)."""
+    from opsloop.packs import BUILTIN, load_pack
+
+    out: dict[str, ActionSpec] = {}
+    for name in dict.fromkeys([str(pack), *BUILTIN]):
+        for spec in load_catalog(load_pack(name).catalog_path).actions:
+            out.setdefault(spec.type, spec)
+    return list(out.values())
+
+
 def _fill_params(spec: ActionSpec, incident: Incident) -> dict[str, Any]:
     """Parameters from the incident's computed facts (never from free text)."""
     facts: dict[str, Any] = {
@@ -108,12 +119,10 @@ def _fill_params(spec: ActionSpec, incident: Incident) -> dict[str, Any]:
     return out
 
 
-def propose_actions(incident: Incident, catalog: Catalog, policy: Policy, max_actions: int = 3,
-                    auto_execute: frozenset[str] = frozenset()) -> list[ProposedAction]:
+def propose_actions(incident: Incident, catalog: Catalog, policy: Policy, max_actions: int = 3) -> list[ProposedAction]:
     """Catalog actions for the incident's category: at most ``max_actions``, the most specific to the
     category first (fewest categories), then lowest risk. An action may run without approval only
-    if its type is in ``auto_execute`` (the pack's list) and the policy allows its risk and
-    confidence.
+    if the policy allows its type (the pack's ``auto_execute`` list), risk and confidence.
 
     Actions whose required parameters cannot be filled from the incident's facts are skipped. The
     idempotency key hashes incident id, type and parameters, so re-proposing is a no-op.
@@ -127,8 +136,7 @@ def propose_actions(incident: Incident, catalog: Catalog, policy: Policy, max_ac
         if any(p.required and name not in params for name, p in spec.params.items()):
             continue
         key = stable_hash([incident.id, spec.type, params], 32)
-        auto = spec.type in auto_execute and (
-            (spec.read_only and spec.risk == Risk.low) or policy.auto_executes(spec.risk, confidence))
+        auto = policy.auto_executes(spec.risk, confidence, spec.type, read_only=spec.read_only)
         out.append(
             ProposedAction(
                 id="act-" + key[:12], incident_id=incident.id, type=spec.type, params=params,

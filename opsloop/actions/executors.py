@@ -20,14 +20,20 @@ from typing import Any, Protocol
 
 import httpx
 
+from opsloop.actions.catalog import spec_for
+from opsloop.config import Settings
 from opsloop.domain import ProposedAction
 
 
 class Executor(Protocol):
+    """Carries out one action. An executor may also declare ``deadline_seconds`` (float): how long one
+    ``execute`` call may take at most; :mod:`opsloop.actions.outbox` times it out after that (default
+    ``OPSLOOP_ACTION_TIMEOUT_SECONDS``)."""
+
     name: str
 
     def execute(self, action: ProposedAction) -> tuple[bool, dict[str, Any]]:
-        """Run the action; returns (succeeded?, result details)."""
+        """Run the action; returns (succeeded?, result details). May raise; the caller records it."""
 
 
 class SimulatedExecutor:
@@ -63,6 +69,12 @@ class WebhookExecutor:
     backoff: float = 0.5
     name: str = "webhook"
 
+    @property
+    def deadline_seconds(self) -> float:
+        """Seconds one :meth:`execute` may take at most: every attempt at twice ``timeout`` (connect
+        and read) plus the backoff sleeps. The outbox times the call out after this."""
+        return (self.retries + 1) * 2 * self.timeout + sum(self.backoff * 2**i for i in range(self.retries))
+
     def execute(self, action: ProposedAction) -> tuple[bool, dict[str, Any]]:
         body = json.dumps({"action": action.model_dump(mode="json"), "idempotency_key": action.idempotency_key},
                           sort_keys=True).encode()
@@ -85,3 +97,16 @@ class WebhookExecutor:
                 if resp.status_code < 500:
                     break
         return False, {"executor": self.name, "errors": errors, "idempotency_key": action.idempotency_key}
+
+
+def executor_for(action_type: str, settings: Settings) -> Executor:
+    """The catalog's executor for ``action_type`` (its entry by
+    :func:`~opsloop.actions.catalog.spec_for` in the settings' pack). Raises ``KeyError`` for a type not in the catalog,
+    ``ValueError`` if it uses ``webhook`` and ``OPSLOOP_WEBHOOK_URL`` is not set."""
+    spec = spec_for(action_type, settings.pack)
+    if spec.executor == "webhook":
+        if not settings.actions.webhook_url:
+            raise ValueError(f"action {action_type} uses the webhook executor but OPSLOOP_WEBHOOK_URL is not set")
+        return WebhookExecutor(url=settings.actions.webhook_url,
+                               secret=settings.actions.webhook_secret.get_secret_value())
+    return SimulatedExecutor()

@@ -1,35 +1,25 @@
-"""Action operations as the CLI, the API and the pipeline call them: approve, reject, execute.
+"""Action operations as the CLI and the API call them: approve, reject, execute.
 
 Each runs its state changes as store transactions through :mod:`opsloop.store.repository`, which
-enforces the gate; an executor runs only after ``approved → executing`` was claimed, outside any
-transaction, and its outcome is stored in a second transaction.
+enforces the gate. Execution goes through :func:`opsloop.actions.outbox.execute_claimed`, the same
+path the outbox uses: ``approved → executing`` claimed once, the executor run outside any
+transaction with a timeout and bounded retries, the outcome stored in a second transaction.
 """
 
 from __future__ import annotations
 
-from opsloop.actions.catalog import spec_for
-from opsloop.actions.executors import Executor, SimulatedExecutor, WebhookExecutor
-from opsloop.actions.policy import Policy
+from opsloop.actions.executors import Executor, executor_for
+from opsloop.actions.outbox import ExecutionLimits, execute_claimed
 from opsloop.config import Settings
-from opsloop.domain import ActionStatus, ProposedAction
+from opsloop.domain import ActionStatus, Policy, ProposedAction
 from opsloop.store import repository as repo
 from opsloop.store.session import Store
+
+__all__ = ["Expired", "approve", "execute", "executor_for", "reject"]
 
 
 class Expired(repo.Conflict):
     """The proposal or approval outlived the approval TTL and is now ``expired``."""
-
-
-def executor_for(action_type: str, settings: Settings) -> Executor:
-    """The catalog's executor for ``action_type`` (:func:`~opsloop.actions.catalog.spec_for` the
-    settings' pack; ``webhook`` needs ``OPSLOOP_WEBHOOK_URL``)."""
-    spec = spec_for(action_type, settings.pack)
-    if spec.executor == "webhook":
-        if not settings.actions.webhook_url:
-            raise ValueError(f"action {action_type} uses the webhook executor but OPSLOOP_WEBHOOK_URL is not set")
-        return WebhookExecutor(url=settings.actions.webhook_url,
-                               secret=settings.actions.webhook_secret.get_secret_value())
-    return SimulatedExecutor()
 
 
 def approve(store: Store, action_id: str, actor: str, policy: Policy) -> tuple[ProposedAction, bool]:
@@ -48,15 +38,16 @@ def reject(store: Store, action_id: str, actor: str, reason: str) -> ProposedAct
 
 def execute(store: Store, action_id: str, actor: str, policy: Policy, settings: Settings,
             executor: Executor | None = None) -> ProposedAction:
-    """Claim, run and record one execution. Of racing or repeated calls exactly one runs the executor;
-    the others raise ``Conflict``. An executor exception is recorded as ``failed``."""
-    with store.begin() as s:
-        action = repo.claim_execution(s, action_id, actor, policy)
+    """Claim, run and record one execution (:func:`~opsloop.actions.outbox.execute_claimed`); returns
+    the action ``succeeded`` or ``failed``. Of racing or repeated calls exactly one runs the executor;
+    the others raise ``Conflict``. ``executor`` defaults to the catalog's; one that cannot be built
+    (``ValueError``, e.g. no webhook URL) is reported before anything is claimed. Raises ``NotFound``,
+    ``Conflict``, ``Expired`` (the approval outlived the TTL; nothing ran)."""
+    if executor is None:
+        with store() as s:
+            action_type = repo.get_action(s, action_id).type
+        executor = executor_for(action_type, settings)
+    action = execute_claimed(store, action_id, actor, policy, executor, ExecutionLimits.for_executor(executor, settings))
     if action.status == ActionStatus.expired:
         raise Expired(f"action {action_id}'s approval expired before execution (TTL {policy.approval_ttl_seconds:.0f} s)")
-    try:
-        ok, result = (executor or executor_for(action.type, settings)).execute(action)
-    except Exception as exc:  # noqa: BLE001 -- the outcome must be recorded whatever the executor did
-        ok, result = False, {"error": f"{type(exc).__name__}: {exc}"}
-    with store.begin() as s:
-        return repo.finish_execution(s, action_id, actor, ok, result)
+    return action

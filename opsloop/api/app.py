@@ -9,11 +9,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from opsloop import __version__
-from opsloop.actions.policy import PolicyViolation
 from opsloop.api.metrics import Metrics
 from opsloop.api.routes import router
 from opsloop.config import Settings
 from opsloop.data.loaders import InputError
+from opsloop.domain import PolicyViolation
 from opsloop.store import repository as repo
 from opsloop.store.session import open_store
 

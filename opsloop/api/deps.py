@@ -15,10 +15,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from opsloop.config import Settings
+from opsloop.domain import ROLES
 from opsloop.store import repository as repo
 from opsloop.store.session import Store
 
-RANK = {role: i for i, role in enumerate(repo.ROLES)}
+RANK = {role: i for i, role in enumerate(ROLES)}
 _bearer = HTTPBearer(auto_error=False, description="An opsloop API token (`opsloop tokens create`).")
 
 

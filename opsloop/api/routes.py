@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from opsloop.actions import service
+from opsloop.actions.outbox import stale_after_seconds
 from opsloop.api.deps import Admin, Approver, Operator, SessionDep, SettingsDep, StoreDep, Viewer
 from opsloop.api.schemas import (
     CandidateOut,
@@ -128,11 +129,25 @@ def get_incident(incident_id: str, session: SessionDep, _: Viewer) -> Incident:
     return repo.get_incident(session, incident_id)
 
 
-@router.get("/actions", tags=["actions"])
-def list_actions(session: SessionDep, _: Viewer,
-                 status_: Annotated[str | None, Query(alias="status", max_length=16)] = None) -> list[ProposedAction]:
-    """Actions, oldest first."""
-    return repo.list_actions(session, status_)
+@router.get("/actions", tags=["actions"], responses={422: {"description": "stale=true with another status"}})
+def list_actions(
+    session: SessionDep, settings: SettingsDep, _: Viewer,
+    status_: Annotated[str | None, Query(alias="status", max_length=16)] = None,
+    stale: Annotated[bool, Query(description=(
+        "Only stale claims: actions left `executing` longer than their executor's deadline plus "
+        "`OPSLOOP_ACTION_STALE_MARGIN_SECONDS` (a crash between claim and outcome). They are never run "
+        "again; an operator checks whether the side effect happened. Oldest claim first."))] = False,
+    older_than_seconds: Annotated[float | None, Query(ge=0, le=10**9, description=(
+        "With `stale=true`: claimed more than this many seconds ago (default: the longest executor "
+        "deadline plus the margin)."))] = None,
+) -> list[ProposedAction]:
+    """Actions, oldest first; with ``stale=true``, the claims that never finished."""
+    if not stale:
+        return repo.list_actions(session, status_)
+    if status_ not in (None, "executing"):
+        raise HTTPException(422, "stale=true lists executing actions; it cannot be combined with another status")
+    threshold = older_than_seconds if older_than_seconds is not None else stale_after_seconds(settings)
+    return repo.stale_executions(session, threshold)
 
 
 @router.get("/actions/{action_id}", tags=["actions"], responses={404: {"description": "no such action"}})

@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from opsloop.actions.catalog import load_catalog, propose_actions
-from opsloop.actions.service import executor_for
+from opsloop.actions.outbox import run_outbox
 from opsloop.clustering.drain import LogTemplateMiners, detect_templates
 from opsloop.clustering.embedders import get_embedder
 from opsloop.clustering.logs import signatures
@@ -220,29 +220,27 @@ def decide(candidates: list[Incident], signals: Signals, index: RunbookIndex | N
 
 def act(session: Session, incidents: list[Incident], settings: Settings,
         rules: list[Assessment] | None = None, pack: Pack | None = None) -> tuple[list[Incident], dict[str, int]]:
-    """Store incidents (dedup by fingerprint), propose catalog actions from the rule-based assessment
-    (``rules``, one per incident; default the incident's own), auto-execute the allowed ones."""
+    """Store incidents (dedup by fingerprint) and propose catalog actions from the rule-based assessment
+    (``rules``, one per incident; default the incident's own). An action the pack and the policy let
+    run alone is stored ``approved`` by ``policy``, not executed: :func:`~opsloop.actions.outbox.run_outbox`
+    runs it after the caller's transaction commits."""
     rules = rules if rules is not None else [inc.assessment for inc in incidents]
     pack = pack or load_pack(settings.pack)
-    catalog, policy = load_catalog(pack.catalog_path), settings.policy()
+    catalog, policy = load_catalog(pack.catalog_path), settings.policy(pack)
     gap = timedelta(seconds=settings.correlation.merge_gap_seconds)
-    counts = {"incidents_new": 0, "incidents_updated": 0, "actions_new": 0, "actions_auto_executed": 0}
+    counts = {"incidents_new": 0, "incidents_updated": 0, "actions_new": 0, "actions_auto_approved": 0}
     stored: list[str] = []
     seen: set[str] = set()
     for inc, rule in zip(incidents, rules, strict=True):
         inc, created = repo.upsert_incident(session, inc, gap)
         counts["incidents_new" if created else "incidents_updated"] += 1
-        for action in propose_actions(inc.model_copy(update={"assessment": rule}), catalog, policy,
-                                      auto_execute=frozenset(pack.actions.auto_execute)):
+        for action in propose_actions(inc.model_copy(update={"assessment": rule}), catalog, policy):
             action, new = repo.add_action(session, action)
             counts["actions_new"] += new
             if new and not action.requires_approval:
                 repo.transition_action(session, action.id, ActionStatus.proposed, ActionStatus.approved, "policy",
                                        reason="low risk above the auto-execute confidence")
-                repo.claim_execution(session, action.id, "policy", policy)
-                ok, result = executor_for(action.type, settings).execute(action)
-                repo.finish_execution(session, action.id, "policy", ok, result)
-                counts["actions_auto_executed"] += 1
+                counts["actions_auto_approved"] += 1
         if inc.id not in seen:
             seen.add(inc.id)
             stored.append(inc.id)
@@ -276,12 +274,23 @@ def run_cycle(
         report = CycleReport(
             id="cyc-" + uuid.uuid4().hex[:12], window=signals.window,
             counts={**signals.counts(), "anomalies": len(anomalies), "clusters": len(clusters),
-                    "incidents": len(incidents), **act_counts, **llm_counts},
+                    "incidents": len(incidents), **act_counts, "actions_auto_executed": 0, "actions_failed": 0,
+                    **llm_counts},
             stage_seconds=clock.seconds, degradations=degradations, quarantined=signals.quarantined,
             incident_ids=[i.id for i in incidents], parameters=learned.parameters,
         )
         repo.record_cycle(session, report)
         save_themes(session, learned.themes)
         save_drain_states(session, learned.drain)
+    with clock.stage("outbox"):  # side effects only after the cycle's results are committed
+        outbox = run_outbox(store, settings)
+        report.counts.update(actions_auto_executed=outbox.executed, actions_failed=outbox.failed,
+                             actions_stale=outbox.stale)
+        with store.begin() as session:
+            repo.update_cycle_counts(session, report.id, report.counts)
+        if outbox.executed:
+            with store() as session:
+                incidents = [repo.get_incident(session, i.id) for i in incidents]
     report.stage_seconds["act"] = clock.seconds.get("act", 0.0)
+    report.stage_seconds["outbox"] = clock.seconds.get("outbox", 0.0)
     return CycleResult(report=report, incidents=incidents, anomalies=anomalies, clusters=clusters)

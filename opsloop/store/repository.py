@@ -15,13 +15,15 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from opsloop.actions.policy import Policy, PolicyViolation
 from opsloop.domain import (
+    ROLES,
     SEVERITY_RANK,
     ActionStatus,
     AuditEvent,
     CycleReport,
     Incident,
+    Policy,
+    PolicyViolation,
     ProposedAction,
     Quarantined,
     Risk,
@@ -109,6 +111,19 @@ def record_cycle(session: Session, report: CycleReport) -> None:
         QuarantineRow(cycle_id=report.id, file=q.file, line=q.line, field=q.field, reason=q.reason)
         for q in report.quarantined
     )
+
+
+def update_cycle_counts(session: Session, cycle_id: str, counts: dict[str, int]) -> CycleReport:
+    """Merge ``counts`` into the stored report of cycle ``cycle_id`` (figures known only after the
+    cycle's transaction committed, e.g. the outbox's); returns the updated report. ``NotFound`` if absent."""
+    row = session.get(CycleRow, cycle_id)
+    if row is None:
+        raise NotFound(f"no cycle {cycle_id!r}")
+    report = dict(row.report)
+    report["counts"] = {**report.get("counts", {}), **counts}
+    row.report = report  # a new dict, so the JSON column is written
+    session.flush()
+    return CycleReport.model_validate(report)
 
 
 def list_cycles(session: Session, limit: int = 50) -> list[dict[str, Any]]:
@@ -253,6 +268,31 @@ def list_actions(session: Session, status: str | None = None, incident_id: str |
     return [_action_from_row(r) for r in session.execute(q).scalars()]
 
 
+def approved_auto_actions(session: Session, limit: int | None = None) -> list[ProposedAction]:
+    """Actions the policy approved to run without a human (``approved``, ``requires_approval`` false,
+    decided by ``policy``), oldest first, at most ``limit``: the outbox's queue."""
+    q = (select(ActionRow).where(ActionRow.status == ActionStatus.approved.value, ActionRow.requires_approval.is_(False),
+                                 ActionRow.decided_by == "policy")
+         .order_by(ActionRow.created_at, ActionRow.id))
+    if limit is not None:
+        q = q.limit(limit)
+    return [_action_from_row(r) for r in session.execute(q).scalars()]
+
+
+def stale_executions(session: Session, older_than_seconds: float, at: datetime | None = None) -> list[ProposedAction]:
+    """Actions claimed (``executing``) more than ``older_than_seconds`` before ``at`` (default now,
+    UTC) and never finished: a crash between claim and outcome. Oldest claim first.
+
+    Nothing re-claims them (``claim_execution`` only moves ``approved`` actions): whether the side
+    effect happened is unknown, so they are reported for an operator, never run again."""
+    if older_than_seconds < 0:
+        raise ValueError(f"older_than_seconds must be >= 0, got {older_than_seconds}")
+    cutoff = (at or now()) - timedelta(seconds=older_than_seconds)
+    q = (select(ActionRow).where(ActionRow.status == ActionStatus.executing.value, ActionRow.updated_at < cutoff)
+         .order_by(ActionRow.updated_at, ActionRow.id))
+    return [_action_from_row(r) for r in session.execute(q).scalars()]
+
+
 def get_action(session: Session, action_id: str) -> ProposedAction:
     row = session.get(ActionRow, action_id)
     if row is None:
@@ -361,10 +401,12 @@ def claim_execution(session: Session, action_id: str, actor: str, policy: Policy
     return transition_action(session, action_id, ActionStatus.approved, ActionStatus.executing, actor)
 
 
-def finish_execution(session: Session, action_id: str, actor: str, ok: bool, result: dict[str, Any]) -> ProposedAction:
-    """``executing → succeeded|failed`` with the executor's result."""
+def finish_execution(session: Session, action_id: str, actor: str, ok: bool, result: dict[str, Any],
+                     reason: str | None = None) -> ProposedAction:
+    """``executing → succeeded|failed`` with the executor's result (stored on the action) and, for a
+    failure, its ``reason`` (also in the audit event). ``Conflict`` if the action is not ``executing``."""
     to = ActionStatus.succeeded if ok else ActionStatus.failed
-    return transition_action(session, action_id, ActionStatus.executing, to, actor, result=result)
+    return transition_action(session, action_id, ActionStatus.executing, to, actor, reason=reason, result=result)
 
 
 def action_detail(session: Session, action_id: str) -> dict[str, Any]:
@@ -382,7 +424,6 @@ def action_detail(session: Session, action_id: str) -> dict[str, Any]:
 
 
 # -- tokens -------------------------------------------------------------------------------------
-ROLES = ("viewer", "operator", "approver", "admin")
 
 
 def _token_hash(token: str) -> str:

@@ -12,7 +12,7 @@ import pytest
 
 from opsloop.actions.catalog import CATALOG_PATH, load_catalog
 from opsloop.actions.executors import SimulatedExecutor, WebhookExecutor, sign
-from opsloop.actions.policy import Policy
+from opsloop.domain import Policy
 from opsloop.domain import ProposedAction, Risk
 from opsloop.packs import load_pack
 
@@ -50,6 +50,11 @@ def test_policy():
     assert p.auto_executes(Risk.low, 0.7) and not p.auto_executes(Risk.low, 0.69)
     assert not p.auto_executes(Risk.medium, 1.0)
     assert [p.approvers_needed(r) for r in Risk] == [1, 1, 1, 2]
+    only = Policy(auto_execute_types=frozenset({"open_ticket"}))
+    assert only.auto_executes(Risk.low, 0.9, "open_ticket")
+    assert not only.auto_executes(Risk.low, 0.9, "page_oncall") and not only.auto_executes(Risk.low, 0.9)
+    assert not only.auto_executes(Risk.medium, 0.9, "open_ticket")
+    assert p.auto_executes(Risk.low, 0.9, "anything")
 
 
 class _Receiver(BaseHTTPRequestHandler):
