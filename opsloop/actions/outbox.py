@@ -67,7 +67,7 @@ class ExecutionLimits:
 
     @classmethod
     def for_executor(cls, executor: Executor, settings: Settings) -> ExecutionLimits:
-        """The executor's own ``deadline_seconds`` if it declares one, else ``action_timeout_seconds``;
+        """The executor's own ``deadline_seconds`` if it declares one, else the settings' ``actions.timeout_seconds``;
         retries and backoff from ``settings``."""
         timeout = getattr(executor, "deadline_seconds", None) or settings.actions.timeout_seconds
         return cls(float(timeout), settings.actions.retries, settings.actions.backoff_seconds)

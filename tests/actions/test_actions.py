@@ -10,13 +10,14 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from opsloop.actions.catalog import CATALOG_PATH, load_catalog
+from opsloop.actions.catalog import load_catalog, spec_for
 from opsloop.actions.executors import SimulatedExecutor, WebhookExecutor, sign
 from opsloop.domain import Policy
 from opsloop.domain import ProposedAction, Risk
 from opsloop.packs import load_pack
 
 CATEGORIES = load_pack("checkout").category_names
+CATALOG_PATH = load_pack("checkout").catalog_path
 
 
 def action(**kw) -> ProposedAction:
@@ -26,7 +27,7 @@ def action(**kw) -> ProposedAction:
 
 
 def test_catalog_loads_and_covers_every_category():
-    catalog = load_catalog()
+    catalog = load_catalog(CATALOG_PATH)
     for category in CATEGORIES:
         assert 2 <= len(catalog.for_category(category)) <= 4, category
     assert catalog.get("enable_payment_provider_failover").risk == Risk.critical
@@ -55,6 +56,17 @@ def test_policy():
     assert not only.auto_executes(Risk.low, 0.9, "page_oncall") and not only.auto_executes(Risk.low, 0.9)
     assert not only.auto_executes(Risk.medium, 0.9, "open_ticket")
     assert p.auto_executes(Risk.low, 0.9, "anything")
+    read_only = Policy(auto_execute_types=frozenset({"collect_diagnostics"}))
+    assert read_only.auto_executes(Risk.low, 0.1, "collect_diagnostics", read_only=True)
+    assert not read_only.auto_executes(Risk.low, 0.1, "collect_diagnostics")
+    assert not read_only.auto_executes(Risk.medium, 1.0, "collect_diagnostics", read_only=True)
+
+
+def test_action_specs_are_found_in_the_pack_then_the_built_in_catalogs():
+    assert spec_for("collect_diagnostics", "generic").read_only
+    assert spec_for("resync_webhook_secret", "generic").risk == Risk.medium  # stored by a checkout cycle
+    with pytest.raises(KeyError, match="in no catalog"):
+        spec_for("rm_rf", "generic")
 
 
 class _Receiver(BaseHTTPRequestHandler):

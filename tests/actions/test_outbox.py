@@ -4,6 +4,8 @@ never run again."""
 
 from __future__ import annotations
 
+import shutil
+
 import json
 import sqlite3
 import threading
@@ -20,6 +22,7 @@ from typer.testing import CliRunner
 from opsloop.actions import outbox, service
 from opsloop.actions.outbox import ExecutionLimits, run_outbox, stale_after_seconds
 from opsloop.config import Settings
+from opsloop.packs import load_pack
 from opsloop.domain import ActionStatus, Assessment, Incident, Kind, Policy, ProposedAction, Severity
 from opsloop.pipeline.cycle import act, run_cycle
 from opsloop.pipeline.observe import observe
@@ -59,11 +62,24 @@ class Recording:
         return True, {"executor": self.name, "did": action.type}
 
 
-def _settings(tmp_path: Path, url: str, **kw) -> Settings:
-    base = dict(home=tmp_path / "home", database_url=url, embedder="tfidf", auto_execute_confidence=0.0,
-                action_timeout_seconds=5.0, action_retries=2, action_backoff_seconds=0.01,
-                action_stale_margin_seconds=0.0)
-    return Settings(**{**base, **kw})
+def _pack(tmp_path: Path) -> Path:
+    """The checkout pack with both of its low-risk ``kpi_anomaly`` actions (open_ticket, page_oncall)
+    allowed to run alone, so that one KPI incident gives two auto-runnable actions."""
+    target = tmp_path / "pack"
+    if not target.exists():
+        shutil.copytree(load_pack("checkout").root, target)
+        text = (target / "pack.yaml").read_text().replace("auto_execute: [open_ticket]",
+                                                          "auto_execute: [open_ticket, page_oncall]")
+        (target / "pack.yaml").write_text(text)
+    return target
+
+
+def _settings(tmp_path: Path, url: str, **actions) -> Settings:
+    """Settings for these tests; ``actions``: fields of the ``actions`` group to override."""
+    group = dict(auto_execute_confidence=0.0, timeout_seconds=5.0, retries=2, backoff_seconds=0.01,
+                 stale_margin_seconds=0.0)
+    return Settings(home=tmp_path / "home", database_url=url, embedder="tfidf", pack=str(_pack(tmp_path)),
+                    actions={**group, **actions})
 
 
 def _incident(fp: str = "fp-1") -> Incident:
@@ -170,7 +186,7 @@ def test_nothing_runs_twice(tmp_path, store_url):
 
 
 def test_human_execution_shares_the_claimed_path(tmp_path, sqlite_url):
-    store, settings = open_store(sqlite_url), _settings(tmp_path, sqlite_url, action_retries=1)
+    store, settings = open_store(sqlite_url), _settings(tmp_path, sqlite_url, retries=1)
     (first, second) = _act(store, settings, [_incident()])
     executor = Recording(fail_first=10)
     done = service.execute(store, first.id, "alice", settings.policy(), settings, executor=executor)
@@ -197,7 +213,7 @@ def test_allow_list_keeps_other_types_for_a_human(tmp_path, sqlite_url):
 
 
 def test_crash_after_claim_is_reported_never_rerun(tmp_path, store_url, monkeypatch):
-    settings = _settings(tmp_path, store_url, action_timeout_seconds=0.2, action_retries=0)
+    settings = _settings(tmp_path, store_url, timeout_seconds=0.2, retries=0)
     store = open_store(store_url)
     crashed, other = _act(store, settings, [_incident()])
     with store.begin() as s:  # the claim commits, then the process "dies" before running the executor
@@ -217,9 +233,9 @@ def test_crash_after_claim_is_reported_never_rerun(tmp_path, store_url, monkeypa
 
     monkeypatch.setenv("OPSLOOP_HOME", str(settings.home))
     monkeypatch.setenv("OPSLOOP_DATABASE_URL", store_url)
-    monkeypatch.setenv("OPSLOOP_ACTION_TIMEOUT_SECONDS", "0.2")
-    monkeypatch.setenv("OPSLOOP_ACTION_RETRIES", "0")
-    monkeypatch.setenv("OPSLOOP_ACTION_STALE_MARGIN_SECONDS", "0")
+    monkeypatch.setenv("OPSLOOP_ACTIONS__TIMEOUT_SECONDS", "0.2")
+    monkeypatch.setenv("OPSLOOP_ACTIONS__RETRIES", "0")
+    monkeypatch.setenv("OPSLOOP_ACTIONS__STALE_MARGIN_SECONDS", "0")
     from opsloop.cli import app
 
     cli = CliRunner()
