@@ -21,7 +21,8 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from opsloop.packs.checkout import names as C
-from opsloop.domain import Anomaly, Citation, Incident, Kind, RiskReport, SeriesKey, Severity, TicketCluster
+from opsloop.domain import Anomaly, Citation, Incident, Kind, RiskReport, Severity, TicketCluster
+from opsloop.evidence import ErrorRateEvidence, EventRatioEvidence, RobustZEvidence
 from opsloop.llm import LRUCache, get_llm, narrate
 from opsloop.packs import load_pack
 from opsloop.pipeline.decide import assess
@@ -44,25 +45,22 @@ def synthetic_incident(i: int) -> Incident:
         endpoint = "POST /webhooks/orders" if cat == "webhook_auth" else "POST /v1/checkout/sessions"
         status = 403 if cat == "webhook_auth" else 401
         errors, requests = 150 + 37 * i, 900 + 110 * i
-        a = Anomaly(detector="error_rate", kind=Kind.hard, score=20.0 + i,
-                    series=SeriesKey.of("http_errors", endpoint=endpoint, status=status),
-                    observed=errors / requests, expected=0.003, **common,
-                    evidence={"endpoint": endpoint, "status": status, "errors": errors, "requests": requests,
-                              "error_rate": errors / requests, "baseline_rate": 0.003,
-                              "examples": [f"{endpoint} status={status} merchant={merchants[0]}"]})
+        a = Anomaly(kind=Kind.hard, **common, evidence=ErrorRateEvidence(
+            metric="http_errors", labels={"endpoint": endpoint, "status": str(status)}, score=20.0 + i,
+            observed=errors / requests, expected=0.003, endpoint=endpoint, status=status, errors=errors,
+            requests=requests, examples=[f"{endpoint} status={status} merchant={merchants[0]}"]))
         kind, title = Kind.hard, f"HTTP {status} on {endpoint}"
     elif cat == "event_loss":
         up, down = 800 + 50 * i, 520 + 20 * i
-        a = Anomaly(detector="ratio", kind=Kind.soft, score=12.0 + i,
-                    series=SeriesKey.of("event_ratio", stage=stage), observed=down / up, expected=0.98, **common,
-                    evidence={"upstream": up, "downstream": down, "upstream_event": C.EVENT_PAYMENT_SUCCEEDED,
-                              "downstream_event": C.EVENT_ORDER_CREATED, "stage": stage, "ratio": down / up,
-                              "baseline_ratio": 0.98, "missing": round(0.98 * up - down)})
+        a = Anomaly(kind=Kind.soft, **common, evidence=EventRatioEvidence(
+            metric=f"{C.EVENT_ORDER_CREATED}/{C.EVENT_PAYMENT_SUCCEEDED}", labels={"stage": stage}, score=12.0 + i,
+            observed=down / up, expected=0.98, direction="down", upstream_event=C.EVENT_PAYMENT_SUCCEEDED,
+            downstream_event=C.EVENT_ORDER_CREATED, upstream=up, downstream=down, missing=round(0.98 * up - down)))
         kind, title = Kind.soft, f"order.created missing for payment.succeeded on {stage}"
     else:
-        a = Anomaly(detector="robust_z", kind=Kind.hard, score=9.0 + i,
-                    series=SeriesKey.of(C.METRIC_P95_LATENCY, stage=stage), observed=2400.0 + 100 * i,
-                    expected=620.0, **common)
+        a = Anomaly(kind=Kind.hard, **common, evidence=RobustZEvidence(
+            metric=C.METRIC_P95_LATENCY, labels={"stage": stage}, score=9.0 + i, observed=2400.0 + 100 * i,
+            expected=620.0))
         kind, title = Kind.hard, f"p95 checkout latency up on {stage}"
     cluster = TicketCluster(id=f"cl-{i}", size=5 + i % 7, top_terms=["checkout", "orders", "merchant"],
                             examples=[{"id": f"t-{i}", "subject": f"Problem with {title.lower()}",
@@ -128,7 +126,8 @@ def main() -> None:
         inc = synthetic_incident(i)
         rule = assess(inc, None, RiskReport(lost_orders=40.0 + 7 * i, revenue_at_risk_window=3200.0 + 560 * i,
                                             revenue_at_risk_per_hour=1600.0 + 100 * i,
-                                            revenue_at_risk_per_day=38400.0 + 2400 * i, interval=(2500.0, 4100.0)))
+                                            revenue_at_risk_per_day=38400.0 + 2400 * i, interval=(2500.0, 4100.0),
+                                            currency="USD"), load_pack("checkout"))
         passages = passages_for(rule.category, chunks, args.passages)
         cases.append((inc, rule.model_copy(update={"citations": passages}), passages))
 

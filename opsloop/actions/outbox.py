@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from opsloop.actions.catalog import all_specs
+from opsloop.actions.catalog import all_specs, spec_for
 from opsloop.actions.executors import Executor, executor_for
 from opsloop.config import Settings
 from opsloop.domain import ActionStatus, Policy, ProposedAction
@@ -223,6 +223,14 @@ class _Tally:
     skips: list[Skipped] = field(default_factory=list)
 
 
+def _read_only(action: ProposedAction, settings: Settings) -> bool:
+    """Whether the catalog marks the action's type read-only (unknown types are not)."""
+    try:
+        return spec_for(action.type, settings.pack).read_only
+    except KeyError:
+        return False
+
+
 def run_outbox(store: Store, settings: Settings, *, actor: str = "policy",
                executor_factory: ExecutorFactory | None = None, limit: int | None = None,
                policy: Policy | None = None) -> OutboxReport:
@@ -242,7 +250,7 @@ def run_outbox(store: Store, settings: Settings, *, actor: str = "policy",
         queue = repo.approved_auto_actions(s, limit)
     tally = _Tally()
     for action in queue:
-        if not policy.auto_executes(action.risk, action.confidence, action.type):
+        if not policy.auto_executes(action.risk, action.confidence, action.type, read_only=_read_only(action, settings)):
             tally.skips.append(Skipped(action.id, "the policy no longer lets this action run without approval"))
             continue
         try:

@@ -283,7 +283,7 @@ def run_cycle(
         save_themes(session, learned.themes)
         save_drain_states(session, learned.drain)
     with clock.stage("outbox"):  # side effects only after the cycle's results are committed
-        outbox = run_outbox(store, settings)
+        outbox = run_outbox(store, settings, policy=settings.policy(pack))
         report.counts.update(actions_auto_executed=outbox.executed, actions_failed=outbox.failed,
                              actions_stale=outbox.stale)
         with store.begin() as session:
