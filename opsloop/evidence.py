@@ -84,6 +84,10 @@ class _Evidence(BaseModel):
         """Text for runbook retrieval (the headline by default)."""
         return [self.headline()]
 
+    def example_lines(self) -> list[str]:
+        """Raw example lines (log messages) behind the evidence: untrusted text (none by default)."""
+        return list(getattr(self, "examples", []))
+
     def attributes(self) -> dict[str, object]:
         """Facts a category rule may test: ``evidence`` (this variant's type), ``metric``,
         ``direction`` and the series labels; variants add their own (``status``, ``endpoint``...)."""
@@ -238,7 +242,9 @@ class LogTemplateEvidence(_Evidence):
     examples: list[str] = Field(default_factory=list)
 
     def headline(self) -> str:
-        return f"{'new' if self.new else 'surging'} log template in {self.service}: {self.template[:80]}"
+        # not "new"/"surging": whether a template is new depends on the miner's state, and a headline
+        # names the incident (its title, action parameters) the same way on every run
+        return f"log template surge in {self.service}: {self.template[:80]}"
 
     def line(self, start: datetime, end: datetime) -> str:
         return (f"log template '{self.template}' of {self.service}: {self.count} lines (expected "

@@ -150,7 +150,7 @@ def _untrusted(incident: Incident, max_items: int) -> list[tuple[str, str]]:
     for s in incident.signatures[:max_items]:
         out.append((f"LOG_TEMPLATE id={quote(s.template_id, 40)}", s.template))
     for a in incident.anomalies:
-        for line in (a.evidence.get("examples") or [])[:max_items]:
+        for line in a.evidence.example_lines()[:max_items]:
             out.append((f"LOG_LINE detector={a.detector}", str(line)))
     return out[: max_items * 4]
 

@@ -21,7 +21,7 @@ Numbers are read from ``summary`` and ``root_cause``. These are never checked:
   written without a unit;
 * numbers inside identifiers (``ch-7a36…``, ``v2``, ``p95``, ``SmolLM2``, ``5xx``, ``order-123``);
 * bare integers 0–10 with no unit, unless a count noun follows (``2 possible causes`` is not
-  checked; ``2 merchants``, ``3 hours``, ``5 errors`` are);
+  checked; ``2 customers``, ``3 hours``, ``5 errors`` are);
 * ordinals and list positions (``step 3``, ``#2``, ``1st``).
 
 Every other number — counts, percentages, money (``$``, ``€``, ``£``, a currency code), amounts
@@ -60,13 +60,14 @@ _HEDGE = {"about", "around", "roughly", "approximately", "approx", "approx.", "n
           "estimated", "est."}
 _ORDINAL_PREV = {"step", "steps", "#", "phase", "section", "part", "rule", "item", "option", "no.", "number",
                  "attempt", "tier", "level", "p", "priority", "sev", "severity", "version", "v"}
-_COUNT_NOUNS = {
-    "merchant", "merchants", "stage", "stages", "order", "orders", "ticket", "tickets", "error", "errors",
-    "call", "calls", "request", "requests", "event", "events", "session", "sessions", "payment", "payments",
-    "endpoint", "endpoints", "customer", "customers", "incident", "incidents", "anomaly", "anomalies",
-    "cluster", "clusters", "delivery", "deliveries", "webhook", "webhooks", "failure", "failures",
-    "minute", "minutes", "hour", "hours", "second", "seconds", "day", "days", "percent", "times",
-    "users", "user", "checkouts", "checkout", "carts", "cart", "services", "service", "retries",
+#: Words after which a small number (0-10) is a manner of speaking, not a fact to check ("one or two
+#: causes", "2 possible explanations"). Every other small count is checked against the facts, so
+#: "3 customers" is wrong when the facts say 2, whatever the domain calls its entities.
+_VAGUE_NOUNS = {
+    "cause", "causes", "possible", "likely", "explanation", "explanations", "reason", "reasons", "way", "ways",
+    "option", "options", "thing", "things", "hypothesis", "hypotheses", "factor", "factors", "idea", "ideas",
+    "possibility", "possibilities", "scenario", "scenarios", "candidate", "candidates", "or", "and", "more",
+    "main", "key", "other", "different", "separate", "distinct", "potential",
 }
 
 
@@ -125,7 +126,7 @@ def _parse(raw: str, prev: str, nxt: str, prev2: str) -> Mention | None:
         checked = False
     elif not has_unit and decimals == 0 and "," not in num and 1900 <= value <= 2100:
         checked = False  # a year
-    elif not has_unit and decimals == 0 and 0 <= value <= 10 and nl not in _COUNT_NOUNS:
+    elif not has_unit and decimals == 0 and 0 <= value <= 10 and nl in _VAGUE_NOUNS:
         checked = False  # "one or two causes", "2 possible explanations"
     return Mention(raw, value, unit, percent, money, checked, percent)
 

@@ -19,6 +19,7 @@ from opsloop.domain import (
     Severity,
     TicketCluster,
 )
+from opsloop.evidence import ErrorRateEvidence
 from opsloop.llm.base import parse_json_object
 from opsloop.packs import load_pack
 
@@ -36,13 +37,12 @@ def make_incident(body: str = "Our OMS stopped receiving orders since the secret
     """A webhook-403 incident (``n`` varies its numbers and fingerprint for benchmarks)."""
     errors, requests = 412 + n, 1530 + 3 * n
     anomaly = Anomaly(
-        detector="error_rate", kind=Kind.hard,
-        series=SeriesKey.of("http_errors", endpoint="POST /webhooks/orders", status=403),
-        start=T0, end=T1, peak=T0, score=42.0, severity=Severity.high, observed=errors / requests,
-        expected=0.004,
-        evidence={"endpoint": "POST /webhooks/orders", "status": 403, "errors": errors, "requests": requests,
-                  "error_rate": errors / requests, "baseline_rate": 0.004, "services": ["webhook-dispatcher"],
-                  "examples": ["POST /webhooks/orders status=403 signature verification failed merchant=m-17"]},
+        kind=Kind.hard, start=T0, end=T1, peak=T0, severity=Severity.high,
+        evidence=ErrorRateEvidence(
+            metric="http_errors", labels={"endpoint": "POST /webhooks/orders", "status": "403"}, score=42.0,
+            observed=errors / requests, expected=0.004, endpoint="POST /webhooks/orders", status=403,
+            errors=errors, requests=requests, services=["webhook-dispatcher"],
+            examples=["POST /webhooks/orders status=403 signature verification failed merchant=m-17"]),
     )
     cluster = TicketCluster(
         id=f"cl-{n:04d}", size=9 + n % 5, top_terms=["webhook", "orders", "oms", "signature"],
@@ -81,7 +81,7 @@ def make_rule(incident: Incident, passages: list[Citation]) -> Assessment:
 
     risk = RiskReport(lost_orders=86.4, revenue_at_risk_window=6912.5, revenue_at_risk_per_hour=2765.0,
                       revenue_at_risk_per_day=66360.0, interval=(5300.0, 8525.0), method="test")
-    return assess(incident, None, risk).model_copy(update={"citations": passages})
+    return assess(incident, None, risk, load_pack("checkout")).model_copy(update={"citations": passages})
 
 
 def valid_answer(passage_ids: list[str], **over: Any) -> dict[str, Any]:
@@ -129,7 +129,7 @@ def small_case() -> tuple[Incident, Assessment, list[Citation]]:
     a 2-core machine."""
     inc = make_incident().model_copy(update={"clusters": [], "signatures": []})
     a = inc.anomalies[0]
-    inc = inc.model_copy(update={"anomalies": [a.model_copy(update={"evidence": {**a.evidence, "examples": []}})]})
+    inc = inc.model_copy(update={"anomalies": [a.model_copy(update={"evidence": a.evidence.model_copy(update={"examples": []})})]})
     full = make_passages()[0]
     passages = [full.model_copy(update={"text": full.text[:220]})]
     return inc, make_rule(inc, passages), passages
