@@ -90,3 +90,17 @@ def test_no_module_outside_the_packs_names_the_checkout_domain():
             if m := pattern.search(line):
                 hits.append(f"{path.relative_to(OPSLOOP.parent)}:{n}: {m.group(1)}")
     assert hits == [], "\n".join(hits)
+
+
+def test_the_readme_pack_example_is_a_valid_pack(tmp_path):
+    readme = (OPSLOOP.parent / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```yaml\n(# mypack/pack.yaml.*?)```", readme, re.S)
+    assert block, "README has no pack example"
+    target = tmp_path / "mypack"
+    target.mkdir()
+    (target / "pack.yaml").write_text(block.group(1))
+    shutil.copy(OPSLOOP / "packs" / "generic" / "catalog.yaml", target / "catalog.yaml")
+    (target / "runbooks").mkdir()
+    pack = load_pack(target)
+    assert pack.name == "payments" and pack.revenue is not None and pack.revenue.currency == "EUR"
+    assert pack.fallback.name == "other" and pack.event_pairs[0].id_column == "charge_id"
