@@ -503,12 +503,21 @@ def config_show(as_json: JsonOpt = False) -> None:
     """The settings in force by group, where each value came from (default, environment variable
     or argument), and the domain pack. Secrets show as ***; exit 2 naming the variable if a value
     is invalid."""
-    shown = effective_settings(_settings())
+    settings = _settings()
+    shown = effective_settings(settings)
+    p = _pack(settings)
+    summary = {"name": p.name, "directory": str(p.root), "description": p.description, "labels": p.labels,
+               "categories": list(p.category_names), "revenue_model": p.revenue is not None,
+               "auto_execute": p.actions.auto_execute, "runbooks": str(p.runbooks_path) if p.runbooks_path else None}
     if as_json:
-        typer.echo(json.dumps(shown, indent=2))
+        typer.echo(json.dumps({**shown, "pack_summary": summary}, indent=2))
         return
     pack = shown["pack"]
-    out.print(f"pack: {pack['value']} ({pack['source']}; a built-in pack name or a directory)", highlight=False)
+    out.print(f"pack: {pack['value']} ({pack['source']}; a built-in pack name or a directory) -> {p.name} at {p.root}",
+              highlight=False)
+    out.print(f"  labels {', '.join(p.labels) or '-'}; categories {', '.join(p.category_names)}; revenue model "
+              f"{'yes' if p.revenue else 'none'}; runs alone: {', '.join(p.actions.auto_execute) or 'nothing'}",
+              highlight=False)
     t = Table(show_lines=False)
     for col in ("setting", "value", "source"):
         t.add_column(col)

@@ -121,3 +121,14 @@ def test_validation_errors(name):
     with pytest.raises(ValidationError):
         cfg.threshold = 1.0  # frozen
     assert det.predict(x).dtype == bool
+
+
+def test_grouped_runs_never_cross_series_and_match_flag_runs_per_series():
+    from opsloop.detectors.intervals import flag_runs, grouped_runs
+
+    codes = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    flags = np.array([0, 1, 1, 1, 1, 1, 0, 1], dtype=bool)  # one run would span the boundary
+    assert grouped_runs(codes, flags) == [(1, 3), (4, 5), (7, 7)]
+    assert grouped_runs(codes, flags, max_gap=1) == [(1, 3), (4, 7)]
+    assert flag_runs(flags[4:], max_gap=1) == [(0, 3)]
+    assert flag_runs(flags, min_len=2) == [(1, 5)]
