@@ -67,6 +67,17 @@ class _Evidence(BaseModel):
         return series_text(self.metric, self.labels)
 
     @property
+    def _where(self) -> str:
+        """`` (eu, acme)``: the series' label values (``all`` left out), for headlines."""
+        shown = {k: v for k, v in self.labels.items() if v != "all"}
+        return f" ({', '.join(shown.values())})" if shown else ""
+
+    @property
+    def _on(self) -> str:
+        """`` on region eu``: the series' labels, for evidence lines."""
+        return "".join(f" on {k} {v}" for k, v in sorted(self.labels.items()))
+
+    @property
     def moved(self) -> str:
         return "rose" if self.direction == "up" else "fell"
 
@@ -169,17 +180,11 @@ class EventRatioEvidence(_Evidence):
     missing: int
     orphaned_ids: list[str] = Field(default_factory=list)
 
-    @property
-    def _where(self) -> str:
-        shown = {k: v for k, v in self.labels.items() if v != "all"}
-        return f" ({', '.join(shown.values())})" if shown else ""
-
     def headline(self) -> str:
         return f"{self.downstream_event} missing after {self.upstream_event}{self._where}"
 
     def line(self, start: datetime, end: datetime) -> str:
-        where = "".join(f" on {k} {v}" for k, v in sorted(self.labels.items()))
-        return (f"{self.downstream} {self.downstream_event} for {self.upstream} {self.upstream_event}{where} "
+        return (f"{self.downstream} {self.downstream_event} for {self.upstream} {self.upstream_event}{self._on} "
                 f"(ratio {(self.observed or 0):.2f} vs baseline {(self.expected or 0):.2f}; about {self.missing} "
                 f"missing; -log10 p {self.score:.1f}) {_span(start, end)}")
 
@@ -201,17 +206,11 @@ class FunnelEvidence(_Evidence):
     downstream: float
     missing: float
 
-    @property
-    def _where(self) -> str:
-        shown = {k: v for k, v in self.labels.items() if v != "all"}
-        return f" ({', '.join(shown.values())})" if shown else ""
-
     def headline(self) -> str:
         return f"{self.name} drop: {self.downstream_metric} per {self.upstream_metric}{self._where}"
 
     def line(self, start: datetime, end: datetime) -> str:
-        where = "".join(f" on {k} {v}" for k, v in sorted(self.labels.items()))
-        return (f"{self.downstream_metric} per {self.upstream_metric}{where} fell to {(self.observed or 0):.3f} "
+        return (f"{self.downstream_metric} per {self.upstream_metric}{self._on} fell to {(self.observed or 0):.3f} "
                 f"(baseline {(self.expected or 0):.3f}; about {self.missing:.0f} {self.downstream_metric} missing; "
                 f"-log10 p {self.score:.1f}) {_span(start, end)}")
 

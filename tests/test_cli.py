@@ -125,7 +125,8 @@ def test_cycle_shows_which_assessments_fell_back_from_the_llm_and_why(run, tmp_p
     assert "LLM narrative not used: unavailable" in run("incidents", "show", incidents[0]["id"]).stdout
 
 
-def test_rag_commands(run, tmp_path):
+def test_rag_commands(run, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPSLOOP_PACK", "checkout")  # --defaults: the pack's 8 runbooks and the upload
     doc = tmp_path / "disk-full.md"
     doc.write_text("---\ntitle: Disk full\ncategory: kpi_anomaly\n---\n# Disk full\n\n## Symptoms\n\n"
                    "Writes fail with ENOSPC and the node reports no space left on device.\n")
@@ -140,3 +141,15 @@ def test_rag_commands(run, tmp_path):
     assert run("rag", "ingest", str(tmp_path / "missing.md")).exit_code == 2
     assert run("rag", "clear").exit_code == 0
     assert json.loads(run("rag", "stats").stdout)["documents"] == 0
+    monkeypatch.setenv("OPSLOOP_PACK", "generic")  # a pack with no runbooks: only the given file
+    assert json.loads(run("rag", "ingest", str(doc), "--defaults").stdout)["added"] == 1
+
+
+def test_a_bad_pack_is_one_line_naming_the_file(run, tmp_path):
+    (tmp_path / "mypack").mkdir()
+    (tmp_path / "mypack" / "pack.yaml").write_text("name: x\ncategories: [{name: a, title: A, root_cause: r, confidence: 0.5}]\nlabelz: []\n")
+    kpis = tmp_path / "k.csv"
+    kpis.write_text("timestamp,value\n2024-01-01 00:00:00,1\n")
+    res = run("cycle", "--kpis", str(kpis), "--pack", str(tmp_path / "mypack"))
+    assert res.exit_code == 2
+    assert "pack.yaml: labelz: unknown key" in res.stderr and "Traceback" not in res.stderr
