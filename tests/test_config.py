@@ -135,7 +135,10 @@ def test_config_show_json_values_and_sources(monkeypatch, tmp_path):
     res = _show("--json")
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
-    assert set(doc) == {"home", "database_url", "embedder", "pack", "detection", "correlation", "llm", "actions", "rag"}
+    assert set(doc) == {"home", "database_url", "embedder", "pack", "detection", "correlation", "llm", "actions", "rag",
+                        "pack_summary"}
+    assert doc["pack_summary"]["name"] == "generic" and doc["pack_summary"]["revenue_model"] is False
+    assert doc["pack_summary"]["auto_execute"] == ["collect_diagnostics"]
     assert doc["llm"]["backend"] == {"value": "ollama", "source": "env OPSLOOP_LLM"}
     assert doc["llm"]["timeout"] == {"value": 5.0, "source": "env OPSLOOP_LLM__TIMEOUT"}
     assert doc["llm"]["model"] == {"value": None, "source": "default"}
@@ -152,6 +155,7 @@ def test_config_show_table(monkeypatch):
     res = _show()
     assert res.exit_code == 0, res.output
     assert res.stdout.startswith("pack: checkout (env OPSLOOP_PACK")
+    assert "categories webhook_auth" in res.stdout and "revenue model yes" in res.stdout
     row = next(line for line in res.stdout.splitlines() if "detection.kpi_z_threshold" in line)
     assert "4.0" in row and "env OPSLOOP_KPI_Z_THRESHOLD" in row
 
