@@ -11,14 +11,13 @@ reported as an :class:`~opsloop.domain.Anomaly` with :class:`~opsloop.evidence.T
 (:func:`opsloop.detectors.severity.severity_of`).
 
 **Kind rule.** ``hard`` when the theme's label or top terms name a technical failure -- an HTTP error
-code (4xx/5xx), or a word of the domain pack's ``tickets.hard_terms`` (for checkout: error,
-failing, unauthorized, timeout, slow...) -- else ``business`` (missing orders, wrong prices, empty
-carts: customers see an outcome, not an error). The words are matched on whole tokens,
+code (4xx/5xx), or a word of the domain pack's ``tickets.hard_terms`` (e.g. error, failing,
+unauthorized, timeout, slow) -- else ``business`` (customers see a wrong outcome, not an error). The words are matched on whole tokens,
 case-insensitively; the pack lists the plural and -ing forms it wants.
 
 Ticket volumes are tiny (a theme gets a few tickets a day), so the thresholds are in counts as much
-as in probability; the defaults flag the checkout simulator's incident bursts (15-40 tickets within
-a few hours) and not its chatter (about 40 tickets a day over ~25 themes).
+as in probability; the defaults flag bursts of 15-40 tickets within a few hours and not steady
+chatter of about 40 tickets a day over ~25 themes.
 """
 
 from __future__ import annotations

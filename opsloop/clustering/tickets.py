@@ -205,7 +205,7 @@ def split_bursts(times: pd.Series | np.ndarray, labels: np.ndarray, max_gap: str
     A burst is a maximal run of a cluster's tickets (in time order) with gaps of at most ``max_gap``
     and at least ``min_size`` tickets. When a cluster has a burst and anything else (another burst or
     scattered tickets), each burst gets a new label and the rest keeps the old one. Semantically
-    alike complaints from different incidents ("checkout failing" for an auth failure on Tuesday and
+    alike complaints from different incidents ("login failing" for an auth failure on Tuesday and
     for a slowdown on Wednesday) fall into one theme; this separates them. Noise (-1) stays noise.
     """
     labels = np.asarray(labels)

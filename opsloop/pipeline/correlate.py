@@ -120,7 +120,7 @@ def attach_clusters(
 ) -> dict[int, list[TicketCluster]]:
     """Map group index → the ticket themes that burst during that group's span.
 
-    A theme (cluster) may span days and several incidents ("checkout failing" complaints recur). It is
+    A theme (cluster) may span days and several incidents ("the app keeps failing" complaints recur). It is
     attached to an anomaly group when at least ``min_tickets`` of its tickets fall in the group's span
     extended by ``ticket_lag`` (customers write after the fact) and its ticket rate there is at least
     ``min_burst`` times its rate elsewhere in the window. What is attached is the slice of the theme
