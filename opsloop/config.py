@@ -34,6 +34,9 @@ from pydantic_settings import (
 from opsloop.domain import Policy
 from opsloop.llm.base import LLMKind
 
+if TYPE_CHECKING:
+    from opsloop.packs.model import Pack
+
 ENV_PREFIX = "OPSLOOP_"
 NESTED_DELIMITER = "__"
 
@@ -257,7 +260,7 @@ class Settings(BaseSettings):
         """Keyword arguments, then nested variables, then the flat ones (no dotenv, no secrets dir)."""
         return init_settings, NestedEnvSource(settings_cls), FlatEnvSource(settings_cls)
 
-    def policy(self, pack: Any = None) -> Policy:
+    def policy(self, pack: Pack | None = None) -> Policy:
         """The approval policy these settings describe; with a domain ``pack``
         (:class:`opsloop.packs.model.Pack`), only its ``actions.auto_execute`` types run alone."""
         types = frozenset(pack.actions.auto_execute) if pack is not None else None

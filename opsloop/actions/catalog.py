@@ -78,13 +78,10 @@ def spec_for(action_type: str, pack: str | Path) -> ActionSpec:
     """The catalog entry of ``action_type`` in the catalog of ``pack`` (a built-in pack name or a
     pack directory), else in a built-in pack's catalog (an action a cycle of another pack stored).
     Raises ``KeyError`` if no catalog has it."""
-    from opsloop.packs import BUILTIN, load_pack
-
-    for name in dict.fromkeys([str(pack), *BUILTIN]):
-        catalog = load_catalog(load_pack(name).catalog_path)
-        if any(a.type == action_type for a in catalog.actions):
-            return catalog.get(action_type)
-    raise KeyError(f"action type {action_type!r} is in no catalog (pack {pack}, built-in packs {', '.join(BUILTIN)})")
+    for spec in all_specs(pack):
+        if spec.type == action_type:
+            return spec
+    raise KeyError(f"action type {action_type!r} is in no catalog (pack {pack}, or a built-in pack)")
 
 
 def all_specs(pack: str | Path) -> list[ActionSpec]:

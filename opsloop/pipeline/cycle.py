@@ -199,8 +199,7 @@ def decide(candidates: list[Incident], signals: Signals, index: RunbookIndex | N
                 logs = logs[logs[label].isin(values) | logs[label].isna()]
         sigs = signatures(logs, inc.first_seen, inc.last_seen) if not logs.empty else []
         risk = risk_report(inc, signals.kpis, pack.revenue)
-        inc = inc.model_copy(update={"signatures": sigs})
-        inc = inc.model_copy(update={"severity": incident_severity(inc, risk, pack.severity)})
+        inc = inc.model_copy(update={"signatures": sigs, "severity": incident_severity(inc, risk, pack.severity)})
         rule = assess(inc, index, risk, pack, k=settings.rag.top_k)
         rules.append(rule)
         assessment = rule

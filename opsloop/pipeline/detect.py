@@ -26,7 +26,7 @@ import pandas as pd
 from opsloop.data.contracts import affected
 from opsloop.detectors.base import BaseDetector
 from opsloop.detectors.batch import score_long
-from opsloop.detectors.intervals import flag_runs, grouped_runs
+from opsloop.detectors.intervals import grouped_runs
 from opsloop.detectors.probation import probation_length
 from opsloop.detectors.registry import create
 from opsloop.detectors.severity import CALIBRATED_STEPS, severity_of
@@ -38,7 +38,7 @@ from opsloop.evidence import (
     FunnelEvidence,
     RobustZEvidence,
 )
-from opsloop.packs.model import Pack
+from opsloop.packs.model import MetricSpec, Pack
 
 ALL = "all"
 """The label value of a series summed over every value of a ``group_by`` label."""
@@ -49,11 +49,12 @@ class DetectionSettings:
     """Thresholds (in each detector's unit) and bucketing; ``bucket`` is a pandas offset alias.
 
     ``kpi_threshold``: robust z; ``count_threshold``: −log10 p of the error-rate, ratio and funnel
-    tests; ``ensemble_threshold``: ``1 - p`` of the calibrated ensemble.
+    tests (both from :class:`opsloop.config.DetectionConfig`, which holds their one default);
+    ``ensemble_threshold``: ``1 - p`` of the calibrated ensemble.
     """
 
-    kpi_threshold: float = 8.0
-    count_threshold: float = 8.0
+    kpi_threshold: float
+    count_threshold: float
     bucket: str = "5min"
     count_span: int = 3  # buckets summed per count test (15 minutes)
     kpi_window: int = 240
@@ -64,20 +65,29 @@ class DetectionSettings:
     min_points: int = 10  # a KPI series shorter than this is not scored
 
 
-def _intervals(score: np.ndarray, threshold: float, idx: pd.DatetimeIndex, window: Window, max_gap: int,
-               min_len: int, strong: float | None = None):
-    """(first, last, peak) positions of runs of ``score > threshold`` whose peak lies inside the
-    window. A run shorter than ``min_len`` flagged points is kept only if its peak scores at least
-    ``strong`` (default twice the threshold): one noisy bucket just over the line is not an
-    incident, one far over it may be."""
-    flags = np.nan_to_num(score, nan=0.0) > threshold
-    strong = 2 * threshold if strong is None else strong
-    for first, last in flag_runs(flags, max_gap=max_gap):
-        peak = first + int(np.nanargmax(score[first : last + 1]))
+def _runs_in_window(codes: np.ndarray, score: np.ndarray, flags: np.ndarray, idx: pd.DatetimeIndex,
+                    window: Window, max_gap: int, min_len: int, strong: float):
+    """(first, last, peak) rows of the runs of ``flags`` (per series ``codes``, see
+    :func:`~opsloop.detectors.intervals.grouped_runs`) whose peak -- the highest flagged score --
+    lies inside the window. A run shorter than ``min_len`` flagged points is kept only if its peak
+    scores at least ``strong``: one noisy bucket just over the line is not an incident, one far
+    over it may be."""
+    start, end = pd.Timestamp(window.start), pd.Timestamp(window.end)
+    for first, last in grouped_runs(codes, flags, max_gap=max_gap):
+        peak = first + int(np.argmax(np.where(flags[first : last + 1], score[first : last + 1], -np.inf)))
         if int(flags[first : last + 1].sum()) < min_len and score[peak] < strong:
             continue
-        if window.contains(idx[peak].to_pydatetime()):
+        if start <= idx[peak] < end:
             yield first, last, peak
+
+
+def _intervals(score: np.ndarray, threshold: float, idx: pd.DatetimeIndex, window: Window, max_gap: int,
+               min_len: int):
+    """:func:`_runs_in_window` of one series' ``score > threshold``, a short run needing twice the
+    threshold."""
+    flags = np.nan_to_num(score, nan=0.0) > threshold
+    return _runs_in_window(np.zeros(len(score), dtype=np.int64), score, flags, idx, window, max_gap, min_len,
+                           2 * threshold)
 
 
 def _label_dict(row: pd.Series, label_cols: list[str]) -> dict[str, str]:
@@ -126,7 +136,7 @@ def detect_kpis(kpis: pd.DataFrame, window: Window, pack: Pack, s: DetectionSett
         params = _kpi_detector_params(detector, bad, s)
         scored = score_long(_on_common_grid(part, keys), detector, key_cols=keys, **params)
         scored = scored[scored["value"].notna()].reset_index(drop=True)
-        out += _kpi_anomalies(scored, detector, bad, params, keys, window, pack)
+        out += _kpi_anomalies(scored, detector, bad, params, keys, window, pack, specs)
     return out
 
 
@@ -148,15 +158,17 @@ def _on_common_grid(part: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 
 def _kpi_anomalies(scored: pd.DataFrame, detector: str, bad: str, params: dict, keys: list[str],
-                   window: Window, pack: Pack) -> list[Anomaly]:
-    """Anomalies from a :func:`score_long` frame (sorted by series then time) of one KPI detector."""
+                   window: Window, pack: Pack, specs: dict[str, MetricSpec]) -> list[Anomaly]:
+    """Anomalies from a :func:`score_long` frame (sorted by series then time) of one KPI detector;
+    ``specs``: the pack's spec of each metric."""
     runs_cfg = _RUNS[detector]
     threshold = float(params["threshold"])
     score = scored["score"].to_numpy(dtype=float)
     direction = scored["direction"].to_numpy(dtype=float)
     codes = scored.groupby(keys, sort=False, observed=True).ngroup().to_numpy()
-    pos = scored.groupby(keys, sort=False, observed=True).cumcount().to_numpy()
-    size = scored.groupby(keys, sort=False, observed=True)["ts"].transform("size").to_numpy()
+    starts = np.flatnonzero(np.r_[True, np.diff(codes) != 0])  # each series' first row (rows are contiguous)
+    size = np.diff(np.r_[starts, len(codes)])[codes]
+    pos = np.arange(len(codes)) - starts[codes]
     flags = np.nan_to_num(score, nan=0.0) > threshold
     if bad in ("up", "down") and detector == "ensemble":  # the ensemble scores both ways; keep the bad one
         flags &= direction == (1.0 if bad == "up" else -1.0)
@@ -167,25 +179,20 @@ def _kpi_anomalies(scored: pd.DataFrame, detector: str, bad: str, params: dict, 
     label_cols = keys[1:]
     refit: dict[int, pd.DataFrame] = {}
     out: list[Anomaly] = []
-    start_ts, end_ts = pd.Timestamp(window.start), pd.Timestamp(window.end)
-    for first, last in grouped_runs(codes, flags, max_gap=int(runs_cfg["max_gap"])):
-        peak = first + int(np.nanargmax(np.where(flags[first : last + 1], score[first : last + 1], -np.inf)))
-        if int(flags[first : last + 1].sum()) < int(runs_cfg["min_len"]) and score[peak] < strong:
-            continue
-        if not (start_ts <= ts[peak] < end_ts):
-            continue
+    for first, last, peak in _runs_in_window(codes, score, flags, ts, window, int(runs_cfg["max_gap"]),
+                                             int(runs_cfg["min_len"]), strong):
         code = int(codes[peak])
+        lo = int(starts[code])
         if code not in refit:  # expected values: one fit of the few series that alarmed
-            rows = scored[codes == code]
+            rows = scored.iloc[lo : lo + int(size[peak])]
             series = pd.Series(rows["value"].to_numpy(dtype=float), index=pd.DatetimeIndex(rows["ts"]))
             det: BaseDetector = create(detector, **params).fit(series)
             refit[code] = det.score_frame(series).reset_index(drop=True)
-        first_row = int(np.flatnonzero(codes == code)[0])
         f = refit[code]
-        at = peak - first_row
+        at = peak - lo
         row = scored.iloc[peak]
         metric, labels = str(row["metric"]), _label_dict(row, label_cols)
-        spec = pack.metric_spec(metric)
+        spec = specs[metric]
         observed, expected = float(row["value"]), float(f["expected"].iat[at]) if "expected" in f else None
         if expected is not None and np.isnan(expected):
             expected = None
