@@ -37,7 +37,7 @@ import pandas as pd
 from drain3 import TemplateMiner
 from drain3.template_miner_config import TemplateMinerConfig
 
-from opsloop.clustering.drain import LogTemplateMiners, detect_templates, template_config
+from opsloop.clustering.drain import LogTemplateMiners, detect_templates, grouping_accuracy, template_config
 from opsloop.clustering.masking import mask_messages
 from opsloop.packs import load_pack
 from opsloop.packs.checkout.simulator import simulate
@@ -125,20 +125,6 @@ def cycles(scen, masked: pd.Series, cycle: str, state_dir: Path) -> dict:
         "false_flags": [{"start": str(a.start), "template": a.evidence.template, "score": round(a.score, 1)}
                         for a in false],
     }
-
-
-def grouping_accuracy(truth: pd.Series, predicted: pd.Series) -> float:
-    """Share of lines whose predicted group holds exactly the lines of their true group (Zhu et al.
-    2019): a true event is counted right, with all its lines, when one predicted group equals it."""
-    truth, predicted = truth.reset_index(drop=True), predicted.reset_index(drop=True)
-    pred_size = predicted.value_counts()
-    pair = pd.DataFrame({"t": truth, "p": predicted}).value_counts()
-    true_size = truth.value_counts()
-    right = 0
-    for (t, p), n in pair.items():
-        if n == true_size[t] == pred_size[p]:
-            right += n
-    return right / max(len(truth), 1)
 
 
 def loghub(root: Path) -> dict:
