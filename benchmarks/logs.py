@@ -20,6 +20,27 @@ Per seed: simulate ``--days`` days (~460k log lines for 7 days), then
   column ``Content`` against ``EventId``), for opsloop's masking + Drain and, in the same run, for
   drain3 with its defaults (``TemplateMinerConfig()``: no masks, line by line).
 
+  Figures (``--loghub-only``; one default config for every system: the masks of
+  ``opsloop.clustering.masking``, Drain sim_th 0.85, depth 5, max_children 100)::
+
+      system     opsloop  drain3 defaults   events  groups (opsloop / drain3)
+      Apache     1.0      1.0                 6       6 /   6
+      BGL        0.9955   0.9685            120     116 / 105
+      HDFS       1.0      0.9975             14      14 /  17
+      Hadoop     0.992    0.9535            114     121 / 100
+      HealthApp  1.0      0.5755             75      75 / 315
+      Mac        0.7765   0.7145            341     380 / 303
+      OpenStack  0.9575   0.3095             43      41 /  72
+      Spark      0.9245   0.9225             36      34 /  33
+      mean       0.9557   0.8052
+
+  Before the id-path, list, timestamp and MAC/IPv6 masks and the sim_th/depth change (sim_th 0.4,
+  depth 4) opsloop's mean was 0.8416 (Mac 0.682, OpenStack 0.2985: below the defaults). loghub_2k
+  is the development set (the parameters were chosen on it); published Drain with per-dataset
+  settings reports 0.866 on 16 systems (Zhu et al. 2019). What is left: Mac's many one-word
+  events (``... Powered On`` / ``Off``) and a variable first token (``com.apple.<*>: scheduler...``)
+  that the prefix tree routes apart; Spark's ``stored as bytes`` / ``values`` (one word of 14).
+
     python benchmarks/logs.py --seeds 7 1 2 3 --days 7
     python benchmarks/logs.py --loghub-only  # grouping accuracy only
 """
@@ -37,7 +58,7 @@ import pandas as pd
 from drain3 import TemplateMiner
 from drain3.template_miner_config import TemplateMinerConfig
 
-from opsloop.clustering.drain import LogTemplateMiners, detect_templates, template_config
+from opsloop.clustering.drain import LogTemplateMiners, detect_templates, grouping_accuracy, template_config
 from opsloop.clustering.masking import mask_messages
 from opsloop.packs import load_pack
 from opsloop.packs.checkout.simulator import simulate
@@ -125,20 +146,6 @@ def cycles(scen, masked: pd.Series, cycle: str, state_dir: Path) -> dict:
         "false_flags": [{"start": str(a.start), "template": a.evidence.template, "score": round(a.score, 1)}
                         for a in false],
     }
-
-
-def grouping_accuracy(truth: pd.Series, predicted: pd.Series) -> float:
-    """Share of lines whose predicted group holds exactly the lines of their true group (Zhu et al.
-    2019): a true event is counted right, with all its lines, when one predicted group equals it."""
-    truth, predicted = truth.reset_index(drop=True), predicted.reset_index(drop=True)
-    pred_size = predicted.value_counts()
-    pair = pd.DataFrame({"t": truth, "p": predicted}).value_counts()
-    true_size = truth.value_counts()
-    right = 0
-    for (t, p), n in pair.items():
-        if n == true_size[t] == pred_size[p]:
-            right += n
-    return right / max(len(truth), 1)
 
 
 def loghub(root: Path) -> dict:
