@@ -74,9 +74,8 @@ def seasonal_expectation(v: np.ndarray, period: int | None, lags: int, min_lags:
 
 
 def _smoothed_z(v: np.ndarray, expected: np.ndarray, cfg: SeasonalDropConfig):
-    """``(residual, scale, z, rms)``: the residual from ``expected``, its causal robust scale from
-    earlier residuals, the Stouffer combination of the last ``smooth`` standardised residuals, and
-    the root of the EW mean squared residual of earlier points (span ``baseline``)."""
+    """``(residual, scale, z)``: the residual from ``expected``, its causal robust scale from
+    earlier residuals and the Stouffer combination of the last ``smooth`` standardised residuals."""
     resid = v - expected
     alpha = alpha_of(cfg.baseline)
     floor = scale_floor(expected, v)
@@ -88,8 +87,12 @@ def _smoothed_z(v: np.ndarray, expected: np.ndarray, cfg: SeasonalDropConfig):
         cnt = rolling_sum(ok.astype(float), cfg.smooth)
         with np.errstate(all="ignore"):
             z = np.where(ok, rolling_sum(z, cfg.smooth) / np.sqrt(np.maximum(cnt, 1)), np.nan)
-    rms = np.sqrt(lag(ew_mean(resid * resid, alpha)))
-    return resid, scale, z, rms
+    return resid, scale, z
+
+
+def _rms_error(resid: np.ndarray, cfg: SeasonalDropConfig) -> np.ndarray:
+    """Root of the EW mean squared residual of the points before each one (span ``baseline``)."""
+    return np.sqrt(lag(ew_mean(resid * resid, alpha_of(cfg.baseline))))
 
 
 def seasonal_drop_core(v: np.ndarray, cfg: SeasonalDropConfig, periods: Sequence[int | None]
@@ -98,27 +101,40 @@ def seasonal_drop_core(v: np.ndarray, cfg: SeasonalDropConfig, periods: Sequence
 
     ``periods``: candidate season lengths in points, the first one used from the start (``None``:
     the non-seasonal trailing level). A later candidate of period ``P`` becomes eligible once it has
-    ``P`` residuals behind it (a full season), and from then on each point uses the eligible candidate with the smallest root mean squared
-    one-step error over earlier points (EW, span ``baseline``): the season is chosen point by point
-    from the past only (model selection by out-of-sample error, R. Hyndman and G. Athanasopoulos,
+    ``P`` residuals behind it (a full season), and from then on each point uses the eligible
+    candidate with the smallest root mean squared one-step error over earlier points (EW, span
+    ``baseline``): the season is chosen point by point from the past only (model selection by out-of-sample error, R. Hyndman and G. Athanasopoulos,
     *Forecasting: Principles and Practice*, 3rd ed., §5.8), so a prefix scores as it does within
     the whole series. With later candidates, nothing is scored until the second one (period ``P``)
-    has ``min(P, baseline)`` residuals behind it, so the member's early scores — its calibration history —
-    come from the model that will be compared, not from a fallback it is about to replace.
+    has ``min(P, baseline)`` residuals behind it, so the member's early scores (its calibration
+    history) come from the model that will be compared, not from a fallback it is about to replace.
+    A candidate that cannot become eligible within the ``n`` points given is not computed (exact: it
+    changes no score); a series shorter than ``P·min_lags + min(P, baseline)`` gets no score.
     """
     best, eligible_from = None, None
+    n = v.shape[-1]
     for period in periods:
+        if best is not None:  # skip a candidate that cannot become eligible within these n points
+            start = period * cfg.min_lags  # its first residual
+            first = eligible_from is None
+            if n <= start + period and not (first and n > start + min(period, cfg.baseline)):
+                if first:
+                    eligible_from = np.zeros(v.shape, dtype=bool)
+                continue
         expected = seasonal_expectation(v, period, cfg.lags, cfg.min_lags, cfg.window)
         cand = _smoothed_z(v, expected, cfg)
         if best is None:
-            best = [expected, *cand]
+            best = [expected, *cand, None]  # the error of the first is computed when compared
             continue
+        if best[4] is None:
+            best[4] = _rms_error(best[1], cfg)
         seen = lag(np.cumsum(~np.isnan(cand[0]), axis=-1).astype(float), 1, 0.0)
         eligible = seen >= period
         if eligible_from is None:
             eligible_from = seen >= min(period, cfg.baseline)
-        better = eligible & (cand[3] < np.where(np.isnan(best[4]), np.inf, best[4]))
-        for i, arr in enumerate((expected, *cand)):
+        err = _rms_error(cand[0], cfg)
+        better = eligible & (err < np.where(np.isnan(best[4]), np.inf, best[4]))
+        for i, arr in enumerate((expected, *cand, err)):
             best[i] = np.where(better, arr, best[i])
     expected, resid, scale, z, _ = best
     with np.errstate(all="ignore"):
