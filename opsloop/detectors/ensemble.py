@@ -201,9 +201,10 @@ def calibrate(score: np.ndarray, member: Member) -> np.ndarray:
     prev_max = _prev_max(s2, ok) if (member.relative_floor > 0 or member.tail_index > 0) else None
     x = _tail_evidence(s2, ok, prev_max, RANK_EDGES, member.floor, member.relative_floor)
     if member.tail_index > 0:  # beyond every earlier score: extrapolate the tail (Pareto, index κ)
-        beyond = (prev_max > 0) & (s2 > prev_max)
+        top = np.maximum(prev_max, member.floor)  # never from below the tail's floor
+        beyond = (top > 0) & (s2 > top)
         if beyond.any():
-            x[beyond] += member.tail_index * np.log10(s2[beyond] / prev_max[beyond])
+            x[beyond] += member.tail_index * np.log10(s2[beyond] / top[beyond])
     return x.reshape(score.shape)
 
 

@@ -364,6 +364,23 @@ def nab_scores(results: Mapping[str, pd.DataFrame], windows: Windows) -> dict[st
     return out
 
 
+def scores_at(results: Mapping[str, pd.DataFrame], windows: Windows,
+              thresholds: Mapping[str, float]) -> dict[str, float]:
+    """Normalised corpus score of each profile at a *given* threshold (not swept): ``thresholds``
+    maps profile name -> threshold (detections are ``anomaly_score >= threshold``). This scores a
+    corpus at thresholds chosen on another one (transfer). Returns ``{profile: normalised score}``;
+    ``KeyError`` for an unknown profile or a file without windows."""
+    prepared = _prepare_results(results, windows)
+    out: dict[str, float] = {}
+    for name, threshold in thresholds.items():
+        a_tp, a_fp, a_fn = _profile(name)
+        raw = sum(_score_file(f, s >= threshold, a_tp, a_fp, a_fn)[0] for f, s in prepared)
+        null = -a_fn * sum(len(f.scored_windows) for f, _ in prepared)
+        perfect = a_tp * sum(f.n_windows for f, _ in prepared)
+        out[name] = _normalise(float(raw), null, perfect)
+    return out
+
+
 def score_files(
     results: Mapping[str, pd.DataFrame],
     windows: Windows,

@@ -15,11 +15,10 @@ def daily(days: int = 8, seed: int = 0) -> pd.Series:
     return pd.Series(v, index=pd.date_range("2026-01-01", periods=n, freq="5min", tz="UTC"))
 
 
-def test_seasonal_dip_found_and_period_detected():
+def test_seasonal_dip_found_against_the_same_time_yesterday():
     s = daily()
     s.iloc[6 * 288 + 100 : 6 * 288 + 124] -= 0.03  # a 10% dip at one time of day
     det = SeasonalDropDetector().fit(s)
-    assert det.period_ == 288
     flags = det.predict(s)
     assert flags.iloc[6 * 288 + 102 : 6 * 288 + 124].all()
     assert flags.iloc[: 6 * 288 + 100].sum() == 0
@@ -36,13 +35,16 @@ def test_a_rise_is_not_a_drop_and_the_daily_cycle_is_not_flagged():
 
 
 def test_no_season_falls_back_to_the_trailing_median():
+    """Noise without a season: once the daily candidate has had its chance (two days here) the
+    trailing level stays the expectation, and a drop against it is found."""
     rng = np.random.default_rng(2)
-    s = pd.Series(50 + rng.normal(0, 1, 500), index=pd.date_range("2026-01-01", periods=500, freq="5min", tz="UTC"))
-    s.iloc[400:420] -= 10
+    s = pd.Series(50 + rng.normal(0, 1, 1500), index=pd.date_range("2026-01-01", periods=1500, freq="5min", tz="UTC"))
+    s.iloc[1400:1420] -= 10
     det = SeasonalDropDetector().fit(s)
-    assert det.period_ is None
+    frame = det.score_frame(s)
     flags = det.predict(s)
-    assert flags.iloc[402:420].all() and flags.iloc[:400].sum() == 0
+    assert flags.iloc[1402:1420].all() and flags.iloc[:1400].sum() == 0
+    assert frame["score"].iloc[3 * 288 + 10 :].notna().all()  # scored from three days on
 
 
 def test_median_of_three_seasons_equals_nanmedian():
@@ -62,3 +64,17 @@ def test_median_of_three_seasons_equals_nanmedian():
     for min_lags in (1, 2, 3):
         want = np.where(np.sum(~np.isnan(stack), axis=0) >= min_lags, med, np.nan)
         np.testing.assert_array_equal(seasonal_expectation(v, 50, 3, min_lags, 60), want)
+
+
+def test_season_is_chosen_from_the_past_only():
+    """The daily season is adopted once a day of its residuals beats the trailing level; a prefix
+    scores exactly as it does within the longer series (the choice never looks ahead)."""
+    s = daily(days=6, seed=3)
+    det = SeasonalDropDetector(direction="both")
+    frame = det.fit(s).score_frame(s)
+    # after two days the expectation is yesterday's value (the median of the seasons seen), not a level
+    t = 4 * 288 + 72  # the daily peak
+    assert abs(frame["expected"].iloc[t] - s.iloc[t - 288]) < 0.02
+    for k in (300, 700, 1300):
+        part = det.fit(s.iloc[:k]).score_frame(s.iloc[:k])["score"].to_numpy()
+        np.testing.assert_allclose(part, frame["score"].to_numpy()[:k], equal_nan=True)

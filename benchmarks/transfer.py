@@ -1,0 +1,142 @@
+"""One default, one threshold, two corpora: NAB and SMAP/MSL side by side, plus a baseline and causality.
+
+    python benchmarks/transfer.py [--detector NAME] [--nab DIR] [--smap DIR] [--no-causality]
+
+For each corpus every file is scored as in ``benchmarks/nab.py`` (default config, fitted and scored
+on the file, scores mapped into [0, 1], probation zeroed). The thresholds are swept **on NAB only**
+(per profile, as NAB's optimiser does); the table shows
+
+* ``nab``: NAB's three normalised scores at those thresholds;
+* ``transfer``: SMAP/MSL scored at NAB's thresholds (the figure that tells whether one default and
+  one threshold hold on a corpus nothing was tuned on);
+* ``smap_own``: SMAP/MSL at thresholds swept on SMAP/MSL itself (an upper bound for the transfer);
+
+for the detector and, in the same run, for the tester's baseline :func:`robust_z_new_high`. Then the
+prefix causality of the detector on every file of both corpora
+(:func:`opsloop.evaluation.causality.prefix_causality`, prefixes of 40/60/80%). Prints one JSON line.
+
+Figures (``python benchmarks/transfer.py``, ~170 s wall with the causality check, load ~1.5 on
+2 shared cores), normalised standard / reward-low-FP / reward-low-FN:
+
+    start of session (season chosen in ``fit`` from the whole series):
+      ensemble  NAB 77.74/71.78/81.71  transfer 59.24/49.11/63.68  SMAP own 59.41/49.81/65.89
+                prefix-causal on 128 of 139 files (worst score change 0.99999998)
+    season chosen causally, Pareto tail from the member's floor:
+      ensemble  NAB 77.67/70.57/81.95  transfer 62.43/51.06/67.77  SMAP own 62.49/54.76/69.57
+                prefix-causal on 139 of 139 files
+    baseline    NAB 25.35/3.42/40.99   transfer 30.85/0.94/38.95   SMAP own 44.46/33.27/53.82
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from nab import run_file, to_unit_interval  # noqa: E402  (the sibling benchmark)
+
+from opsloop.detectors.causal import lag, rolling_max  # noqa: E402
+from opsloop.detectors.probation import probation_length  # noqa: E402
+from opsloop.detectors.registry import create  # noqa: E402
+from opsloop.evaluation.causality import prefix_causality  # noqa: E402
+from opsloop.evaluation.nab import PROFILES, load_windows, nab_scores, scores_at  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets"
+
+
+def robust_z_new_high(values: np.ndarray, window: int = 30, high: int = 288) -> np.ndarray:
+    """The tester's baseline: ``|x_t - median| / (1.4826 MAD)`` over the previous ``window`` points
+    (trailing, the current point excluded), reported only where it is a new high over the previous
+    ``high`` points of that z (0 otherwise; NaN during the first ``window`` points). Shape ``(n,)``
+    in, ``(n,)`` out, in sd units."""
+    s = pd.Series(values, dtype=float)
+    med = s.rolling(window, min_periods=window).median().shift(1)
+    mad = (s - med).abs().rolling(window, min_periods=window).median().shift(1) * 1.4826
+    scale = np.maximum(mad.to_numpy(), 1e-9 * np.maximum(np.abs(med.to_numpy()), 1.0))
+    with np.errstate(all="ignore"):
+        z = np.abs(values - med.to_numpy()) / scale
+    prev = lag(rolling_max(z, high))
+    return np.where(np.isnan(prev) | (z > prev), z, 0.0)
+
+
+def read_series(path: Path) -> tuple[pd.DataFrame, pd.Series, np.ndarray]:
+    """The raw file, its series in time order (UTC index) and the order that sorts the file."""
+    raw = pd.read_csv(path)
+    ts = pd.to_datetime(raw["timestamp"], utc=True)
+    order = np.argsort(ts.to_numpy(), kind="stable")
+    series = pd.Series(pd.to_numeric(raw["value"], errors="coerce").to_numpy(dtype=float)[order],
+                       index=pd.DatetimeIndex(ts.to_numpy()[order]), name=path.stem)
+    return raw, series, order
+
+
+def baseline_frame(path: Path) -> pd.DataFrame:
+    """Results frame of :func:`robust_z_new_high` on one file (NAB layout, file row order)."""
+    raw, series, order = read_series(path)
+    sorted_scores = robust_z_new_high(series.to_numpy())
+    scores = np.empty_like(sorted_scores)
+    scores[order] = sorted_scores
+    scores = to_unit_interval(scores, 4.0)
+    scores[: probation_length(len(scores))] = 0.0
+    return pd.DataFrame({"timestamp": pd.to_datetime(raw["timestamp"], utc=True), "value": raw["value"],
+                         "anomaly_score": scores})
+
+
+def corpus(root: Path) -> tuple[dict, list[str]]:
+    windows = load_windows(root / "labels" / "combined_windows.json")
+    return windows, sorted(windows)
+
+
+def rounded(d: dict) -> dict:
+    return {k: round(float(v), 2) for k, v in d.items()}
+
+
+def evaluate(results: dict[str, dict], windows: dict[str, dict]) -> dict:
+    nab = nab_scores(results["nab"], windows["nab"])
+    thresholds = {p: float(nab["thresholds"][p]) for p in PROFILES}
+    own = nab_scores(results["smap"], windows["smap"])
+    return {"nab": rounded({p: nab[p] for p in PROFILES}),
+            "transfer": rounded(scores_at(results["smap"], windows["smap"], thresholds)),
+            "smap_own": rounded({p: own[p] for p in PROFILES}),
+            "thresholds": {p: round(t, 6) for p, t in thresholds.items()}}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--detector", default="ensemble")
+    ap.add_argument("--nab", type=Path, default=ROOT / "nab")
+    ap.add_argument("--smap", type=Path, default=ROOT / "smap_msl")
+    ap.add_argument("--no-causality", action="store_true", help="skip the prefix-causality check")
+    args = ap.parse_args(argv)
+    roots = {"nab": args.nab.resolve(), "smap": args.smap.resolve()}
+    for name, root in roots.items():
+        if not (root / "labels" / "combined_windows.json").exists():
+            sys.exit(f"{name} corpus not found at {root}; put ../shared beside the repository or pass --{name} DIR")
+    t0 = time.perf_counter()
+    windows, det_results, base_results, causal = {}, {}, {}, {}
+    for name, root in roots.items():
+        windows[name], keys = corpus(root)
+        det_results[name], base_results[name] = {}, {}
+        for key in keys:
+            det_results[name][key] = run_file(args.detector, root / "data" / key)[0]
+            base_results[name][key] = baseline_frame(root / "data" / key)
+            if not args.no_causality:
+                check = prefix_causality(lambda: create(args.detector), read_series(root / "data" / key)[1])
+                causal[f"{name}:{key}"] = check
+    row = {"detector": args.detector, **evaluate(det_results, windows),
+           "baseline": evaluate(base_results, windows)}
+    if causal:
+        bad = sorted(k for k, c in causal.items() if not c.ok)
+        row["prefix_causal"] = {"files": len(causal), "failed": len(bad), "failed_files": bad[:10],
+                                "worst_diff": float(max(c.worst for c in causal.values()))}
+    row["wall_seconds"] = round(time.perf_counter() - t0, 1)
+    print(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()
