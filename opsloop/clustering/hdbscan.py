@@ -1,5 +1,7 @@
 """HDBSCAN (Campello, Moulavi & Sander 2013) on cosine distance over a FAISS k-NN graph.
 
+Stages: k-NN graph, HDBSCAN, giant-cluster guard, noise attachment (each below).
+
 Why not DBSCAN with one ``eps``: on real helpdesk tickets the k-distances rise steadily (no knee),
 so any radius either chains most tickets into one cluster or leaves most as noise. HDBSCAN builds
 the whole single-linkage hierarchy of the *mutual reachability* distance ``max(core(a), core(b),
@@ -21,10 +23,15 @@ two clusters holding at least :data:`SPLIT_COVERAGE` of the cluster's tickets (H
 tiny clusters inside any large blob); otherwise the cluster stays whole -- one dominant theme is a
 finding, not an artefact.
 
-**Noise vote.** HDBSCAN leaves the tickets between dense regions as noise, which on real tickets is
-half of them. A noise ticket that lies within the core radius of clustered neighbours joins the
-cluster most of those neighbours belong to -- DBSCAN's border-point rule with each core point's own
-radius (:func:`vote_noise`). Labels before the vote are used, so a vote never chains.
+**Noise attachment.** HDBSCAN leaves the tickets between dense regions as noise: two thirds of
+real tickets. A noise ticket joins the cluster whose centroid it is most similar to if it is at
+least as similar to it as that cluster's least similar member (:func:`attach_to_centroids`; the
+"embeddings" outlier reduction of BERTopic, Grootendorst 2022, with each cluster's own spread as the
+threshold instead of a global one). Then a ticket still left out joins the cluster that holds at
+least a third of its ``n_neighbors`` nearest tickets, if one does (:func:`vote_noise`). Both steps
+use the labels from before them, so attachment never chains, and a ticket unlike every cluster
+stays noise. On it_tickets (6,000 sampled) this takes noise from 0.70 (HDBSCAN alone) to 0.50 after
+the centroid step and 0.29 after the vote.
 """
 
 from __future__ import annotations
@@ -39,10 +46,12 @@ from sklearn.cluster import HDBSCAN
 
 from opsloop.clustering.dbscan import FLAT_MAX_N, _CellSearch, _FlatSearch, normalise
 
-#: Smallest theme (tickets).
-MIN_CLUSTER_SIZE = 5
-#: Neighbours (the ticket excluded) whose distance defines a ticket's core distance.
-MIN_SAMPLES = 4
+#: Smallest theme (tickets). 5 splits the simulator's chatter topics into pieces (ARI 0.75-0.80
+#: against 0.94-0.95 at 10, seeds 7 and 1) and gives real tickets no better NMI.
+MIN_CLUSTER_SIZE = 10
+#: Neighbours (the ticket excluded) whose distance defines a ticket's core distance; 1 (single
+#: linkage made robust by ``min_cluster_size``) leaves the least noise on real tickets.
+MIN_SAMPLES = 1
 #: k of the k-NN graph.
 N_NEIGHBORS = 15
 #: Largest share of the tickets one cluster may hold before it is clustered again.
@@ -56,7 +65,7 @@ _FAR = 2.0
 @dataclass
 class HDBSCANStats:
     """``n`` points, ``n_neighbors`` of the graph, ``components`` of the k-NN graph, ``split``
-    clusters re-clustered by the guard, ``attached`` noise points given a cluster by the vote,
+    clusters re-clustered by the guard, ``attached`` noise points given a cluster afterwards,
     ``index`` flat|ivf, seconds for the neighbour search and for HDBSCAN."""
 
     n: int
@@ -92,17 +101,17 @@ def _connect(g: sparse.csr_matrix) -> tuple[sparse.csr_matrix, int]:
 
 
 class FaissHDBSCAN:
-    """HDBSCAN of unit vectors on a FAISS k-NN cosine graph, with a giant-cluster guard and a noise vote.
+    """HDBSCAN of unit vectors on a FAISS k-NN cosine graph, with a giant-cluster guard and noise attachment.
 
     Parameters (see the module docstring):
         min_cluster_size: fewest points of a cluster.
-        min_samples: neighbours that define a point's core distance; also the votes a noise point
-            needs to join a cluster.
+        min_samples: neighbours that define a point's core distance.
         n_neighbors: k of the k-NN graph (>= ``min_samples``).
         max_share: a cluster with more than this share of the points is clustered again (``None``
             or 1: never).
         max_depth: how many times the guard may re-cluster the pieces of a cluster.
-        vote: attach noise points by the k-NN vote (:func:`vote_noise`), ``min_votes`` needed.
+        attach: attach noise points to clusters (:func:`attach_to_centroids`, then
+            :func:`vote_noise` with a third of ``n_neighbors`` votes).
         flat_max_n, nlist, nprobe, batch_size, seed: neighbour search (as
             :class:`~opsloop.clustering.dbscan.FaissDBSCAN`).
 
@@ -115,15 +124,14 @@ class FaissHDBSCAN:
 
     def __init__(self, min_cluster_size: int = MIN_CLUSTER_SIZE, min_samples: int = MIN_SAMPLES, *,
                  n_neighbors: int = N_NEIGHBORS, max_share: float | None = MAX_SHARE, max_depth: int = 3,
-                 vote: bool = True, min_votes: int = 1, flat_max_n: int = FLAT_MAX_N, nlist: int | None = None, nprobe: int = 8,
+                 attach: bool = True, flat_max_n: int = FLAT_MAX_N, nlist: int | None = None, nprobe: int = 8,
                  batch_size: int = 2048, seed: int = 0) -> None:
         self.min_cluster_size = min_cluster_size
         self.min_samples = min_samples
         self.n_neighbors = n_neighbors
         self.max_share = max_share
         self.max_depth = max_depth
-        self.vote = vote
-        self.min_votes = min_votes
+        self.attach = attach
         self.flat_max_n = flat_max_n
         self.nlist = nlist
         self.nprobe = nprobe
@@ -199,8 +207,10 @@ class FaissHDBSCAN:
             if not changed:
                 break
         attached = 0
-        if self.vote:
-            labels, attached = vote_noise(labels, dist, idx, self.core_distance_, self.min_votes)
+        if self.attach:
+            labels, attached = attach_to_centroids(x, labels)
+            labels, voted = vote_noise(labels, dist, idx, max(1, idx.shape[1] // 3))
+            attached += voted
         self.labels_ = _renumber(labels)
         self.stats_ = HDBSCANStats(n=n, n_neighbors=idx.shape[1], components=n_comp, split=split, attached=attached,
                                    index=kind, search_seconds=round(search_s, 3),
@@ -212,23 +222,40 @@ class FaissHDBSCAN:
         return self.fit(vectors).labels_
 
 
-def vote_noise(labels: np.ndarray, dist: np.ndarray, idx: np.ndarray, core: np.ndarray,
-               min_votes: int = 1) -> tuple[np.ndarray, int]:
-    """Labels with noise points (-1) attached to clusters by their neighbours' votes.
+def attach_to_centroids(x: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, int]:
+    """Labels with each noise point (-1) of ``x`` ``(n, d)`` (unit rows) given the cluster whose
+    centroid is most similar to it (cosine), if that similarity is at least the smallest similarity
+    of the cluster's own members to its centroid. Returns ``(labels, attached)``."""
+    labels = np.asarray(labels).copy()
+    noise = np.flatnonzero(labels < 0)
+    member = np.flatnonzero(labels >= 0)
+    if not len(noise) or not len(member):
+        return labels, 0
+    m = int(labels.max()) + 1
+    onehot = sparse.csr_matrix((np.ones(len(member)), (labels[member], member)), shape=(m, len(x)))
+    centroids = normalise(np.asarray(onehot @ x))
+    own = np.einsum("ij,ij->i", x[member], centroids[labels[member]])
+    floor = np.full(m, np.inf)
+    np.minimum.at(floor, labels[member], own)
+    sims = x[noise] @ centroids.T
+    best = sims.argmax(axis=1)
+    win = sims[np.arange(len(noise)), best] >= floor[best] - 1e-6
+    labels[noise[win]] = best[win]
+    return labels, int(win.sum())
 
-    A neighbour ``j`` (row of ``idx`` ``(n, k)``, distances ``dist``; -1 ids ignored) of a noise
-    point ``i`` votes for its cluster when ``d(i, j) <= core[j]``, i.e. ``i`` lies within ``j``'s own
-    core radius: DBSCAN's border point of a core point, at that point's density. ``i`` joins the
-    cluster with the most votes if it has at least ``min_votes`` (ties: the lower label). Votes
-    count the labels before any attachment, so attachment never chains. Returns ``(labels,
-    attached)``.
-    """
+
+def vote_noise(labels: np.ndarray, dist: np.ndarray, idx: np.ndarray, min_votes: int) -> tuple[np.ndarray, int]:
+    """Labels with each noise point (-1) given the cluster that holds the most of its neighbours
+    ``idx`` ``(n, k)`` (cosine distances ``dist``), if that is at least ``min_votes`` of them -- the
+    k-NN rule (Cover & Hart 1967) restricted to confident pluralities. A neighbour at distance >= 1
+    (nothing in common) does not vote; -1 ids are ignored; ties go to the lower label. Votes count the
+    labels before this step, so it never chains. Returns ``(labels, attached)``."""
     labels = np.asarray(labels).copy()
     noise = np.flatnonzero(labels < 0)
     if not len(noise) or not (labels >= 0).any():
         return labels, 0
-    nb = np.clip(idx[noise], 0, None)
-    lab = np.where((idx[noise] >= 0) & (dist[noise] <= core[nb]), labels[nb], -1)
+    nb = idx[noise]
+    lab = np.where((nb >= 0) & (dist[noise] < 1.0), labels[np.clip(nb, 0, None)], -1)
     rows = np.repeat(np.arange(len(noise)), nb.shape[1])
     ok = lab.ravel() >= 0
     votes = sparse.csr_matrix((np.ones(int(ok.sum())), (rows[ok], lab.ravel()[ok])),

@@ -4,7 +4,8 @@ Texts are ``subject. body`` with e-mail boilerplate (greetings, signatures, quot
 first (:mod:`opsloop.clustering.boilerplate`), for the embedding and for the top terms alike. By
 default the clusters come from :class:`~opsloop.clustering.hdbscan.FaissHDBSCAN` (a FAISS k-NN
 graph, scikit-learn's HDBSCAN, a guard that re-clusters any cluster holding more than a quarter of
-the tickets, and a k-NN vote that gives a noise ticket the cluster of most of its neighbours): real
+the tickets, and an attachment step that gives a noise ticket the nearest cluster it is as close to
+as that cluster's own members): real
 tickets have no single density, so a DBSCAN radius either chains them into one cluster or leaves
 most as noise. Given an ``eps``, DBSCAN with that radius is used instead
 (:class:`~opsloop.clustering.dbscan.FaissDBSCAN`). Noise tickets (label -1) stay unclustered.
@@ -32,10 +33,13 @@ from sklearn.feature_extraction.text import CountVectorizer
 from opsloop.clustering.boilerplate import strip_boilerplate
 from opsloop.clustering.dbscan import FaissDBSCAN
 from opsloop.clustering.embedders import Embedder
-from opsloop.clustering.hdbscan import MIN_CLUSTER_SIZE, FaissHDBSCAN
+from opsloop.clustering.hdbscan import MIN_CLUSTER_SIZE, MIN_SAMPLES, FaissHDBSCAN
 from opsloop.clustering.themes import KnownTheme, assign_ids, update_themes
 from opsloop.data.contracts import affected
 from opsloop.domain import TicketCluster, stable_hash
+
+#: DBSCAN's ``min_samples`` when an ``eps`` is given and no ``min_samples``.
+DBSCAN_MIN_SAMPLES = 4
 
 
 def ticket_texts(tickets: pd.DataFrame) -> list[str]:
@@ -134,7 +138,7 @@ def _label(subjects: list[str]) -> str:
 
 
 def cluster(
-    tickets: pd.DataFrame, embedder: Embedder, eps: float | None = None, min_samples: int = 4,
+    tickets: pd.DataFrame, embedder: Embedder, eps: float | None = None, min_samples: int | None = None,
     n_examples: int = 3, known_themes: list[KnownTheme] | None = None, min_theme_similarity: float = 0.8,
     vectors: np.ndarray | None = None, labels: Sequence[str] = (), min_cluster_size: int = MIN_CLUSTER_SIZE,
     **params: Any,
@@ -144,9 +148,9 @@ def cluster(
     Args:
         eps: ``None`` (the default): HDBSCAN (:class:`~opsloop.clustering.hdbscan.FaissHDBSCAN`);
             a cosine distance radius (1 - cosine similarity): DBSCAN with it.
-        min_samples: HDBSCAN: the neighbours that define a ticket's core distance, and the votes a
-            noise ticket needs to join a cluster; DBSCAN: tickets within ``eps`` (itself included)
-            that make a core ticket.
+        min_samples: HDBSCAN: the neighbours that define a ticket's core distance (``None``:
+            :data:`~opsloop.clustering.hdbscan.MIN_SAMPLES`); DBSCAN: tickets within ``eps`` (itself
+            included) that make a core ticket (``None``: 4).
         min_cluster_size: HDBSCAN's smallest cluster.
         n_examples: representative tickets per cluster (closest to the centroid).
         known_themes: themes from earlier cycles; a cluster whose centroid matches one (cosine
@@ -167,6 +171,8 @@ def cluster(
     vecs = np.asarray(embedder.embed(texts) if vectors is None else vectors, dtype=np.float32)
     t1 = time.perf_counter()
     source = "given" if eps is not None else "hdbscan"
+    if min_samples is None:
+        min_samples = DBSCAN_MIN_SAMPLES if source == "given" else MIN_SAMPLES
     if source == "given":
         model: FaissDBSCAN | FaissHDBSCAN = FaissDBSCAN(eps=eps, min_samples=min_samples, **params)
         raw = model.fit_predict(vecs) if n >= min_samples else np.full(n, -1)
@@ -235,7 +241,8 @@ def cluster(
 
 
 def cluster_tickets(
-    tickets: pd.DataFrame, embedder: Embedder, eps: float | None = None, min_samples: int = 4, n_examples: int = 3,
+    tickets: pd.DataFrame, embedder: Embedder, eps: float | None = None, min_samples: int | None = None,
+    n_examples: int = 3,
     labels: Sequence[str] = (),
 ) -> list[TicketCluster]:
     """Clusters of ``tickets`` (see :func:`cluster`), sorted by size, largest first; the cluster id

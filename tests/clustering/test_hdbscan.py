@@ -7,7 +7,7 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from opsloop.clustering.dbscan import normalise
-from opsloop.clustering.hdbscan import FaissHDBSCAN, vote_noise
+from opsloop.clustering.hdbscan import FaissHDBSCAN, attach_to_centroids
 
 DIM = 32
 
@@ -60,15 +60,19 @@ def test_guard_keeps_one_dominant_theme_whole():
     assert (labels[:300] == labels[0]).all() and labels[0] >= 0  # 88% of the points, one theme
 
 
-def test_vote_attaches_only_points_within_a_core_radius():
-    # points 0-3 are a cluster (core radius 0.1); 4 is 0.05 from them, 5 is 0.9 away
-    labels = np.array([0, 0, 0, 0, -1, -1])
-    idx = np.array([[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2], [0, 1, 2], [0, 1, 2]])
-    dist = np.array([[0.1] * 3] * 4 + [[0.05] * 3, [0.9] * 3])
-    core = np.array([0.1, 0.1, 0.1, 0.1, 0.05, 0.9])
-    out, attached = vote_noise(labels, dist, idx, core)
-    assert out.tolist() == [0, 0, 0, 0, 0, -1] and attached == 1
-    assert vote_noise(np.full(3, -1), dist[:3], idx[:3, :2] % 3, core[:3])[1] == 0  # no cluster, no vote
+def test_noise_joins_a_cluster_only_as_close_as_its_members():
+    rng = np.random.default_rng(3)
+    a, b = normalise(rng.standard_normal((2, DIM)))
+    x = normalise(np.vstack([_blob(rng, a, 30), _blob(rng, b, 30)]))
+    labels = np.repeat([0, 1], 30)
+    near = normalise((a + 0.05 * rng.standard_normal(DIM) / np.sqrt(DIM))[None])[0]  # inside cluster 0's spread
+    far = normalise((a + b + 3 * rng.standard_normal(DIM))[None])[0]  # like neither
+    out, attached = attach_to_centroids(np.vstack([x, near[None], far[None]]), np.concatenate([labels, [-1, -1]]))
+    assert out[-2] == 0 and out[-1] == -1 and attached == 1
+    assert out[:60].tolist() == labels.tolist()  # members keep their clusters
+    assert attach_to_centroids(x, np.full(60, -1))[1] == 0  # no cluster: nothing to join
+    model = FaissHDBSCAN(attach=False).fit(np.vstack([x, far[None]]))
+    assert model.stats_.attached == 0
 
 
 def test_tiny_inputs_and_bad_parameters():

@@ -105,7 +105,7 @@ def test_clusters_without_subjects_get_term_labels_and_boilerplate_free_terms():
     t0 = pd.Timestamp("2026-11-03", tz="UTC")
     tickets = pd.DataFrame({"id": [f"T-{i}" for i in range(len(body))], "subject": "", "body": body,
                             "created_at": [t0 + pd.Timedelta(minutes=i) for i in range(len(body))]})
-    res = cluster(tickets, TfidfEmbedder(), min_samples=3, min_cluster_size=4)
+    res = cluster(tickets, TfidfEmbedder(), min_cluster_size=4)
     assert len(res.clusters) == 2
     for c in res.clusters:
         assert c.label and c.label == " / ".join(c.top_terms[:3])
