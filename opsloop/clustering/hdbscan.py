@@ -237,9 +237,13 @@ def attach_to_centroids(x: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, 
     own = np.einsum("ij,ij->i", x[member], centroids[labels[member]])
     floor = np.full(m, np.inf)
     np.minimum.at(floor, labels[member], own)
-    sims = x[noise] @ centroids.T
-    best = sims.argmax(axis=1)
-    win = sims[np.arange(len(noise)), best] >= floor[best] - 1e-6
+    best = np.empty(len(noise), dtype=np.intp)
+    top = np.empty(len(noise), dtype=np.float32)
+    for s in range(0, len(noise), 8192):  # blocks bound the (noise, clusters) similarity matrix
+        sims = x[noise[s : s + 8192]] @ centroids.T
+        best[s : s + 8192] = sims.argmax(axis=1)
+        top[s : s + 8192] = sims[np.arange(len(sims)), best[s : s + 8192]]
+    win = top >= floor[best] - 1e-6
     labels[noise[win]] = best[win]
     return labels, int(win.sum())
 
@@ -258,12 +262,14 @@ def vote_noise(labels: np.ndarray, dist: np.ndarray, idx: np.ndarray, min_votes:
     lab = np.where((nb >= 0) & (dist[noise] < 1.0), labels[np.clip(nb, 0, None)], -1)
     rows = np.repeat(np.arange(len(noise)), nb.shape[1])
     ok = lab.ravel() >= 0
-    votes = sparse.csr_matrix((np.ones(int(ok.sum())), (rows[ok], lab.ravel()[ok])),
-                              shape=(len(noise), int(labels.max()) + 1)).toarray()
-    best = votes.argmax(axis=1)
-    win = votes[np.arange(len(noise)), best] >= min_votes
-    labels[noise[win]] = best[win]
-    return labels, int(win.sum())
+    m = int(labels.max()) + 1
+    keys, counts = np.unique(rows[ok] * m + lab.ravel()[ok], return_counts=True)  # (row, label) votes
+    row, label = keys // m, keys % m
+    order = np.lexsort((label, -counts, row))  # per row: most votes first, then the lower label
+    first = order[np.unique(row[order], return_index=True)[1]]
+    win = first[counts[first] >= min_votes]
+    labels[noise[row[win]]] = label[win]
+    return labels, int(len(win))
 
 
 def _renumber(labels: np.ndarray) -> np.ndarray:
