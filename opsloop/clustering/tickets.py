@@ -114,7 +114,7 @@ class ClusteringResult:
     * ``eps`` / ``eps_source`` -- ``given``: the DBSCAN radius asked for; ``hdbscan`` (the default):
       HDBSCAN has no single radius, ``eps`` is the median core distance (cosine distance to the
       ``min_samples``-th neighbour) of the clustered tickets, a figure of how tight the themes are
-      (``nan`` if none was clustered).
+      (0 if none was clustered).
     * ``themes`` -- the known themes updated with this run's clusters (persist them for next cycle).
     * ``stats`` -- seconds (``embed_s``, ``cluster_s``, ``describe_s``) and the neighbour-graph figures.
     """
@@ -180,8 +180,8 @@ def cluster(
     else:
         model = FaissHDBSCAN(min_cluster_size=min_cluster_size, min_samples=min_samples, **params)
         raw = model.fit_predict(vecs)
-        core = model.core_distance_[raw >= 0]
-        used_eps = float(np.median(core)) if len(core) else float("nan")
+        core = model.core_distance_[(raw >= 0) & np.isfinite(model.core_distance_)]
+        used_eps = float(np.median(core)) if len(core) else 0.0
     t2 = time.perf_counter()
 
     terms = class_tfidf_terms(texts, raw)
