@@ -21,7 +21,8 @@ twice ``min_cluster_size``) is clustered again on its own tickets (fresh k-NN gr
 density structure decides), up to ``max_depth`` rounds. The split is kept only if it finds at least
 two clusters holding at least :data:`SPLIT_COVERAGE` of the cluster's tickets (HDBSCAN finds a few
 tiny clusters inside any large blob); otherwise the cluster stays whole -- one dominant theme is a
-finding, not an artefact.
+finding, not an artefact. The guard runs on HDBSCAN's clusters and again after noise attachment
+(which can grow a cluster past the share), followed by another attachment if it split anything.
 
 **Noise attachment.** HDBSCAN leaves the tickets between dense regions as noise: two thirds of
 real tickets. A noise ticket joins the cluster whose centroid it is most similar to if it is at
@@ -172,6 +173,36 @@ class FaissHDBSCAN:
                         copy=True, allow_single_cluster=False)
         return model.fit_predict(graph), n_comp
 
+    def _guard(self, x: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, int]:
+        """The giant-cluster guard (module docstring): labels and the number of clusters split."""
+        labels = labels.copy()
+        limit = len(x) * self.max_share if self.max_share is not None and self.max_share < 1 else np.inf
+        split = 0
+        for _ in range(self.max_depth):
+            sizes = np.bincount(labels[labels >= 0]) if (labels >= 0).any() else np.zeros(0, int)
+            changed = False
+            for c in np.flatnonzero((sizes > limit) & (sizes >= 2 * self.min_cluster_size)):
+                members = np.flatnonzero(labels == c)
+                ts = time.perf_counter()
+                sub_dist, sub_idx, _ = self._neighbours(x[members])
+                self._search_s += time.perf_counter() - ts
+                sub, _ = self._hdbscan(sub_dist, sub_idx)
+                if sub.max() < 1 or (sub >= 0).mean() < SPLIT_COVERAGE:  # no real split: one theme
+                    continue
+                labels[members] = np.where(sub >= 0, labels.max() + 1 + sub, -1)
+                split += 1
+                changed = True
+            if not changed:
+                break
+        return labels, split
+
+    @staticmethod
+    def _attach(x: np.ndarray, labels: np.ndarray, dist: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, int]:
+        """Noise attachment (module docstring): labels and the number of points attached."""
+        labels, by_centroid = attach_to_centroids(x, labels)
+        labels, by_vote = vote_noise(labels, dist, idx, max(1, idx.shape[1] // 3))
+        return labels, by_centroid + by_vote
+
     def fit(self, vectors: np.ndarray) -> FaissHDBSCAN:
         """Cluster ``vectors`` ``(n, dim)`` (normalised here); returns self."""
         self._check()
@@ -186,31 +217,18 @@ class FaissHDBSCAN:
         dist, idx, kind = self._neighbours(x)
         self.core_distance_ = dist[:, min(self.min_samples, dist.shape[1]) - 1].astype(float)
         t1 = time.perf_counter()
+        self._search_s = t1 - t0
         labels, n_comp = self._hdbscan(dist, idx)
-        split, search_s = 0, t1 - t0
-        limit = n * self.max_share if self.max_share is not None and self.max_share < 1 else np.inf
-        for _ in range(self.max_depth):
-            sizes = np.bincount(labels[labels >= 0]) if (labels >= 0).any() else np.zeros(0, int)
-            big = np.flatnonzero((sizes > limit) & (sizes >= 2 * self.min_cluster_size))
-            changed = False
-            for c in big:
-                members = np.flatnonzero(labels == c)
-                ts = time.perf_counter()
-                sub_dist, sub_idx, _ = self._neighbours(x[members])
-                search_s += time.perf_counter() - ts
-                sub, _ = self._hdbscan(sub_dist, sub_idx)
-                if sub.max() < 1 or (sub >= 0).mean() < SPLIT_COVERAGE:  # no real split: one theme
-                    continue
-                labels[members] = np.where(sub >= 0, labels.max() + 1 + sub, -1)
-                split += 1
-                changed = True
-            if not changed:
-                break
+        labels, split = self._guard(x, labels)
         attached = 0
         if self.attach:
-            labels, attached = attach_to_centroids(x, labels)
-            labels, voted = vote_noise(labels, dist, idx, max(1, idx.shape[1] // 3))
-            attached += voted
+            labels, attached = self._attach(x, labels, dist, idx)
+            labels, more = self._guard(x, labels)  # attachment can grow a cluster past the share
+            split += more
+            if more:
+                labels, again = self._attach(x, labels, dist, idx)
+                attached += again
+        search_s = self._search_s
         self.labels_ = _renumber(labels)
         self.stats_ = HDBSCANStats(n=n, n_neighbors=idx.shape[1], components=n_comp, split=split, attached=attached,
                                    index=kind, search_seconds=round(search_s, 3),
