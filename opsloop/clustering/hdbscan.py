@@ -21,8 +21,8 @@ twice ``min_cluster_size``) is clustered again on its own tickets (fresh k-NN gr
 density structure decides), up to ``max_depth`` rounds. The split is kept only if it finds at least
 two clusters holding at least :data:`SPLIT_COVERAGE` of the cluster's tickets (HDBSCAN finds a few
 tiny clusters inside any large blob); otherwise the cluster stays whole -- one dominant theme is a
-finding, not an artefact. The guard runs on HDBSCAN's clusters and again after noise attachment
-(which can grow a cluster past the share), followed by another attachment if it split anything.
+finding, not an artefact. Noise attachment (below) never takes a cluster past the share: a cluster
+it would take past it gets none of its attachments.
 
 **Noise attachment.** HDBSCAN leaves the tickets between dense regions as noise: two thirds of
 real tickets. A noise ticket joins the cluster whose centroid it is most similar to if it is at
@@ -196,12 +196,18 @@ class FaissHDBSCAN:
                 break
         return labels, split
 
-    @staticmethod
-    def _attach(x: np.ndarray, labels: np.ndarray, dist: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, int]:
-        """Noise attachment (module docstring): labels and the number of points attached."""
-        labels, by_centroid = attach_to_centroids(x, labels)
-        labels, by_vote = vote_noise(labels, dist, idx, max(1, idx.shape[1] // 3))
-        return labels, by_centroid + by_vote
+    def _attach(self, x: np.ndarray, labels: np.ndarray, dist: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, int]:
+        """Noise attachment (module docstring): labels and the number of points attached. A cluster
+        that attachment would take past ``max_share`` of the points gets none of its attachments."""
+        before = labels
+        labels, _ = attach_to_centroids(x, before)
+        labels, _ = vote_noise(labels, dist, idx, max(1, idx.shape[1] // 3))
+        limit = len(x) * self.max_share if self.max_share is not None and self.max_share < 1 else np.inf
+        sizes = np.bincount(labels[labels >= 0], minlength=int(labels.max()) + 1)
+        over = np.flatnonzero(sizes > limit)
+        if len(over):
+            labels = np.where((before < 0) & np.isin(labels, over), -1, labels)
+        return labels, int(((before < 0) & (labels >= 0)).sum())
 
     def fit(self, vectors: np.ndarray) -> FaissHDBSCAN:
         """Cluster ``vectors`` ``(n, dim)`` (normalised here); returns self."""
@@ -223,11 +229,6 @@ class FaissHDBSCAN:
         attached = 0
         if self.attach:
             labels, attached = self._attach(x, labels, dist, idx)
-            labels, more = self._guard(x, labels)  # attachment can grow a cluster past the share
-            split += more
-            if more:
-                labels, again = self._attach(x, labels, dist, idx)
-                attached += again
         search_s = self._search_s
         self.labels_ = _renumber(labels)
         self.stats_ = HDBSCANStats(n=n, n_neighbors=idx.shape[1], components=n_comp, split=split, attached=attached,

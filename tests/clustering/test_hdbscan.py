@@ -82,3 +82,18 @@ def test_tiny_inputs_and_bad_parameters():
         FaissHDBSCAN(min_samples=20, n_neighbors=10).fit(normalise(np.eye(30)))
     with pytest.raises(ValueError, match="2-D"):
         FaissHDBSCAN().fit(np.zeros(5))
+
+
+def test_attachment_never_takes_a_cluster_past_the_share():
+    rng = np.random.default_rng(4)
+    a, b = normalise(rng.standard_normal((2, DIM)))
+    # a theme of 20, 60 unclustered tickets right next to it, and a far theme of 40
+    x = normalise(np.vstack([_blob(rng, a, 80, spread=0.05), _blob(rng, b, 40, spread=0.05)]))
+    labels = np.concatenate([np.zeros(20, int), np.full(60, -1), np.ones(40, int)])
+    model = FaissHDBSCAN(max_share=None)
+    dist, idx, _ = model._neighbours(x)
+    free, n_free = model._attach(x, labels, dist, idx)
+    assert n_free == 60 and (free[:80] == 0).all()  # without a share limit all 60 join the theme
+    model.max_share = 0.25
+    capped, n_capped = model._attach(x, labels, dist, idx)
+    assert n_capped == 0 and capped.tolist() == labels.tolist()  # 80 of 120 would be past 25%
