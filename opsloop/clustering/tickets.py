@@ -1,13 +1,21 @@
-"""Ticket clustering: DBSCAN (Ester et al. 1996) on cosine distance between sentence embeddings.
+"""Ticket clustering: HDBSCAN (Campello et al. 2013) on cosine distance between sentence embeddings.
 
-The neighbour graph comes from FAISS (:mod:`opsloop.clustering.dbscan`), so clustering scales to
-100k tickets; ``eps`` defaults to the knee of the k-distance curve (reported in the result), or to
-:data:`DEFAULT_EPS` when there are too few tickets for a curve. Noise tickets (DBSCAN label -1) stay
-unclustered. Each cluster gets top terms by class-based TF-IDF (Grootendorst 2022, BERTopic's
-c-TF-IDF), a readable label (the most common subject near its centroid), the tickets closest to its
-centroid as examples, its time span and the values of the blast-radius labels it touches (the
-label columns a domain pack names, e.g. a customer or a region). Given the themes known
-from earlier cycles (:mod:`opsloop.clustering.themes`), clusters keep their theme's id.
+Texts are ``subject. body`` with e-mail boilerplate (greetings, signatures, quoted replies) stripped
+first (:mod:`opsloop.clustering.boilerplate`), for the embedding and for the top terms alike. By
+default the clusters come from :class:`~opsloop.clustering.hdbscan.FaissHDBSCAN` (a FAISS k-NN
+graph, scikit-learn's HDBSCAN, a guard that re-clusters any cluster holding more than a quarter of
+the tickets, and an attachment step that gives a noise ticket the nearest cluster it is as close to
+as that cluster's own members): real
+tickets have no single density, so a DBSCAN radius either chains them into one cluster or leaves
+most as noise. Given an ``eps``, DBSCAN with that radius is used instead
+(:class:`~opsloop.clustering.dbscan.FaissDBSCAN`). Noise tickets (label -1) stay unclustered.
+
+Each cluster gets top terms by class-based TF-IDF (Grootendorst 2022, BERTopic's c-TF-IDF) drawn
+only from words its own tickets use, a readable label (the most common subject near its centroid,
+else its top terms, never empty), the tickets closest to its centroid as examples, its time span and
+the values of the blast-radius labels it touches (the label columns a domain pack names, e.g. a
+customer or a region). Given the themes known from earlier cycles
+(:mod:`opsloop.clustering.themes`), clusters keep their theme's id.
 """
 
 from __future__ import annotations
@@ -22,29 +30,36 @@ import numpy as np
 import pandas as pd
 from sklearn.feature_extraction.text import CountVectorizer
 
-from opsloop.clustering.dbscan import FaissDBSCAN, Knee
+from opsloop.clustering.boilerplate import strip_boilerplate
+from opsloop.clustering.dbscan import FaissDBSCAN
 from opsloop.clustering.embedders import Embedder
+from opsloop.clustering.hdbscan import MIN_CLUSTER_SIZE, MIN_SAMPLES, FaissHDBSCAN
 from opsloop.clustering.themes import KnownTheme, assign_ids, update_themes
 from opsloop.data.contracts import affected
 from opsloop.domain import TicketCluster, stable_hash
 
-#: eps (cosine distance) when there are fewer than :data:`MIN_KNEE_POINTS` tickets. On the simulated
-#: scenarios (MiniLM) the k-distance knee lands between 0.23 and 0.28; 0.25 is the middle.
-DEFAULT_EPS = 0.25
-#: Fewest tickets whose k-distance curve is trusted for a knee.
-MIN_KNEE_POINTS = 50
+#: DBSCAN's ``min_samples`` when an ``eps`` is given and no ``min_samples``.
+DBSCAN_MIN_SAMPLES = 4
 
 
 def ticket_texts(tickets: pd.DataFrame) -> list[str]:
-    """``subject. body`` per ticket row."""
-    return (tickets["subject"].fillna("").astype(str) + ". " + tickets["body"].fillna("").astype(str)).tolist()
+    """``subject. body`` per ticket row, boilerplate stripped from the body (a body that is nothing
+    but boilerplate is kept as it is); no subject: the body alone."""
+    body = tickets["body"].fillna("").astype(str)
+    stripped = pd.Series(strip_boilerplate(body), index=body.index)
+    body = stripped.where(stripped.str.len() > 0, body)
+    subject = tickets["subject"].fillna("").astype(str).str.strip()
+    return subject.where(subject.str.len() == 0, subject + ". ").str.cat(body).str.strip().tolist()
 
 
 def class_tfidf_terms(texts: list[str], labels: np.ndarray, top_n: int = 5) -> dict[int, list[str]]:
-    """Top ``top_n`` terms per cluster label (labels >= 0) by c-TF-IDF.
+    """Top terms per cluster label (labels >= 0) by c-TF-IDF: ``{label: [term, ...]}``, at most
+    ``top_n`` each, every term one that occurs in that cluster's own texts.
 
     Each cluster's texts are one document; weight = tf(term, cluster) · log(1 + A / f(term)), with A
-    the mean number of words per cluster and f the term's frequency over all clusters.
+    the mean number of words per cluster and f the term's frequency over all clusters (Grootendorst
+    2022). Words are English non-stop-words of 3+ characters starting with a letter; a cluster with
+    none of those gets its most common tokens of 2+ characters; a cluster with no token at all, ``[]``.
     """
     clusters = sorted(int(c) for c in set(labels.tolist()) if c >= 0)
     if not clusters:
@@ -54,15 +69,37 @@ def class_tfidf_terms(texts: list[str], labels: np.ndarray, top_n: int = 5) -> d
         if lab >= 0:
             groups.setdefault(int(lab), []).append(t)
     docs = [" ".join(groups[c]) for c in clusters]
-    vec = CountVectorizer(stop_words="english", token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z0-9_.]{2,}\b")
-    tf = vec.fit_transform(docs).toarray().astype(float)
-    words = np.asarray(vec.get_feature_names_out())
-    tf_norm = tf / np.maximum(tf.sum(axis=1, keepdims=True), 1.0)
-    avg_words = tf.sum() / len(clusters)
-    idf = np.log1p(avg_words / np.maximum(tf.sum(axis=0), 1.0))
-    weights = tf_norm * idf
-    order = np.argsort(-weights, axis=1)[:, :top_n]
-    return {c: words[order[i]].tolist() for i, c in enumerate(clusters)}
+    out: dict[int, list[str]] = {c: [] for c in clusters}
+    for pattern, stop in ((r"(?u)\b[a-zA-Z][a-zA-Z0-9_.]{2,}\b", "english"), (r"(?u)\b\w\w+\b", None)):
+        todo = [i for i, c in enumerate(clusters) if not out[c]]
+        if not todo:
+            break
+        vec = CountVectorizer(stop_words=stop, token_pattern=pattern)
+        try:
+            tf = vec.fit_transform(docs).toarray().astype(float)
+        except ValueError:  # no token in any cluster
+            continue
+        words = np.asarray(vec.get_feature_names_out())
+        tf_norm = tf / np.maximum(tf.sum(axis=1, keepdims=True), 1.0)
+        idf = np.log1p((tf.sum() / len(clusters)) / np.maximum(tf.sum(axis=0), 1.0))
+        weights = np.where(tf > 0, tf_norm * idf, -1.0)  # words absent from a cluster never rank
+        order = np.argsort(-weights, axis=1, kind="stable")[:, :top_n]
+        for i in todo:
+            out[clusters[i]] = words[order[i]][weights[i, order[i]] > 0].tolist()
+    return out
+
+
+def cluster_label(subjects: list[str], top_terms: list[str], texts: list[str], size: int) -> str:
+    """A cluster's label, never empty: the most common non-empty one of ``subjects`` (ordered by
+    closeness to the centroid; ties: the closest), else its ``top_terms`` joined by " / ", else the
+    first eight words of the closest of ``texts``, else ``"<size> similar tickets"``."""
+    named = [s.strip() for s in subjects if s and s.strip()]
+    if named:
+        return _label(named)
+    if top_terms:
+        return " / ".join(top_terms[:3])
+    words = next((t.split() for t in texts if t.strip()), [])
+    return " ".join(words[:8]) if words else f"{size} similar tickets"
 
 
 
@@ -74,8 +111,10 @@ class ClusteringResult:
       row ``i`` is ``clusters[i]``'s (for theme matching and storage).
     * ``labels`` ``(n_tickets,)`` -- index into ``clusters`` per input row (in input order), -1 noise.
     * ``noise`` -- ids of the tickets left unclustered.
-    * ``eps`` / ``eps_source`` -- the radius used and where it came from: ``given``, ``knee`` (then
-      ``knee`` holds the curve) or ``default`` (too few tickets for a knee).
+    * ``eps`` / ``eps_source`` -- ``given``: the DBSCAN radius asked for; ``hdbscan`` (the default):
+      HDBSCAN has no single radius, ``eps`` is the median core distance (cosine distance to the
+      ``min_samples``-th neighbour) of the clustered tickets, a figure of how tight the themes are
+      (0 if none was clustered).
     * ``themes`` -- the known themes updated with this run's clusters (persist them for next cycle).
     * ``stats`` -- seconds (``embed_s``, ``cluster_s``, ``describe_s``) and the neighbour-graph figures.
     """
@@ -87,7 +126,6 @@ class ClusteringResult:
     eps: float
     eps_source: str
     min_samples: int
-    knee: Knee | None = None
     themes: list[KnownTheme] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
 
@@ -100,23 +138,28 @@ def _label(subjects: list[str]) -> str:
 
 
 def cluster(
-    tickets: pd.DataFrame, embedder: Embedder, eps: float | None = None, min_samples: int = 4,
+    tickets: pd.DataFrame, embedder: Embedder, eps: float | None = None, min_samples: int | None = None,
     n_examples: int = 3, known_themes: list[KnownTheme] | None = None, min_theme_similarity: float = 0.8,
-    vectors: np.ndarray | None = None, labels: Sequence[str] = (), **dbscan_params: Any,
+    vectors: np.ndarray | None = None, labels: Sequence[str] = (), min_cluster_size: int = MIN_CLUSTER_SIZE,
+    **params: Any,
 ) -> ClusteringResult:
     """Cluster ``tickets`` (a tickets-contract DataFrame) and describe each cluster.
 
     Args:
-        eps: cosine distance radius (1 - cosine similarity); ``None`` picks the k-distance knee
-            (``k = min_samples``), or :data:`DEFAULT_EPS` below :data:`MIN_KNEE_POINTS` tickets.
-        min_samples: tickets within ``eps`` (itself included) that make a core ticket.
+        eps: ``None`` (the default): HDBSCAN (:class:`~opsloop.clustering.hdbscan.FaissHDBSCAN`);
+            a cosine distance radius (1 - cosine similarity): DBSCAN with it.
+        min_samples: HDBSCAN: the neighbours that define a ticket's core distance (``None``:
+            :data:`~opsloop.clustering.hdbscan.MIN_SAMPLES`); DBSCAN: tickets within ``eps`` (itself
+            included) that make a core ticket (``None``: 4).
+        min_cluster_size: HDBSCAN's smallest cluster.
         n_examples: representative tickets per cluster (closest to the centroid).
         known_themes: themes from earlier cycles; a cluster whose centroid matches one (cosine
             >= ``min_theme_similarity``) takes its id, otherwise its id hashes its sorted ticket ids.
         vectors: precomputed embeddings ``(n, dim)`` in row order (skips ``embedder``).
         labels: the blast-radius label columns (the domain pack's ``labels``); each cluster's
             ``affected`` lists the values of those found in its tickets (none: ``affected`` is empty).
-        dbscan_params: passed to :class:`~opsloop.clustering.dbscan.FaissDBSCAN`.
+        params: passed to :class:`~opsloop.clustering.hdbscan.FaissHDBSCAN` (or to
+            :class:`~opsloop.clustering.dbscan.FaissDBSCAN` when ``eps`` is given).
 
     Returns:
         A :class:`ClusteringResult`.
@@ -127,13 +170,19 @@ def cluster(
     texts = ticket_texts(tickets)
     vecs = np.asarray(embedder.embed(texts) if vectors is None else vectors, dtype=np.float32)
     t1 = time.perf_counter()
-    source = "given" if eps is not None else ("knee" if n >= MIN_KNEE_POINTS else "default")
-    if source == "default":
-        eps = DEFAULT_EPS
-    model = FaissDBSCAN(eps=eps, min_samples=min_samples, **dbscan_params)
-    raw = model.fit_predict(vecs) if n >= min_samples else np.full(n, -1)
+    source = "given" if eps is not None else "hdbscan"
+    if min_samples is None:
+        min_samples = DBSCAN_MIN_SAMPLES if source == "given" else MIN_SAMPLES
+    if source == "given":
+        model: FaissDBSCAN | FaissHDBSCAN = FaissDBSCAN(eps=eps, min_samples=min_samples, **params)
+        raw = model.fit_predict(vecs) if n >= min_samples else np.full(n, -1)
+        used_eps = float(eps)
+    else:
+        model = FaissHDBSCAN(min_cluster_size=min_cluster_size, min_samples=min_samples, **params)
+        raw = model.fit_predict(vecs)
+        core = model.core_distance_[(raw >= 0) & np.isfinite(model.core_distance_)]
+        used_eps = float(np.median(core)) if len(core) else 0.0
     t2 = time.perf_counter()
-    used_eps = model.eps_ if n >= min_samples else float(eps if eps is not None else DEFAULT_EPS)
 
     terms = class_tfidf_terms(texts, raw)
     norms = np.linalg.norm(vecs, axis=1, keepdims=True)
@@ -156,7 +205,8 @@ def cluster(
             size=len(members),
             top_terms=top,
             examples=examples,
-            label=_label([str(tickets.at[i, "subject"]) for i in order[:10]]),
+            label=cluster_label([str(tickets.at[i, "subject"]) for i in order[:10]], top,
+                                [texts[i] for i in order[:1]], len(members)),
             first_seen=rows["created_at"].min().to_pydatetime(),
             last_seen=rows["created_at"].max().to_pydatetime(),
             affected=affected(rows, labels),
@@ -179,21 +229,24 @@ def cluster(
     labels = relabel[raw] if len(raw) else np.zeros(0, dtype=int)
     stats = {"embed_s": round(t1 - t0, 3), "cluster_s": round(t2 - t1, 3),
              "describe_s": round(time.perf_counter() - t2, 3)}
-    if n >= min_samples:
+    if source == "hdbscan":
+        stats["graph"] = vars(model.stats_)
+    elif n >= min_samples:
         stats["graph"] = vars(model.graph_stats_)
     return ClusteringResult(
         clusters=clusters, centroids=centroids, labels=labels,
-        noise=tickets.loc[labels < 0, "id"].astype(str).tolist(), eps=float(used_eps), eps_source=source,
-        min_samples=min_samples, knee=model.knee_ if n >= min_samples else None, themes=themes, stats=stats,
+        noise=tickets.loc[labels < 0, "id"].astype(str).tolist(), eps=used_eps, eps_source=source,
+        min_samples=min_samples, themes=themes, stats=stats,
     )
 
 
 def cluster_tickets(
-    tickets: pd.DataFrame, embedder: Embedder, eps: float | None = None, min_samples: int = 4, n_examples: int = 3,
+    tickets: pd.DataFrame, embedder: Embedder, eps: float | None = None, min_samples: int | None = None,
+    n_examples: int = 3,
     labels: Sequence[str] = (),
 ) -> list[TicketCluster]:
     """Clusters of ``tickets`` (see :func:`cluster`), sorted by size, largest first; the cluster id
-    hashes its sorted ticket ids. ``eps`` is a cosine distance; ``None`` picks it from the data;
+    hashes its sorted ticket ids. ``eps`` is a DBSCAN cosine radius; ``None``: HDBSCAN;
     ``labels`` the blast-radius label columns."""
     return cluster(tickets, embedder, eps=eps, min_samples=min_samples, n_examples=n_examples, labels=labels).clusters
 

@@ -10,7 +10,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from opsloop.clustering.dbscan import FaissDBSCAN, knee_eps, kneedle, normalise
 from opsloop.clustering.embedders import TfidfEmbedder
-from opsloop.clustering.tickets import DEFAULT_EPS, cluster, split_bursts
+from opsloop.clustering.tickets import cluster, split_bursts
 
 
 def blobs(n_per: int = 60, k: int = 5, dim: int = 32, spread: float = 0.3, n_noise: int = 30, seed: int = 0):
@@ -96,8 +96,8 @@ def _tickets(texts: list[str], hours: list[float]) -> pd.DataFrame:
 def test_cluster_result_reports_eps_and_labels():
     texts = ["webhook delivery failed for our orders"] * 5 + ["refund the customer order please"] * 5 + ["invoice copy"]
     tickets = _tickets(texts, list(range(len(texts))))
-    res = cluster(tickets, TfidfEmbedder(), min_samples=3)
-    assert res.eps_source == "default" and res.eps == DEFAULT_EPS  # too few tickets for a knee
+    res = cluster(tickets, TfidfEmbedder(), min_cluster_size=5)
+    assert res.eps_source == "hdbscan" and 0 < res.eps < 0.01  # identical texts: tight themes
     assert len(res.clusters) == 2 and res.noise == ["T-10"]
     assert res.labels.tolist() == [0] * 5 + [1] * 5 + [-1] or res.labels.tolist() == [1] * 5 + [0] * 5 + [-1]
     assert res.centroids.shape[0] == 2
@@ -111,8 +111,8 @@ def test_cluster_result_reports_eps_and_labels():
 def test_cluster_affected_lists_the_callers_labels_only():
     texts = ["webhook delivery failed for our orders"] * 5 + ["refund the customer order please"] * 5
     tickets = _tickets(texts, list(range(len(texts))))
-    assert all(c.affected == {} for c in cluster(tickets, TfidfEmbedder(), min_samples=3).clusters)
-    res = cluster(tickets, TfidfEmbedder(), min_samples=3, labels=["stage", "merchant_id", "region"])
+    assert all(c.affected == {} for c in cluster(tickets, TfidfEmbedder(), min_cluster_size=5).clusters)
+    res = cluster(tickets, TfidfEmbedder(), min_cluster_size=5, labels=["stage", "merchant_id", "region"])
     webhook = next(c for c in res.clusters if "T-0" in c.ticket_ids)
     assert webhook.affected == {"stage": ["headless"], "merchant_id": ["m_000", "m_001", "m_002"]}
 
@@ -129,5 +129,7 @@ def test_cluster_handles_empty_and_tiny_inputs():
     empty = _tickets([], [])
     res = cluster(empty, TfidfEmbedder())
     assert res.clusters == [] and res.noise == [] and res.labels.shape == (0,)
-    two = cluster(_tickets(["webhook failed", "webhook failed"], [0, 1]), TfidfEmbedder(), min_samples=4)
-    assert two.clusters == [] and two.noise == ["T-0", "T-1"] and two.eps_source == "default"
+    two = cluster(_tickets(["webhook failed", "webhook failed"], [0, 1]), TfidfEmbedder())
+    assert two.clusters == [] and two.noise == ["T-0", "T-1"] and two.eps_source == "hdbscan"
+    given = cluster(_tickets(["webhook failed", "webhook failed"], [0, 1]), TfidfEmbedder(), eps=0.2, min_samples=4)
+    assert given.clusters == [] and given.noise == ["T-0", "T-1"] and given.eps == 0.2
