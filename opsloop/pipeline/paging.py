@@ -35,7 +35,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -65,32 +64,35 @@ REASONS = {
 _DAY = pd.Timedelta(days=1)
 
 
-@dataclass
 class _Series:
-    """KPI values per series, grouped once per cycle: ``(metric, labels...) -> (ts ns, value)``."""
+    """KPI values per series, grouped once per cycle: ``get(metric, labels) -> (ts ns, value)``
+    sorted by time (each series built once, on first use)."""
 
-    kpis: pd.DataFrame
-    label_cols: list[str] = field(default_factory=list)
-    _index: dict[tuple, np.ndarray] | None = None
-
-    def __post_init__(self) -> None:
-        self.label_cols = [c for c in self.kpis.columns if c not in ("ts", "metric", "value")]
+    def __init__(self, kpis: pd.DataFrame) -> None:
+        self.kpis = kpis
+        self.label_cols = [c for c in kpis.columns if c not in ("ts", "metric", "value")]
+        self._index: dict | None = None
+        self._cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 
     def get(self, metric: str, labels: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
+        key = (metric, *(labels.get(c, "") for c in self.label_cols))
+        if key in self._cache:
+            return self._cache[key]
         if self._index is None:
             keys = self.kpis[["metric", *self.label_cols]].astype("string").fillna("")
             self._index = keys.groupby(list(keys.columns), sort=False, observed=True).indices \
                 if len(self.kpis) else {}
-        key = tuple([metric, *(labels.get(c, "") for c in self.label_cols)])
-        key = key[0] if len(key) == 1 else key
-        rows = self._index.get(key)
+            self._ts = pd.DatetimeIndex(self.kpis["ts"]).as_unit("ns").asi8 if len(self.kpis) else None
+            self._values = self.kpis["value"].to_numpy(dtype=float)
+        rows = self._index.get(key[0] if len(key) == 1 else key)
         if rows is None:
-            return np.zeros(0, dtype=np.int64), np.zeros(0)
-        frame = self.kpis.iloc[rows]
-        ns = pd.DatetimeIndex(frame["ts"]).as_unit("ns").asi8
-        order = np.argsort(ns, kind="stable")
-        return (ns[order],
-                frame["value"].to_numpy(dtype=float)[order])
+            out = (np.zeros(0, dtype=np.int64), np.zeros(0))
+        else:
+            ts = self._ts[rows]
+            order = np.argsort(ts, kind="stable")
+            out = (ts[order], self._values[rows][order])
+        self._cache[key] = out
+        return out
 
 
 def _ns(ts) -> int:
