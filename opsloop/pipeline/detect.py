@@ -306,6 +306,7 @@ def detect_event_ratios(logs: pd.DataFrame, window: Window, pack: Pack, s: Detec
             overall = counts.groupby(["ts", "event"], as_index=False)["n"].sum().assign(_group=ALL)
             counts = pd.concat([counts, overall], ignore_index=True)
         full_index = pd.date_range(counts["ts"].min(), counts["ts"].max(), freq=s.bucket, tz="UTC")
+        first_down = None
         for group, grp in counts.groupby("_group", sort=True):
             table = grp.pivot(index="ts", columns="event", values="n").reindex(full_index).fillna(0)
             if up not in table or down not in table:
@@ -328,8 +329,9 @@ def detect_event_ratios(logs: pd.DataFrame, window: Window, pack: Pack, s: Detec
                     paid = span[span["event"] == up]
                     done = set(span.loc[span["event"] == down, pair.id_column].dropna())
                     orphans = paid[~paid[pair.id_column].isin(done)]
-                    after = ev.loc[(ev["event"] == down) & (ev["ts"] >= end), pair.id_column]
-                    arrived = orphans[pair.id_column].isin(set(after.dropna()))
+                    if first_down is None:  # once per pair: when each id's downstream event came
+                        first_down = ev[ev["event"] == down].groupby(pair.id_column)["ts"].min()
+                    arrived = (orphans[pair.id_column].map(first_down) >= end).fillna(False).astype(bool)
                     late = int(arrived.sum())  # a lagging consumer: the event came, after the span
                     orphans = orphans[~arrived.to_numpy()]
                     orphaned = orphans[pair.id_column].dropna().astype(str).head(5).tolist()
