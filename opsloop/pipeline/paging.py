@@ -24,8 +24,9 @@ these rules makes it *context* (checked in this order; the thresholds are the pa
    Athanasopoulos, *Forecasting: Principles and Practice*, 3rd ed., §5.2) read as a range.
 
 A candidate with no evidence left is context. One whose evidence is not **sustained** -- no
-evidence anomaly lasting ``min_seconds`` and no second evidence anomaly of another detector or
-metric corroborating it -- is context too (``blip``). The others page, rebuilt from their evidence
+evidence anomaly lasting ``min_seconds`` (its run, or for a KPI how long the series stays past
+halfway from expected to peak), and no second evidence anomaly of another detector or metric
+corroborating it -- is context too (``blip``). The others page, rebuilt from their evidence
 only: title, fingerprint, span and severity come from the evidence, so a blip beside an incident
 does not raise its severity. Context is returned as :class:`~opsloop.domain.ContextNote` for the
 cycle report.
@@ -190,9 +191,26 @@ class PagingJudge:
         return level >= float(np.quantile(ref, 1.0 - r.seasonal_quantile))
 
     # -- candidates -----------------------------------------------------------------------------
+    def _excursion_seconds(self, a: Anomaly) -> float:
+        """How long a KPI stays past halfway from its expected to its peak value from the peak on
+        (a detector that flags only the onset of a level shift still shows a lasting move)."""
+        ev = a.evidence
+        if not isinstance(ev, (RobustZEvidence, EnsembleEvidence)) or ev.observed is None or ev.expected is None:
+            return 0.0
+        ts, values = self.series.get(ev.metric, ev.labels)
+        after = ts >= _ns(a.peak)
+        ts, values = ts[after], values[after]
+        half = (ev.observed + ev.expected) / 2.0
+        past = values > half if ev.observed > ev.expected else values < half
+        stop = np.flatnonzero(~past)
+        last = (stop[0] - 1) if stop.size else values.size - 1
+        return float(ts[last] - ts[0]) / 1e9 if last >= 0 else 0.0
+
     def sustained(self, evidence: list[Anomaly]) -> bool:
-        """A long enough evidence anomaly, or two of different detectors or metrics."""
-        if any((a.end - a.start).total_seconds() >= self.rules.min_seconds for a in evidence):
+        """A long enough evidence anomaly (its run, or for a KPI its excursion), or two of
+        different detectors or metrics."""
+        need = self.rules.min_seconds
+        if any((a.end - a.start).total_seconds() >= need or self._excursion_seconds(a) >= need for a in evidence):
             return True
         return len({(a.detector, a.evidence.metric) for a in evidence}) >= 2
 

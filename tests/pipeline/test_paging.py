@@ -26,12 +26,13 @@ PACK = Pack(
     paging=RULES)
 
 
-def _kpis(volume: float = 50.0, spike_hour: int | None = None, start: datetime = T0, days: int = DAYS) -> pd.DataFrame:
-    """Per-minute ``latency_p95`` (300 ms; 2300 ms for the hour from ``LATE`` and each day at
-    ``spike_hour`` for 20 min) and ``requests``."""
+def _kpis(volume: float = 50.0, spike_hour: int | None = None, start: datetime = T0, days: int = DAYS,
+          rise_minutes: int = 60) -> pd.DataFrame:
+    """Per-minute ``latency_p95`` (300 ms; 2300 ms for ``rise_minutes`` from ``LATE`` and each day
+    at ``spike_hour`` for 20 min) and ``requests``."""
     ts = pd.date_range(start, T0 + timedelta(days=days), freq="1min", tz="UTC", inclusive="left")
     lat = np.full(ts.size, 300.0)
-    lat[(ts >= LATE) & (ts < LATE + timedelta(hours=1))] = 2300.0
+    lat[(ts >= LATE) & (ts < LATE + timedelta(minutes=rise_minutes))] = 2300.0
     if spike_hour is not None:
         lat[(ts.hour == spike_hour) & (ts.minute < 20)] = 2300.0
     return pd.concat([pd.DataFrame({"ts": ts, "metric": "latency_p95", "value": lat, "region": "eu"}),
@@ -111,15 +112,17 @@ def test_what_the_series_does_at_that_hour_every_day_is_seasonal():
 
 
 def test_a_short_lone_anomaly_is_a_blip_a_corroborated_one_pages():
-    judge = _judge()
+    judge = _judge(kpis=_kpis(rise_minutes=10))
     blip = _latency(LATE, 10)
     pages, context = page([incident_of([blip], [], ["region"])], judge, ["region"])
     assert pages == [] and [c.reason for c in context] == ["blip"]
     errors = _errors(LATE, 10, errors=200)
     pages, context = page([incident_of([blip, errors], [], ["region"])], judge, ["region"])
     assert len(pages) == 1 and context == []
-    pages, _ = page([incident_of([_latency(LATE, 30)], [], ["region"])], judge, ["region"])
+    pages, _ = page([incident_of([_latency(LATE, 30)], [], ["region"])], _judge(), ["region"])
     assert len(pages) == 1
+    onset = _latency(LATE, 1)  # a detector flagging only the onset of a lasting shift: the series says how long
+    assert page([incident_of([onset], [], ["region"])], _judge(), ["region"])[0]
 
 
 def test_a_paged_incident_is_built_from_its_evidence_only():
