@@ -122,7 +122,7 @@ def test_a_short_lone_anomaly_is_a_blip_a_corroborated_one_pages():
     pages, _ = page([incident_of([_latency(LATE, 30)], [], ["region"])], _judge(), ["region"])
     assert len(pages) == 1
     onset = _latency(LATE, 1)  # a detector flagging only the onset of a lasting shift: the series says how long
-    assert page([incident_of([onset], [], ["region"])], _judge(), ["region"])[0]
+    assert page([incident_of([onset], [], ["region"])], _judge(kpis=_kpis(volume=150.0)), ["region"])[0]
 
 
 def test_a_paged_incident_is_built_from_its_evidence_only():
