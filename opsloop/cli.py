@@ -10,6 +10,7 @@ import getpass
 import json
 import sys
 import time
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -23,7 +24,7 @@ from opsloop.actions import service
 from opsloop.actions.outbox import stale_after_seconds
 from opsloop.config import Settings, SettingsError, effective_settings
 from opsloop.data.loaders import InputError
-from opsloop.domain import ActionStatus, Incident, PolicyViolation, utc
+from opsloop.domain import ActionStatus, Incident, MaintenanceWindow, PolicyViolation, utc
 from opsloop.store import repository as repo
 from opsloop.store.session import open_store
 
@@ -144,6 +145,10 @@ def _run(settings: Settings, tickets, logs, kpis, runbooks, start, end, as_json:
               f"{c['incidents_new']} new / {c['incidents_updated']} updated incidents; {c['actions_new']} new actions "
               f"({c['actions_auto_executed']} auto-executed, {c.get('actions_failed', 0)} failed) in {wall:.1f} s",
               highlight=False)
+    if report.context:
+        why = ", ".join(f"{n} {r}" for r, n in sorted(Counter(x.reason for x in report.context).items()))
+        out.print(f"context (paged nobody): {len(report.context)} candidate(s): {why}; "
+                  f"{c.get('maintenance_suppressed', 0)} anomalies inside maintenance windows", highlight=False)
     if c.get("actions_stale"):
         err.print(f"[yellow]{c['actions_stale']} action(s) claimed but never finished[/] (a crash mid-execution; "
                   "never re-run): see `opsloop actions list --stale`", highlight=False)
@@ -471,6 +476,79 @@ def tokens_create(
     except (ValueError, repo.Conflict) as exc:
         _fail(str(exc))
     out.print(token, highlight=False)
+
+
+maintenance_app = typer.Typer(help="Declared maintenance windows: their anomalies are context, not incidents.",
+                               no_args_is_help=True)
+app.add_typer(maintenance_app, name="maintenance")
+
+
+def _selector(values: list[str] | None) -> dict[str, str]:
+    labels = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            _fail(f"--label: expected NAME=VALUE, got {item!r}")
+        labels[key.strip()] = value.strip()
+    return labels
+
+
+def _window_row(w: MaintenanceWindow) -> dict[str, Any]:
+    return w.model_dump(mode="json")
+
+
+@maintenance_app.command("add")
+def maintenance_add(
+    start: Annotated[str, typer.Option(help="Start, ISO-8601 (UTC if no offset).")],
+    end: Annotated[str, typer.Option(help="End (exclusive), ISO-8601 (UTC if no offset).")],
+    label: Annotated[list[str] | None, typer.Option(help="Only series with this label value, NAME=VALUE (repeatable).")] = None,
+    reason: Annotated[str, typer.Option(help="Why (shown on the cycle report).")] = "",
+    actor: Annotated[str | None, typer.Option(help="Who declares it (default: $USER).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Declare a maintenance window: anomalies inside it on matching labels page nobody."""
+    try:
+        window = MaintenanceWindow(start=_parse_time(start, "start"), end=_parse_time(end, "end"),
+                                   labels=_selector(label), reason=reason)
+    except ValueError as exc:  # pydantic's ValidationError: say what, not where
+        _fail(exc.errors()[0]["msg"] if hasattr(exc, "errors") else str(exc))
+    with _store(_settings()).begin() as s:
+        window = repo.add_maintenance(s, window, _actor(actor))
+    if as_json:
+        typer.echo(json.dumps(_window_row(window)))
+        return
+    out.print(f"maintenance window {window.id}: {window.start:%Y-%m-%d %H:%M} → {window.end:%Y-%m-%d %H:%M} UTC"
+              f"{' on ' + ', '.join(f'{k}={v}' for k, v in window.labels.items()) if window.labels else ''}",
+              highlight=False)
+
+
+@maintenance_app.command("list")
+def maintenance_list(as_json: JsonOpt = False) -> None:
+    """The stored maintenance windows by start (the pack's are listed by `opsloop config show`)."""
+    with _store(_settings())() as s:
+        windows = repo.list_maintenance(s)
+    if as_json:
+        typer.echo(json.dumps([_window_row(w) for w in windows], indent=2))
+        return
+    table = Table("id", "start (UTC)", "end (UTC)", "labels", "reason", "by")
+    for w in windows:
+        table.add_row(w.id, f"{w.start:%Y-%m-%d %H:%M}", f"{w.end:%Y-%m-%d %H:%M}",
+                      ", ".join(f"{k}={v}" for k, v in w.labels.items()) or "(all)", w.reason, w.created_by)
+    out.print(table)
+
+
+@maintenance_app.command("remove")
+def maintenance_remove(
+    window_id: str,
+    actor: Annotated[str | None, typer.Option(help="Who removes it (default: $USER).")] = None,
+) -> None:
+    """Remove a stored maintenance window."""
+    try:
+        with _store(_settings()).begin() as s:
+            repo.remove_maintenance(s, window_id, _actor(actor))
+    except repo.NotFound as exc:
+        _fail(str(exc), code=1)
+    out.print(f"maintenance window {window_id} removed")
 
 
 @app.command()

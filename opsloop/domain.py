@@ -402,8 +402,54 @@ class Quarantined(_Model):
     reason: str
 
 
+class MaintenanceWindow(_Model):
+    """A declared maintenance window: anomalies inside ``[start, end)`` on series matching every
+    ``labels`` pair (label name -> value; empty: every series) are expected, recorded as context
+    and page nobody. Times are aware UTC. Raises ``ValueError`` if ``end <= start``."""
+
+    id: str = ""
+    start: datetime
+    end: datetime
+    labels: dict[str, str] = Field(default_factory=dict)
+    reason: str = ""
+    created_by: str = ""
+
+    @field_validator("start", "end", mode="after")
+    @classmethod
+    def _utc(cls, v: datetime) -> datetime:
+        return utc(v)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MaintenanceWindow:
+        if self.end <= self.start:
+            raise ValueError(f"maintenance window end {self.end.isoformat()} is not after start {self.start.isoformat()}")
+        return self
+
+    def covers(self, anomaly: Anomaly) -> bool:
+        """Whether ``anomaly`` overlaps the window and names every selected label value (in its
+        series labels or its affected values)."""
+        if anomaly.end < self.start or anomaly.start >= self.end:
+            return False
+        ev = anomaly.evidence
+        return all(ev.labels.get(k) == v or v in ev.affected.get(k, []) or ev.attributes().get(k) == v
+                   for k, v in self.labels.items())
+
+
+class ContextNote(_Model):
+    """A candidate incident the paging rules demoted to context (see :mod:`opsloop.pipeline.paging`):
+    what it was, when, and the ``reason`` (a :data:`opsloop.pipeline.paging.REASONS` key)."""
+
+    title: str
+    kind: Kind
+    first_seen: datetime
+    last_seen: datetime
+    reason: str
+    anomalies: int = 1
+
+
 class CycleReport(_Model):
-    """What one cycle did: counts per stage, seconds per stage, degradations and errors."""
+    """What one cycle did: counts per stage, seconds per stage, degradations and errors; ``context``:
+    the candidates demoted to context by the paging rules (they open no incident)."""
 
     id: str
     window: Window
@@ -414,6 +460,7 @@ class CycleReport(_Model):
     quarantined: list[Quarantined] = Field(default_factory=list)
     incident_ids: list[str] = Field(default_factory=list)
     parameters: dict[str, Any] = Field(default_factory=dict)  # values chosen from the data, e.g. DBSCAN eps
+    context: list[ContextNote] = Field(default_factory=list)
 
 
 class Role(str, Enum):

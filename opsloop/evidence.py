@@ -167,8 +167,9 @@ class ErrorRateEvidence(_Evidence):
 
 class EventRatioEvidence(_Evidence):
     """Fewer ``downstream`` events followed ``upstream`` ones than the trailing ratio predicts (exact
-    binomial tail, ``score`` = −log10 p). ``missing``: expected minus observed downstream events;
-    ``orphaned_ids``: a few upstream ids with no downstream event (when the pack names an id column)."""
+    binomial tail, ``score`` = −log10 p). ``missing``: expected minus observed downstream events,
+    less the ``late`` ones (upstream ids whose downstream event arrived after the span: a lagging
+    consumer, not a loss); ``orphaned_ids``: a few upstream ids with no downstream event (when the pack names an id column)."""
 
     detector: ClassVar[str] = "ratio"
     type: Literal["ratio"] = "ratio"
@@ -178,6 +179,7 @@ class EventRatioEvidence(_Evidence):
     upstream: int
     downstream: int
     missing: int
+    late: int = 0
     orphaned_ids: list[str] = Field(default_factory=list)
 
     def headline(self) -> str:

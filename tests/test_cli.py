@@ -153,3 +153,20 @@ def test_a_bad_pack_is_one_line_naming_the_file(run, tmp_path):
     res = run("cycle", "--kpis", str(kpis), "--pack", str(tmp_path / "mypack"))
     assert res.exit_code == 2
     assert "pack.yaml: labelz: unknown key" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_maintenance_add_list_remove(run):
+    res = run("maintenance", "add", "--start", "2026-11-05T01:00:00Z", "--end", "2026-11-05T01:45:00",
+              "--label", "endpoint=GET /v1/orders/{id}", "--reason", "db upgrade", "--actor", "ops", "--json")
+    assert res.exit_code == 0, res.output
+    window = json.loads(res.stdout)
+    assert window["labels"] == {"endpoint": "GET /v1/orders/{id}"} and window["end"].startswith("2026-11-05T01:45")
+    listed = json.loads(run("maintenance", "list", "--json").stdout)
+    assert window["id"] in [w["id"] for w in listed]
+    bad = run("maintenance", "add", "--start", "2026-11-05T02:00:00Z", "--end", "2026-11-05T01:00:00Z")
+    assert bad.exit_code == 2 and "not after start" in bad.output
+    assert run("maintenance", "add", "--start", "2026-11-05T01:00Z", "--end", "2026-11-05T02:00Z",
+               "--label", "endpoint").exit_code == 2  # a selector is NAME=VALUE
+    assert run("maintenance", "remove", window["id"]).exit_code == 0
+    assert window["id"] not in [w["id"] for w in json.loads(run("maintenance", "list", "--json").stdout)]
+    assert run("maintenance", "remove", window["id"]).exit_code == 1

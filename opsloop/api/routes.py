@@ -19,6 +19,7 @@ from opsloop.api.deps import Admin, Approver, Operator, SessionDep, SettingsDep,
 from opsloop.api.schemas import (
     CandidateOut,
     CycleOut,
+    MaintenanceIn,
     ObserveOut,
     RagStats,
     RejectIn,
@@ -26,7 +27,7 @@ from opsloop.api.schemas import (
     TokenIn,
     TokenOut,
 )
-from opsloop.domain import AuditEvent, CycleReport, Incident, ProposedAction
+from opsloop.domain import AuditEvent, CycleReport, Incident, MaintenanceWindow, ProposedAction
 from opsloop.pipeline.observe import Signals, observe
 from opsloop.rag.documents import SUPPORTED, load_default_documents, uploads_dir
 from opsloop.store import repository as repo
@@ -78,13 +79,14 @@ def _observe(body: SignalsIn, workdir: Path, root: Path) -> Signals:
 
 
 @router.post("/observe", tags=["cycles"])
-def observe_signals(body: SignalsIn, settings: SettingsDep, _: Operator) -> ObserveOut:
-    """Load and validate signals for a window and run detection and correlation; stores nothing."""
+def observe_signals(body: SignalsIn, store: StoreDep, settings: SettingsDep, _: Operator) -> ObserveOut:
+    """Load and validate signals for a window and run detection, correlation and the paging rules
+    (with the stored maintenance windows); stores nothing."""
     from opsloop.pipeline.cycle import reason
 
     with tempfile.TemporaryDirectory() as tmp:
         signals = _observe(body, Path(tmp), settings.home)
-    anomalies, _clusters, candidates = reason(signals, settings)
+    anomalies, _clusters, candidates = reason(signals, settings, store=store)
     return ObserveOut(
         window={"start": signals.window.start, "end": signals.window.end}, counts=signals.counts(),
         quarantined=signals.quarantined, anomalies=anomalies,
@@ -249,6 +251,28 @@ def delete_documents(store: StoreDep, settings: SettingsDep, _: Admin,
     for p in files:
         p.unlink()
     return {"deleted": sorted(names)}
+
+
+@router.post("/maintenance", tags=["maintenance"], status_code=status.HTTP_201_CREATED,
+             responses={422: {"description": "end not after start"}})
+def add_maintenance(body: MaintenanceIn, store: StoreDep, caller: Operator) -> MaintenanceWindow:
+    """Declare a maintenance window: anomalies inside it on matching labels are context, not incidents."""
+    window = MaintenanceWindow(start=body.start, end=body.end, labels=body.labels, reason=body.reason)
+    with store.begin() as s:
+        return repo.add_maintenance(s, window, caller.name)
+
+
+@router.get("/maintenance", tags=["maintenance"])
+def list_maintenance(session: SessionDep, _: Viewer) -> list[MaintenanceWindow]:
+    """The stored maintenance windows, by start."""
+    return repo.list_maintenance(session)
+
+
+@router.delete("/maintenance/{window_id}", tags=["maintenance"], responses={404: {"description": "no such window"}})
+def remove_maintenance(window_id: str, store: StoreDep, caller: Operator) -> MaintenanceWindow:
+    """Remove a stored maintenance window."""
+    with store.begin() as s:
+        return repo.remove_maintenance(s, window_id, caller.name)
 
 
 @router.get("/audit", tags=["audit"])

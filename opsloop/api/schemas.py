@@ -81,3 +81,13 @@ class RagStats(BaseModel):
 
 class ErrorOut(BaseModel):
     detail: str
+
+
+class MaintenanceIn(_In):
+    """A maintenance window to declare: ``start``/``end`` (ISO-8601; UTC if no offset), an optional
+    label selector (label name -> value) and the reason."""
+
+    start: datetime
+    end: datetime
+    labels: dict[str, str] = Field(default_factory=dict, max_length=20)
+    reason: str = Field(default="", max_length=2000)

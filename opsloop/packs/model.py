@@ -9,13 +9,14 @@ Matching of metric names uses shell-style globs (:func:`fnmatch.fnmatchcase`): `
 
 from __future__ import annotations
 
+from datetime import datetime
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from opsloop.domain import Category, Kind, Severity
+from opsloop.domain import Category, Kind, MaintenanceWindow, Severity
 
 BadDirection = Literal["up", "down", "both", "none"]
 
@@ -32,6 +33,10 @@ class MetricSpec(_Spec):
     matters as a funnel's denominator); ``detector``: ``ensemble`` (calibrated, any series) or
     ``robust_z`` (trailing modified z with Stouffer smoothing, for per-minute rates whose lasting
     shift matters); ``kind``: what a failure of it is; ``unit``: shown with its values.
+    ``volume``: the count KPI (same labels) behind each of its values, e.g. the requests behind a
+    percentile, which the paging rules require to be large enough (``PagingRules.min_volume``);
+    ``volume_only``: the metric is itself a volume (traffic), whose surges and dips alone are
+    expected and open no incident (see :mod:`opsloop.pipeline.paging`).
     """
 
     match: list[str]
@@ -39,6 +44,8 @@ class MetricSpec(_Spec):
     detector: Literal["ensemble", "robust_z"] = "ensemble"
     kind: Kind = Kind.business
     unit: str = ""
+    volume: str | None = None
+    volume_only: bool = False
 
     @field_validator("match", mode="before")
     @classmethod
@@ -161,6 +168,47 @@ class SeverityRules(_Spec):
     revenue_per_hour: dict[Severity, float] = Field(default_factory=dict)
 
 
+class MaintenanceSpec(_Spec):
+    """A maintenance window declared in the pack: ``start``/``end`` (ISO-8601, UTC if naive), an
+    optional label selector (label name -> value) and the reason."""
+
+    start: datetime
+    end: datetime
+    labels: dict[str, str] = Field(default_factory=dict)
+    reason: str = ""
+
+    def window(self) -> MaintenanceWindow:
+        """As a :class:`~opsloop.domain.MaintenanceWindow` (``ValueError`` if ``end <= start``)."""
+        return MaintenanceWindow(id="pack", start=self.start, end=self.end, labels=dict(self.labels),
+                                 reason=self.reason, created_by="pack")
+
+
+class PagingRules(_Spec):
+    """When a candidate incident pages (see :mod:`opsloop.pipeline.paging`, which applies them).
+
+    ``min_seconds``: evidence lasting at least this is *sustained* (else it needs a second
+    detector or metric); ``min_events``: errors above baseline, missing events, log lines or
+    tickets behind a count anomaly; ``min_volume``: the count of a KPI's ``volume`` metric summed
+    over the anomaly's span; ``min_history_seconds``: data a series needs before an anomaly to have a
+    baseline; ``seasonal_days``/``seasonal_minutes``/``seasonal_quantile``/``seasonal_min_points``:
+    the same-time-of-day range on earlier days a KPI value must leave (0 days: off);
+    ``maintenance``: declared windows. Zero switches a threshold off.
+    """
+
+    min_seconds: float = Field(default=0.0, ge=0)
+    min_events: float = Field(default=0.0, ge=0)
+    min_volume: float = Field(default=0.0, ge=0)
+    min_history_seconds: float = Field(default=0.0, ge=0)
+    seasonal_days: int = Field(default=0, ge=0)
+    seasonal_minutes: int = Field(default=30, ge=0)
+    seasonal_quantile: float = Field(default=0.99, gt=0.5, le=1.0)
+    seasonal_min_points: int = Field(default=30, ge=1)
+    maintenance: list[MaintenanceSpec] = Field(default_factory=list)
+
+    def windows(self) -> list[MaintenanceWindow]:
+        return [m.window() for m in self.maintenance]
+
+
 class ActionsSpec(_Spec):
     """The pack's action catalog (path relative to the pack) and the action types that may run
     without a human (still only when the policy's risk and confidence rules allow)."""
@@ -181,6 +229,7 @@ class Pack(_Spec):
     ``labels``: label columns that make up the blast radius; ``correlation_labels``: labels on
     which two anomalies must agree (when both name one) to join one incident; ``metrics``: how KPIs
     are watched (first match wins; a metric no spec matches is watched both ways by the ensemble);
+    ``paging``: when a candidate pages (:class:`PagingRules`);
     ``runbooks``: a directory relative to the pack; ``simulator``: ``module:function`` writing a
     scenario (see ``opsloop simulate``).
     """
@@ -195,6 +244,7 @@ class Pack(_Spec):
     categories: list[CategorySpec]
     revenue: RevenueSpec | None = None
     severity: SeverityRules = Field(default_factory=SeverityRules)
+    paging: PagingRules = Field(default_factory=PagingRules)
     actions: ActionsSpec = Field(default_factory=ActionsSpec)
     runbooks: str | None = None
     tickets: TicketsSpec = Field(default_factory=TicketsSpec)

@@ -164,15 +164,22 @@ def correlate(
     incidents = []
     for gi, group in enumerate(groups):
         cl = by_group.get(gi, [])
-        severity = worst([a.severity for a in group])
-        if len(group) == 1 and severity == Severity.low and not cl:
+        if len(group) == 1 and group[0].severity == Severity.low and not cl:
             continue
-        p = primary(group)
-        fingerprint = stable_hash([p.kind.value, p.detector, str(p.series), p.direction], 16)
-        incidents.append(Incident(
-            id=f"cand-{fingerprint}", fingerprint=fingerprint, kind=p.kind,
-            first_seen=min(a.start for a in group), last_seen=max(a.end for a in group), severity=severity,
-            title=p.headline(), anomalies=sorted(group, key=lambda a: (a.start, str(a.series))), clusters=cl,
-            affected=_affected(group, cl, labels),
-        ))
+        incidents.append(incident_of(group, cl, labels))
     return sorted(incidents, key=lambda i: i.first_seen)
+
+
+def incident_of(group: list[Anomaly], clusters: list[TicketCluster], labels: Sequence[str] = ()) -> Incident:
+    """The incident candidate of a (non-empty) group of anomalies and its ticket clusters: named by
+    its :func:`primary` anomaly, fingerprinted by what failed, spanning its anomalies, as severe as
+    the worst of them."""
+    p = primary(group)
+    fingerprint = stable_hash([p.kind.value, p.detector, str(p.series), p.direction], 16)
+    return Incident(
+        id=f"cand-{fingerprint}", fingerprint=fingerprint, kind=p.kind,
+        first_seen=min(a.start for a in group), last_seen=max(a.end for a in group),
+        severity=worst([a.severity for a in group]), title=p.headline(),
+        anomalies=sorted(group, key=lambda a: (a.start, str(a.series))), clusters=clusters,
+        affected=_affected(group, clusters, labels),
+    )

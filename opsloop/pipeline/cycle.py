@@ -27,7 +27,7 @@ from opsloop.clustering.surges import ticket_surges
 from opsloop.clustering.themes import CachedEmbedder
 from opsloop.clustering.tickets import cluster
 from opsloop.config import Settings
-from opsloop.domain import ActionStatus, Anomaly, Assessment, CycleReport, Incident, TicketCluster
+from opsloop.domain import ActionStatus, Anomaly, Assessment, ContextNote, CycleReport, Incident, TicketCluster
 from opsloop.llm import JsonFileCache, llm_from_settings, narrate
 from opsloop.pipeline.correlate import correlate
 from opsloop.pipeline.decide import assess, incident_severity, risk_report
@@ -41,6 +41,7 @@ from opsloop.pipeline.detect import (
 from opsloop.packs import load_pack
 from opsloop.packs.model import Pack
 from opsloop.pipeline.observe import Signals
+from opsloop.pipeline.paging import PagingJudge, page
 from opsloop.rag.documents import load_default_documents, load_documents
 from opsloop.rag.index import RunbookIndex
 from opsloop.rag.store import open_knowledge_base
@@ -85,17 +86,23 @@ class _Clock:
 
 @dataclass
 class LearnedState:
-    """State learned in a cycle and stored with its results: ticket themes and drain3 snapshots."""
+    """State learned in a cycle and stored with its results: ticket themes and drain3 snapshots,
+    parameters chosen from the data, anomalies suppressed by maintenance windows."""
 
     themes: list = field(default_factory=list)
     drain: dict[str, bytes] = field(default_factory=dict)
     parameters: dict = field(default_factory=dict)
+    maintenance_suppressed: int = 0
 
 
 def reason(signals: Signals, settings: Settings, clock: _Clock | None = None, degradations: list[str] | None = None,
-           store: Store | None = None, learned: LearnedState | None = None, pack: Pack | None = None):
-    """Anomalies, ticket clusters and incident candidates for the window (nothing is stored), with
-    what to watch and how to correlate from the domain ``pack`` (default: ``settings.pack``).
+           store: Store | None = None, learned: LearnedState | None = None, pack: Pack | None = None,
+           context: list[ContextNote] | None = None):
+    """Anomalies, ticket clusters and the incident candidates that page for the window (nothing is
+    stored), with what to watch, how to correlate and when to page from the domain ``pack``
+    (default: ``settings.pack``). Candidates the paging rules (:mod:`opsloop.pipeline.paging`)
+    demote are appended to ``context``; maintenance windows are the pack's and, with a ``store``,
+    the stored ones overlapping the window.
 
     With a ``store``, embeddings come from its cache, ticket themes keep their ids from earlier
     cycles and log-template miners resume from their snapshots; the updated themes and snapshots are
@@ -110,9 +117,11 @@ def reason(signals: Signals, settings: Settings, clock: _Clock | None = None, de
                            count_threshold=settings.detection.count_threshold)
     w = signals.window
     known_themes, drain_states = [], {}
+    windows = pack.paging.windows()
     if store is not None:
         with store() as s:
             known_themes, drain_states = load_themes(s), load_drain_states(s)
+            windows += repo.list_maintenance(s, w.start, w.end)
     with clock.stage("detect"):
         anomalies = (detect_kpis(signals.kpis, w, pack, ds) + detect_kpi_funnels(signals.kpis, w, pack, ds)
                      + detect_log_errors(signals.logs, w, pack, ds) + detect_event_ratios(signals.logs, w, pack, ds))
@@ -141,6 +150,12 @@ def reason(signals: Signals, settings: Settings, clock: _Clock | None = None, de
     with clock.stage("correlate"):
         candidates = correlate(anomalies, clusters, in_window if len(t) else t, labels=pack.labels,
                                correlation_labels=pack.correlation_labels)
+        judge = PagingJudge(pack, signals.kpis, signals.logs, windows)
+        candidates, notes = page(candidates, judge, pack.labels)
+        if context is not None:
+            context.extend(notes)
+        learned.parameters["maintenance_windows"] = len(windows)
+        learned.maintenance_suppressed = sum(any(mw.covers(a) for mw in windows) for a in anomalies)
     return anomalies, clusters, candidates
 
 
@@ -262,7 +277,8 @@ def run_cycle(
     clock = _Clock(progress)
     degradations: list[str] = []
     learned = LearnedState()
-    anomalies, clusters, candidates = reason(signals, settings, clock, degradations, store, learned, pack)
+    context: list[ContextNote] = []
+    anomalies, clusters, candidates = reason(signals, settings, clock, degradations, store, learned, pack, context)
     with clock.stage("retrieve"):
         index = _runbook_index(runbooks, settings, degradations, store, pack) if candidates else None
     llm_counts: dict[str, int] = {}
@@ -273,10 +289,11 @@ def run_cycle(
         report = CycleReport(
             id="cyc-" + uuid.uuid4().hex[:12], window=signals.window,
             counts={**signals.counts(), "anomalies": len(anomalies), "clusters": len(clusters),
-                    "incidents": len(incidents), **act_counts, "actions_auto_executed": 0, "actions_failed": 0,
-                    **llm_counts},
+                    "incidents": len(incidents), "context": len(context),
+                    "maintenance_suppressed": learned.maintenance_suppressed,
+                    **act_counts, "actions_auto_executed": 0, "actions_failed": 0, **llm_counts},
             stage_seconds=clock.seconds, degradations=degradations, quarantined=signals.quarantined,
-            incident_ids=[i.id for i in incidents], parameters=learned.parameters,
+            incident_ids=[i.id for i in incidents], parameters=learned.parameters, context=context,
         )
         repo.record_cycle(session, report)
         save_themes(session, learned.themes)

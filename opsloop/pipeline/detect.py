@@ -306,6 +306,7 @@ def detect_event_ratios(logs: pd.DataFrame, window: Window, pack: Pack, s: Detec
             overall = counts.groupby(["ts", "event"], as_index=False)["n"].sum().assign(_group=ALL)
             counts = pd.concat([counts, overall], ignore_index=True)
         full_index = pd.date_range(counts["ts"].min(), counts["ts"].max(), freq=s.bucket, tz="UTC")
+        first_down = None
         for group, grp in counts.groupby("_group", sort=True):
             table = grp.pivot(index="ts", columns="event", values="n").reindex(full_index).fillna(0)
             if up not in table or down not in table:
@@ -323,10 +324,16 @@ def detect_event_ratios(logs: pd.DataFrame, window: Window, pack: Pack, s: Detec
                 base = float(frame["baseline_ratio"].iat[peak])
                 span = ev[(ev["ts"] >= start) & (ev["ts"] < end) & ((ev["_group"] == group) | (group == ALL))]
                 orphaned: list[str] = []
+                late = 0
                 if pair.id_column and pair.id_column in span:
                     paid = span[span["event"] == up]
                     done = set(span.loc[span["event"] == down, pair.id_column].dropna())
                     orphans = paid[~paid[pair.id_column].isin(done)]
+                    if first_down is None:  # once per pair: when each id's downstream event came
+                        first_down = ev[ev["event"] == down].groupby(pair.id_column)["ts"].min()
+                    arrived = (orphans[pair.id_column].map(first_down) >= end).fillna(False).astype(bool)
+                    late = int(arrived.sum())  # a lagging consumer: the event came, after the span
+                    orphans = orphans[~arrived.to_numpy()]
                     orphaned = orphans[pair.id_column].dropna().astype(str).head(5).tolist()
                     blast = affected(orphans, pack.labels, top=20)
                 else:
@@ -335,8 +342,8 @@ def detect_event_ratios(logs: pd.DataFrame, window: Window, pack: Pack, s: Detec
                 evidence = EventRatioEvidence(
                     metric=f"{down}/{up}", labels=labels, score=float(score[peak]), observed=n_down / max(n_up, 1),
                     expected=base, direction="down", affected=blast, upstream_event=up, downstream_event=down,
-                    upstream=n_up, downstream=n_down, missing=max(int(round(base * n_up)) - n_down, 0),
-                    orphaned_ids=orphaned)
+                    upstream=n_up, downstream=n_down, missing=max(int(round(base * n_up)) - n_down - late, 0),
+                    late=late, orphaned_ids=orphaned)
                 out.append(Anomaly(
                     kind=pair.kind, start=start.to_pydatetime(), end=end.to_pydatetime(),
                     peak=full_index[peak].to_pydatetime(),

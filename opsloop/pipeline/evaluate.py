@@ -17,11 +17,14 @@ def match_ground_truth(incidents: list[Incident], truth: list[dict[str, Any]]) -
 
     An injected incident is *found* when some incident overlaps its ``[start, end]`` span and has
     its ``kind``; *category_correct* when that incident's assessment also names its ``category``.
-    An incident overlapping no injected span is a false incident. Returns
+    An incident overlapping no injected span is a false incident. Entries marked ``benign`` (the
+    expected events of a varied background) are not injected incidents: an incident overlapping
+    only them is false. Returns
     ``{"found": [...], "missed": [...], "false_incidents": [...], "recall": float, "precision": float,
     "category_accuracy": float}``.
     """
     found, missed, used = [], [], set()
+    truth = [gt for gt in truth if not gt.get("benign")]
     for gt in truth:
         start, end = _ts(gt["start"]), _ts(gt["end"])
         overlapping = [i for i in incidents if i.first_seen <= end and i.last_seen >= start]

@@ -199,3 +199,16 @@ class DrainStateRow(Base):
     service: Mapped[str] = mapped_column(String(128), primary_key=True)
     snapshot: Mapped[bytes] = mapped_column(LargeBinary)
     updated_at: Mapped[datetime]
+
+
+class MaintenanceRow(Base):
+    """A declared maintenance window (see :class:`opsloop.domain.MaintenanceWindow`)."""
+
+    __tablename__ = "maintenance_windows"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    start: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    end: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    labels: Mapped[dict[str, Any]]
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]

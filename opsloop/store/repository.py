@@ -22,6 +22,7 @@ from opsloop.domain import (
     AuditEvent,
     CycleReport,
     Incident,
+    MaintenanceWindow,
     Policy,
     PolicyViolation,
     ProposedAction,
@@ -36,6 +37,7 @@ from opsloop.store.models import (
     AuditRow,
     CycleRow,
     IncidentRow,
+    MaintenanceRow,
     QuarantineRow,
     TokenRow,
 )
@@ -458,3 +460,47 @@ def list_audit(session: Session, limit: int = 100, after: int = 0) -> list[Audit
     rows = session.execute(select(AuditRow).where(AuditRow.seq > after).order_by(AuditRow.seq).limit(limit)).scalars()
     return [AuditEvent(seq=r.seq, at=r.at, actor=r.actor, verb=r.verb, subject=r.subject, detail=r.detail,
                        prev_hash=r.prev_hash, hash=r.hash) for r in rows]
+
+
+# -- maintenance windows ------------------------------------------------------------------------
+
+
+def _window_from_row(row: MaintenanceRow) -> MaintenanceWindow:
+    return MaintenanceWindow(id=row.id, start=row.start, end=row.end, labels=dict(row.labels), reason=row.reason,
+                             created_by=row.created_by)
+
+
+def add_maintenance(session: Session, window: MaintenanceWindow, actor: str) -> MaintenanceWindow:
+    """Store a declared maintenance window (a new ``mw-…`` id; audited); returns it with its id."""
+    wid = "mw-" + secrets.token_hex(6)
+    session.add(MaintenanceRow(id=wid, start=window.start, end=window.end, labels=dict(window.labels),
+                               reason=window.reason, created_by=actor, created_at=now()))
+    session.flush()
+    append_audit(session, actor, "maintenance.added", wid, {
+        "start": window.start.isoformat(), "end": window.end.isoformat(), "labels": dict(window.labels),
+        "reason": window.reason})
+    return window.model_copy(update={"id": wid, "created_by": actor})
+
+
+def list_maintenance(session: Session, start: datetime | None = None, end: datetime | None = None
+                     ) -> list[MaintenanceWindow]:
+    """Maintenance windows by start time; with ``start``/``end``, only those overlapping ``[start, end)``."""
+    q = select(MaintenanceRow).order_by(MaintenanceRow.start, MaintenanceRow.id)
+    if end is not None:
+        q = q.where(MaintenanceRow.start < end)
+    if start is not None:
+        q = q.where(MaintenanceRow.end > start)
+    return [_window_from_row(r) for r in session.execute(q).scalars()]
+
+
+def remove_maintenance(session: Session, window_id: str, actor: str) -> MaintenanceWindow:
+    """Delete a maintenance window (audited); ``NotFound`` if absent."""
+    row = session.get(MaintenanceRow, window_id)
+    if row is None:
+        raise NotFound(f"no maintenance window {window_id!r}")
+    window = _window_from_row(row)
+    session.delete(row)
+    session.flush()
+    append_audit(session, actor, "maintenance.removed", window_id, {"start": window.start.isoformat(),
+                                                                    "end": window.end.isoformat()})
+    return window

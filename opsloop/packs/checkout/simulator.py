@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -53,6 +53,9 @@ from opsloop.packs.checkout.names import (
     METRIC_SUCCESS_RATE,
     STAGES,
 )
+
+if TYPE_CHECKING:
+    from opsloop.packs.checkout.background import Background
 
 #: Columns of the scenario's frames: each contract's columns, then the scenario's labels (``merchant_id``,
 #: ``stage``) and the order id that links a payment to its order and webhook.
@@ -86,8 +89,17 @@ SECRET_ROTATION_ENDPOINT = "internal secret-rotation"
 
 
 @dataclass(frozen=True)
-class _Baseline:
-    """Healthy-platform parameters (rates are probabilities per attempt / per row)."""
+class Baseline:
+    """Healthy-platform parameters (rates are probabilities per attempt / per row).
+
+    The defaults are the unvaried simulator's; :func:`opsloop.packs.checkout.background.draw_background`
+    draws other platforms. The fields after ``payment_latency_sigma`` are background effects the
+    defaults switch off: ``peak_hour_shift`` (hours the daily peak moves), ``lookup_5xx`` (503s of
+    order lookups), routine ``deploys_per_day`` (each ``deploy_minutes`` long on one stage, gateway
+    latency x ``deploy_latency_factor`` and ``deploy_500`` extra 500s), consumer-lag episodes
+    (``lag_episodes_per_day``, ``lag_minutes`` long, order creation late by ``lag_seconds``) and GC
+    pauses (a ``gc_pause_share`` of requests slower by a lognormal pause of median ``gc_pause_ms``).
+    """
 
     peak_sessions_per_min: float = 200.0  # whole platform, weekday, 19:00 UTC
     trough_share: float = 0.20  # night trough relative to the daily peak
@@ -106,9 +118,20 @@ class _Baseline:
     gateway_latency_sigma: float = 0.45  # lognormal sigma; gateway p95 ~ 2.1 x median ~ 350 ms
     payment_latency_ms: tuple[float, float, float] = (300.0, 310.0, 260.0)
     payment_latency_sigma: float = 0.40
+    peak_hour_shift: float = 0.0
+    lookup_5xx: float = 0.0
+    deploys_per_day: float = 0.0
+    deploy_minutes: tuple[int, int] = (5, 15)
+    deploy_latency_factor: float = 1.0
+    deploy_500: float = 0.0
+    lag_episodes_per_day: float = 0.0
+    lag_minutes: tuple[int, int] = (10, 40)
+    lag_seconds: tuple[float, float] = (30.0, 180.0)
+    gc_pause_share: float = 0.0
+    gc_pause_ms: float = 0.0
 
 
-BASE = _Baseline()
+BASE = Baseline()
 DECLINE_REASONS = np.array(
     ["insufficient_funds", "do_not_honor", "expired_card", "incorrect_cvc", "generic_decline"])
 WEBHOOK_5XX = np.array([500, 502, 503])
@@ -161,8 +184,15 @@ class Scenario:
         return self.start + timedelta(days=self.days)
 
 
-def simulate(seed: int = 7, days: int = 7, start: datetime | None = None, n_merchants: int = 24) -> Scenario:
+def simulate(seed: int = 7, days: int = 7, start: datetime | None = None, n_merchants: int = 24,
+             background: Background | None = None) -> Scenario:
     """Simulate ``days`` days of the checkout platform from ``start`` (UTC midnight).
+
+    With a ``background`` (:func:`opsloop.packs.checkout.background.draw_background`) the platform
+    is that one -- its :class:`Baseline`, merchant count (``n_merchants`` is ignored), background
+    effects and benign events -- and its ``mode`` says whether the six incidents are injected
+    (``incidents``) or not (``quiet``, ``benign``); benign events are listed in the ground truth
+    with ``benign: true`` (the incident ids stay ``inc-1``…). Without one, the unvaried platform.
 
     Args:
         seed: seed of the numpy ``Generator``; same arguments give identical frames.
@@ -170,6 +200,7 @@ def simulate(seed: int = 7, days: int = 7, start: datetime | None = None, n_merc
         start: first minute, aware (any timezone) or naive (taken as UTC); must be midnight UTC.
             Defaults to :data:`DEFAULT_START` (Monday 2026-11-02 00:00 UTC).
         n_merchants: number of merchants (>= 10).
+        background: the platform to simulate (default: the unvaried one, bit-identical to before).
 
     Returns:
         A :class:`Scenario` covering ``[start, start + days)``.
@@ -177,13 +208,21 @@ def simulate(seed: int = 7, days: int = 7, start: datetime | None = None, n_merc
     Raises:
         ValueError: ``days < 3``, ``n_merchants < 10``, or ``start`` not midnight UTC.
     """
+    if background is not None:
+        n_merchants = background.n_merchants
     days, n_merchants, start = _validate(days, n_merchants, start)
-    rngs = {name: np.random.default_rng(s) for name, s in zip(
-        ("world", "incidents", "traffic", "funnel", "logs", "tickets"),
-        np.random.SeedSequence(seed).spawn(6),
+    rngs = {name: np.random.default_rng(s) for name, s in zip(  # children keyed by index: adding one
+        ("world", "incidents", "traffic", "funnel", "logs", "tickets", "background"),  # keeps the rest
+        np.random.SeedSequence(seed).spawn(7),
     )}
     world = _build_world(rngs["world"], start, days, n_merchants)
     incidents = _plan_incidents(rngs["incidents"], world, _schedule_incidents(rngs["incidents"], days))
+    benign: list[dict[str, Any]] = []
+    if background is not None:
+        benign = _apply_background(rngs["background"], world, background)
+        if background.mode != "incidents":
+            for inc in incidents:  # scheduled (so the other draws stay aligned) but hitting no one
+                inc.merchants = inc.merchants[:0]
     sessions, attempts = _simulate_traffic(rngs["traffic"], world, incidents)
     funnel = _simulate_funnel(rngs["funnel"], world, attempts, incidents)
     _measure_impact(world, funnel, incidents)
@@ -194,7 +233,7 @@ def simulate(seed: int = 7, days: int = 7, start: datetime | None = None, n_merc
         tickets=tickets,
         logs=rows.public,
         kpis=kpis,
-        ground_truth=[inc.ground_truth(world) for inc in incidents],
+        ground_truth=[inc.ground_truth(world) for inc in incidents if inc.merchants.size] + benign,
         seed=seed,
         days=days,
         start=start,
@@ -284,6 +323,8 @@ class _World:
     propensity: np.ndarray
     stage_at: np.ndarray
     migrations: list[tuple[int, int, int, int]]
+    base: Baseline = BASE
+    effects: _Effects | None = None
 
     @property
     def n_minutes(self) -> int:
@@ -597,6 +638,82 @@ def _describe(inc: _Incident, world: _World) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
+# 2b. Background: what a drawn platform adds (see opsloop.packs.checkout.background)
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class _Effects:
+    """Per-minute background effects: ``traffic`` ``(T,)`` session multiplier (surges, holiday
+    dips), ``live_from`` ``(M,)`` first minute a merchant has traffic, ``deploy`` ``(T, 3)`` whether
+    a stage is being deployed, ``lag_ms`` ``(T,)`` order-consumer lag, ``lookup_503`` ``(T,)`` extra
+    503 share of order lookups (maintenance); ``deploys`` ``(start, end, stage)`` minutes; ``rng``
+    draws the per-request effects (GC pauses) so the unvaried draws stay as they are."""
+
+    rng: np.random.Generator
+    traffic: np.ndarray
+    live_from: np.ndarray
+    deploy: np.ndarray
+    lag_ms: np.ndarray
+    lookup_503: np.ndarray
+    deploys: list[tuple[int, int, int]]
+
+    def slow_down(self, latency: np.ndarray, minute: np.ndarray | None, stage: np.ndarray | None,
+                  b: Baseline) -> np.ndarray:
+        """``latency`` ``(n,)`` ms with deploy wobble (when ``minute``/``stage`` are given) and GC pauses."""
+        out = latency.astype(np.float64, copy=True)
+        if minute is not None and stage is not None:
+            out = np.where(self.deploy[minute, stage], out * b.deploy_latency_factor, out)
+        if b.gc_pause_share > 0:
+            hit = self.rng.random(out.size) < b.gc_pause_share
+            out[hit] += _lognormal_ms(self.rng, b.gc_pause_ms, 0.6, int(hit.sum()))
+        return np.round(out, 1)
+
+
+def _episodes(rng: np.random.Generator, world: _World, per_day: float, minutes: tuple[int, int]):
+    """``(start, end)`` minute spans, ~``per_day`` a day at uniform times, ``minutes`` long."""
+    n = int(rng.poisson(per_day * world.days))
+    starts = np.sort(rng.integers(0, world.n_minutes, n))
+    return [(int(a), int(min(a + rng.integers(minutes[0], minutes[1] + 1), world.n_minutes))) for a in starts]
+
+
+def _apply_background(rng: np.random.Generator, world: _World, bg: Background) -> list[dict[str, Any]]:
+    """Set ``world.base`` and ``world.effects`` from ``bg``; returns the benign events' ground truth."""
+    b = world.base = bg.base
+    T = world.n_minutes  # noqa: N806
+    traffic, live_from = np.ones(T), np.zeros(world.n_merchants, dtype=np.int64)
+    deploy, lag_ms, lookup_503 = np.zeros((T, len(STAGES)), dtype=bool), np.zeros(T, dtype=np.int64), np.zeros(T)
+    deploys = []
+    for a, z in _episodes(rng, world, b.deploys_per_day, b.deploy_minutes):
+        stage = int(rng.integers(0, len(STAGES)))
+        deploy[a:z, stage] = True
+        deploys.append((a, z, stage))
+    for a, z in _episodes(rng, world, b.lag_episodes_per_day, b.lag_minutes):
+        lag_ms[a:z] = int(rng.uniform(*b.lag_seconds) * 1000)
+    truth = []
+    for i, ev in enumerate(bg.events):
+        record: dict[str, Any] = {"id": f"benign-{i + 1}", "name": ev.kind, "kind": "benign", "benign": True,
+                                  "category": None, "start": world.when(ev.start), "end": world.when(ev.end),
+                                  "labels": {}, "merchants": [], "stages": [], "ticket_ids": [], "impact": {}}
+        ramp = np.clip(np.minimum(np.arange(T) - ev.start, ev.end - np.arange(T)) / 20.0, 0.0, 1.0)
+        if ev.kind in ("traffic_surge", "holiday_dip"):
+            traffic *= 1.0 + (ev.factor - 1.0) * ramp
+            record["description"] = f"{ev.kind}: sessions x{ev.factor:.2f}, conversion unchanged"
+        elif ev.kind == "maintenance":
+            lookup_503[ev.start:ev.end] = ev.factor
+            record.update(labels={"endpoint": LOOKUP_ENDPOINT}, maintenance=True,
+                          description=f"declared maintenance: ~{ev.factor:.0%} of {LOOKUP_ENDPOINT} return 503")
+        else:  # merchant_go_live: the last merchant, with a typical share, starts from zero
+            m = world.n_merchants - 1
+            live_from[m] = ev.start
+            world.weights[m] = float(np.median(world.weights)) * ev.factor
+            world.weights /= world.weights.sum()
+            record.update(merchants=[str(world.ids[m])], labels={"merchant_id": str(world.ids[m])},
+                          description=f"new merchant {world.ids[m]} goes live from zero traffic")
+        truth.append(record)
+    world.effects = _Effects(rng, traffic, live_from, deploy, lag_ms, lookup_503, deploys)
+    return truth
+
+
+# --------------------------------------------------------------------------------------------------
 # 3. Traffic: calendar, sessions and checkout attempts per minute x merchant
 # --------------------------------------------------------------------------------------------------
 _DIURNAL_KNOTS = np.array([  # hour of day (UTC), relative traffic
@@ -618,14 +735,20 @@ def _traffic_curve(rng: np.random.Generator, world: _World) -> np.ndarray:
     minutes = np.arange(world.n_minutes)
     day = minutes // DAY_MINUTES
     weekday = (world.start.weekday() + day) % 7
+    b = world.base
+    shift = int(round(b.peak_hour_shift * 60))
     platform = (
-        BASE.peak_sessions_per_min
-        * _diurnal(minutes % DAY_MINUTES, BASE.trough_share)
-        * np.where(weekday >= 5, BASE.weekend_uplift, 1.0)
+        b.peak_sessions_per_min
+        * _diurnal((minutes - shift) % DAY_MINUTES, b.trough_share)
+        * np.where(weekday >= 5, b.weekend_uplift, 1.0)
         * rng.lognormal(0.0, 0.04, world.days)[day]
     )
     merchant_day = rng.lognormal(0.0, 0.06, (world.days, world.n_merchants))[day]
-    return platform[:, None] * world.weights[None, :] * merchant_day
+    curve = platform[:, None] * world.weights[None, :] * merchant_day
+    if world.effects is not None:
+        curve *= world.effects.traffic[:, None]
+        curve[minutes[:, None] < world.effects.live_from[None, :]] = 0.0
+    return curve
 
 
 def _simulate_traffic(rng: np.random.Generator, world: _World,
@@ -636,7 +759,7 @@ def _simulate_traffic(rng: np.random.Generator, world: _World,
     their merchants inside their window; the expected suppressed attempts go to ``lost_attempts``.
     """
     sessions = rng.poisson(_traffic_curve(rng, world))
-    p = np.broadcast_to(BASE.attempt_rate * world.propensity, sessions.shape).copy()
+    p = np.broadcast_to(world.base.attempt_rate * world.propensity, sessions.shape).copy()
     for inc in incidents:
         factor = inc.params.get("attempt_factor")
         if factor is None:
@@ -692,6 +815,7 @@ def _simulate_funnel(rng: np.random.Generator, world: _World, attempts: np.ndarr
                      incidents: list[_Incident]) -> _Funnel:
     """Expand ``attempts`` ``(T, M)`` into per-attempt outcomes, applying the incidents by event time."""
     inc = {i.name: i for i in incidents}
+    b = world.base  # the platform simulated
     cell = np.repeat(np.arange(attempts.size), attempts.ravel())
     n = cell.size
     merchant = (cell % world.n_merchants).astype(np.int64)
@@ -703,25 +827,32 @@ def _simulate_funnel(rng: np.random.Generator, world: _World, attempts: np.ndarr
     auth = inc["api_auth_failure"]
     denied = auth.active(t_session, merchant) & (u[:, 0] < auth.params["fail_share"])
     status[denied] = np.where(u[denied, 1] < auth.params["share_403"], 403, 401)
-    status[~denied & (u[:, 2] < BASE.gateway_500)] = 500
+    p500 = b.gateway_500
+    fx = world.effects
+    if fx is not None:
+        p500 = np.where(fx.deploy[cell // world.n_merchants, stage], b.gateway_500 + b.deploy_500,
+                        b.gateway_500)
+    status[~denied & (u[:, 2] < p500)] = 500
     slow = inc["slow_checkout"]
     status[(status == 201) & slow.active(t_session, merchant) & (u[:, 3] < slow.params["p504"])] = 504
     cart = inc["cart_empty"]
     empty = (status == 201) & cart.active(t_session, merchant) & (u[:, 4] < cart.params["empty_share"])
-    paid = (status == 201) & ~empty & (u[:, 5] >= BASE.abandon_rate)
+    paid = (status == 201) & ~empty & (u[:, 5] >= b.abandon_rate)
 
     think_ms = np.minimum(rng.lognormal(np.log(40_000), 0.5, n), 400_000).astype(np.int64)
     t_payment = t_session + 15_000 + think_ms  # the customer enters card details
-    payment_ok = paid & (u[:, 6] < np.asarray(BASE.payment_success)[stage])
+    payment_ok = paid & (u[:, 6] < np.asarray(b.payment_success)[stage])
     loss = inc["missing_order_created"]
-    p_loss = np.where(loss.active(t_payment, merchant), loss.params["loss_share"], BASE.order_loss)
+    p_loss = np.where(loss.active(t_payment, merchant), loss.params["loss_share"], b.order_loss)
     order = payment_ok & (u[:, 7] >= p_loss)
     t_order = t_payment + rng.integers(1_000, 8_000, n)
+    if fx is not None:  # consumer lag: the order-service consumer falls behind
+        t_order += fx.lag_ms[np.clip(t_payment // MINUTE_MS, 0, world.n_minutes - 1)]
     t_webhook = t_order + rng.integers(300, 4_000, n)
 
-    webhook_status = np.where(rng.random(n) < BASE.webhook_5xx, rng.choice(WEBHOOK_5XX, n), 200)
+    webhook_status = np.where(rng.random(n) < b.webhook_5xx, rng.choice(WEBHOOK_5XX, n), 200)
     webhook_status[inc["webhook_403"].active(t_webhook, merchant)] = 403
-    amount = rng.lognormal(np.log(np.asarray(BASE.aov_median_usd)[stage]), BASE.aov_sigma)
+    amount = rng.lognormal(np.log(np.asarray(b.aov_median_usd)[stage]), b.aov_sigma)
     return _Funnel(
         merchant=merchant,
         stage=stage,
@@ -740,9 +871,9 @@ def _simulate_funnel(rng: np.random.Generator, world: _World, attempts: np.ndarr
         t_order=t_order,
         webhook_status=webhook_status,
         t_webhook=t_webhook,
-        lookup=order & (rng.random(n) < BASE.lookup_rate),
+        lookup=order & (rng.random(n) < b.lookup_rate),
         t_lookup=t_order + rng.integers(30_000, 1_200_000, n),
-        lookup_404=rng.random(n) < BASE.lookup_404_rate,
+        lookup_404=rng.random(n) < b.lookup_404_rate,
         t_lookup_404=t_session + rng.integers(0, 600_000, n),
     )
 
@@ -754,8 +885,9 @@ def _measure_impact(world: _World, f: _Funnel, incidents: list[_Incident]) -> No
     and the mean order value of the incident's stages; missing orders at their actual amounts.
     Webhook failures lose no orders (fulfilment is delayed, not lost).
     """
-    order_per_attempt = ((1 - BASE.gateway_500) * (1 - BASE.abandon_rate) * np.mean(BASE.payment_success)
-                         * (1 - BASE.order_loss))
+    b = world.base
+    order_per_attempt = ((1 - b.gateway_500) * (1 - b.abandon_rate) * np.mean(b.payment_success)
+                         * (1 - b.order_loss))
     horizon = world.horizon_ms
     for inc in incidents:
         hit = inc.active(f.t_session, f.merchant) & (f.t_session < horizon)
@@ -781,13 +913,13 @@ def _measure_impact(world: _World, f: _Funnel, incidents: list[_Incident]) -> No
             inc.affected_events = int(round(inc.lost_attempts))
             failed_attempts = inc.lost_attempts
         inc.lost_orders = failed_attempts * order_per_attempt
-        inc.revenue_at_risk = inc.lost_orders * _mean_order_value(inc.stages)
+        inc.revenue_at_risk = inc.lost_orders * _mean_order_value(b, inc.stages)
 
 
-def _mean_order_value(stages: list[str]) -> float:
+def _mean_order_value(base: Baseline, stages: list[str]) -> float:
     """Expected order value (USD) averaged over ``stages`` (lognormal mean)."""
-    medians = np.asarray(BASE.aov_median_usd)[[STAGES.index(s) for s in stages]]
-    return float(medians.mean() * np.exp(BASE.aov_sigma ** 2 / 2))
+    medians = np.asarray(base.aov_median_usd)[[STAGES.index(s) for s in stages]]
+    return float(medians.mean() * np.exp(base.aov_sigma ** 2 / 2))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -873,8 +1005,12 @@ def _checkout_rows(rng: np.random.Generator, world: _World, f: _Funnel,
     session = _txt(f.session_id)
     cart, request = (_txt(_hex_ids(rng, n, p)) for p in ("cart_", "req_"))
     slow_factor = np.where(slow.active(f.t_session, f.merchant), slow.params["latency_factor"], 1.0)
-    median = np.asarray(BASE.gateway_latency_ms)[f.stage]
-    latency = np.round(_lognormal_ms(rng, median, BASE.gateway_latency_sigma, n) * slow_factor, 1)
+    b = world.base
+    median = np.asarray(b.gateway_latency_ms)[f.stage]
+    latency = np.round(_lognormal_ms(rng, median, b.gateway_latency_sigma, n) * slow_factor, 1)
+    if world.effects is not None:
+        minute = np.clip(f.t_session // MINUTE_MS, 0, world.n_minutes - 1)
+        latency = world.effects.slow_down(latency, minute, f.stage, b)
     key = _txt(_hex_ids(rng, n, "", 2))
     s = f.gateway_status
     blocks = []
@@ -915,8 +1051,11 @@ def _payment_rows(rng: np.random.Generator, world: _World, f: _Funnel,
     payment, session = _txt(_hex_ids(rng, n, "pay_")), _txt(f.session_id[p])
     amount = _money(f.amount_cents[p])
     factor = np.where(slow.active(f.t_payment[p], f.merchant[p]), slow.params["latency_factor"], 1.0)
-    median = np.asarray(BASE.payment_latency_ms)[f.stage[p]]
-    latency = np.round(_lognormal_ms(rng, median, BASE.payment_latency_sigma, n) * factor, 1)
+    b = world.base
+    median = np.asarray(b.payment_latency_ms)[f.stage[p]]
+    latency = np.round(_lognormal_ms(rng, median, b.payment_latency_sigma, n) * factor, 1)
+    if world.effects is not None:
+        latency = world.effects.slow_down(latency, None, None, b)
     ok = f.payment_ok[p]
     order_id = f.order_id[p]
     succeeded = ("payment captured: 200 OK payment_id=" + payment + " order_id=" + _txt(order_id)
@@ -988,7 +1127,30 @@ def _lookup_rows(rng: np.random.Generator, world: _World, f: _Funnel) -> list[pd
             + " merchant=" + merchant,
             order_id=ids[mask] if code == 200 else None, latency=_lognormal_ms(rng, 40.0, 0.5, n),
         ))
+    fx = world.effects
+    if fx is not None:  # background 503s and declared maintenance of the lookup endpoint
+        minute = np.clip(f.t_lookup // MINUTE_MS, 0, world.n_minutes - 1)
+        hit = f.lookup & (fx.rng.random(f.lookup.size) < world.base.lookup_5xx + fx.lookup_503[minute])
+        blocks.append(_rows(
+            f.t_lookup[hit], f.merchant[hit], service=GATEWAY, endpoint=LOOKUP_ENDPOINT, status=503,
+            level="ERROR", message="GET /v1/orders/" + _txt(f.order_id[hit]) + ": 503 Service Unavailable"
+            + " merchant=" + _txt(world.ids[f.merchant[hit]]), latency=_lognormal_ms(fx.rng, 5.0, 0.3, int(hit.sum()))))
     return blocks
+
+
+def _deploy_rows(world: _World) -> pd.DataFrame | None:
+    """INFO lines of the background's routine deploys (start and end of each), or None."""
+    fx = world.effects
+    if fx is None or not fx.deploys:
+        return None
+    start, end, stage = (np.array(x, dtype=np.int64) for x in zip(*fx.deploys))
+    ms = np.concatenate([start, end]) * MINUTE_MS + 1_000
+    st = np.concatenate([stage, stage])
+    what = np.repeat(np.array(["started", "finished"]), start.size)
+    version = np.tile(np.array([f"v5.{i}.0" for i in range(start.size)]), 2)
+    return _rows(ms, np.full(ms.size, -1), service="checkout-service", endpoint=RELEASE_ENDPOINT, status=200,
+                 level="INFO", message="rolling deploy " + _txt(version) + " " + _txt(what) + " on stage="
+                 + _txt(np.array(STAGES)[st]), stage=st)
 
 
 def _unknown_ids(rng: np.random.Generator, mask: np.ndarray) -> np.ndarray:
@@ -1056,9 +1218,10 @@ def _build_logs(rng: np.random.Generator, world: _World, f: _Funnel, incidents: 
         *_order_rows(rng, world, f),
         *_lookup_rows(rng, world, f),
         _release_rows(rng, world, incidents),
+        _deploy_rows(world),
         _rotation_rows(rng, world, incidents),
     ]
-    df = pd.concat(blocks, ignore_index=True)
+    df = pd.concat([b for b in blocks if b is not None], ignore_index=True)
     df = df[df["_ms"].to_numpy() < world.horizon_ms]
     df = df.iloc[np.argsort(df["_ms"].to_numpy(), kind="stable")].reset_index(drop=True)
 
@@ -1295,7 +1458,8 @@ def _build_tickets(rng: np.random.Generator, world: _World, f: _Funnel,
     """All tickets sorted by ``created_at`` with ids ``T-000001``…; fills each incident's ``ticket_ids``."""
     drafts = _background_tickets(rng, world)
     for i, inc in enumerate(incidents):
-        drafts.extend(_incident_tickets(rng, world, f, inc, i))
+        if inc.merchants.size:  # a dormant incident (quiet and benign backgrounds) writes no tickets
+            drafts.extend(_incident_tickets(rng, world, f, inc, i))
     drafts.sort(key=lambda d: d.ms)  # stable: ties keep generation order
     ids = [f"T-{i + 1:06d}" for i in range(len(drafts))]
     for tid, d in zip(ids, drafts):

@@ -1,0 +1,140 @@
+"""The paging rules, one at a time, on small frames: what pages and what stays context."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from opsloop.domain import Anomaly, Kind, MaintenanceWindow, Severity
+from opsloop.evidence import ErrorRateEvidence, EventRatioEvidence, RobustZEvidence
+from opsloop.packs.model import CategorySpec, MetricSpec, Pack, PagingRules
+from opsloop.pipeline.correlate import incident_of
+from opsloop.pipeline.paging import PagingJudge, page
+
+T0 = datetime(2026, 3, 2, tzinfo=UTC)
+DAYS = 4
+LATE = T0 + timedelta(days=3, hours=14)  # day 3, 14:00: three earlier days at that hour
+RULES = PagingRules(min_seconds=1200, min_events=10, min_volume=200, min_history_seconds=12 * 3600,
+                    seasonal_days=7, seasonal_minutes=30, seasonal_quantile=0.99)
+PACK = Pack(
+    name="t", labels=["region"], categories=[CategorySpec(name="other", title="Other", root_cause="-", confidence=0.4)],
+    metrics=[MetricSpec(match="latency_p95", bad="up", detector="robust_z", kind=Kind.hard, volume="requests"),
+             MetricSpec(match="requests", bad="none", volume_only=True)],
+    paging=RULES)
+
+
+def _kpis(volume: float = 50.0, spike_hour: int | None = None, start: datetime = T0, days: int = DAYS,
+          rise_minutes: int = 60) -> pd.DataFrame:
+    """Per-minute ``latency_p95`` (300 ms; 2300 ms for ``rise_minutes`` from ``LATE`` and each day
+    at ``spike_hour`` for 20 min) and ``requests``."""
+    ts = pd.date_range(start, T0 + timedelta(days=days), freq="1min", tz="UTC", inclusive="left")
+    lat = np.full(ts.size, 300.0)
+    lat[(ts >= LATE) & (ts < LATE + timedelta(minutes=rise_minutes))] = 2300.0
+    if spike_hour is not None:
+        lat[(ts.hour == spike_hour) & (ts.minute < 20)] = 2300.0
+    return pd.concat([pd.DataFrame({"ts": ts, "metric": "latency_p95", "value": lat, "region": "eu"}),
+                      pd.DataFrame({"ts": ts, "metric": "requests", "value": volume, "region": "eu"})],
+                     ignore_index=True)
+
+
+def _latency(start: datetime, minutes: int, observed: float = 2300.0, severity=Severity.high) -> Anomaly:
+    return Anomaly(kind=Kind.hard, start=start, end=start + timedelta(minutes=minutes), peak=start, severity=severity,
+                   evidence=RobustZEvidence(metric="latency_p95", labels={"region": "eu"}, score=12.0,
+                                            observed=observed, expected=300.0, direction="up", points=minutes))
+
+
+def _errors(start: datetime, minutes: int, errors: int, requests: int = 5000, endpoint: str = "GET /a") -> Anomaly:
+    return Anomaly(kind=Kind.hard, start=start, end=start + timedelta(minutes=minutes), peak=start,
+                   severity=Severity.high,
+                   evidence=ErrorRateEvidence(metric="http_errors", labels={"endpoint": endpoint, "status": "503"},
+                                              score=20.0, observed=errors / requests, expected=0.0005,
+                                              direction="up", endpoint=endpoint, status=503, errors=errors,
+                                              requests=requests))
+
+
+def _logs(endpoint: str = "GET /a", first: datetime = T0) -> pd.DataFrame:
+    return pd.DataFrame({"ts": pd.to_datetime([first], utc=True), "endpoint": [endpoint]})
+
+
+def _judge(kpis=None, logs=None, windows=(), pack=PACK) -> PagingJudge:
+    return PagingJudge(pack, _kpis() if kpis is None else kpis, _logs() if logs is None else logs, windows)
+
+
+def test_a_sustained_sized_unusual_latency_rise_is_evidence():
+    assert _judge().reason(_latency(LATE, 40)) is None
+
+
+def test_maintenance_window_on_matching_labels_is_context_others_are_not():
+    window = MaintenanceWindow(start=LATE - timedelta(minutes=5), end=LATE + timedelta(hours=1),
+                               labels={"endpoint": "GET /a"}, reason="db upgrade")
+    judge = _judge(windows=[window])
+    assert judge.reason(_errors(LATE, 30, errors=400)) == "maintenance"
+    assert judge.reason(_errors(LATE, 30, errors=400, endpoint="GET /b")) is None  # another endpoint
+    assert judge.reason(_errors(LATE + timedelta(hours=2), 30, errors=400)) is None  # after the window
+
+
+def test_a_volume_alone_is_an_expected_event():
+    surge = Anomaly(kind=Kind.business, start=LATE, end=LATE + timedelta(hours=2), peak=LATE, severity=Severity.high,
+                    evidence=RobustZEvidence(metric="requests", labels={"region": "eu"}, score=9.0, observed=300.0,
+                                             expected=50.0, direction="up"))
+    assert _judge().reason(surge) == "expected_volume"
+
+
+def test_a_new_series_has_no_baseline():
+    young = _kpis(start=LATE - timedelta(hours=2))
+    assert _judge(kpis=young).reason(_latency(LATE, 40)) == "new_series"
+    new_endpoint = _logs(first=LATE - timedelta(hours=1))
+    assert _judge(logs=new_endpoint).reason(_errors(LATE, 30, errors=400)) == "new_series"
+
+
+def test_a_percentile_of_a_handful_of_requests_is_thin():
+    assert _judge(kpis=_kpis(volume=3.0)).reason(_latency(LATE, 40)) == "thin"  # 120 requests in 40 min
+    assert _judge(kpis=_kpis(volume=6.0)).reason(_latency(LATE, 40)) is None  # 240
+
+
+def test_counts_need_enough_events_above_baseline():
+    assert _judge().reason(_errors(LATE, 30, errors=8)) == "thin"
+    assert _judge().reason(_errors(LATE, 30, errors=40)) is None
+    lagging = Anomaly(kind=Kind.soft, start=LATE, end=LATE + timedelta(minutes=30), peak=LATE, severity=Severity.high,
+                      evidence=EventRatioEvidence(metric="b/a", score=15.0, observed=0.8, expected=1.0,
+                                                  direction="down", upstream_event="a", downstream_event="b",
+                                                  upstream=100, downstream=80, missing=0, late=20))
+    assert _judge().reason(lagging) == "thin"  # the events came, late: a lagging consumer, not a loss
+
+
+def test_what_the_series_does_at_that_hour_every_day_is_seasonal():
+    daily = _kpis(spike_hour=14)
+    assert _judge(kpis=daily).reason(_latency(LATE, 20)) == "seasonal"
+    assert _judge().reason(_latency(LATE, 20)) is None  # the same hour without the daily spikes
+
+
+def test_a_short_lone_anomaly_is_a_blip_a_corroborated_one_pages():
+    judge = _judge(kpis=_kpis(rise_minutes=10))
+    blip = _latency(LATE, 10)
+    pages, context = page([incident_of([blip], [], ["region"])], judge, ["region"])
+    assert pages == [] and [c.reason for c in context] == ["blip"]
+    errors = _errors(LATE, 10, errors=200)
+    pages, context = page([incident_of([blip, errors], [], ["region"])], judge, ["region"])
+    assert len(pages) == 1 and context == []
+    pages, _ = page([incident_of([_latency(LATE, 30)], [], ["region"])], _judge(), ["region"])
+    assert len(pages) == 1
+    onset = _latency(LATE, 1)  # a detector flagging only the onset of a lasting shift: the series says how long
+    assert page([incident_of([onset], [], ["region"])], _judge(kpis=_kpis(volume=150.0)), ["region"])[0]
+
+
+def test_a_paged_incident_is_built_from_its_evidence_only():
+    evidence = _latency(LATE, 40, severity=Severity.medium)
+    thin_errors = _errors(LATE, 30, errors=5)  # high, but thin: it neither names nor raises the page
+    cand = incident_of([evidence, thin_errors], [], ["region"])
+    assert cand.severity == Severity.high
+    (inc,), context = page([cand], _judge(), ["region"])
+    assert context == [] and inc.severity == Severity.medium and inc.anomalies == [evidence]
+    assert inc.title == evidence.headline()
+
+
+def test_an_end_before_start_is_rejected():
+    with pytest.raises(ValueError, match="not after start"):
+        MaintenanceWindow(start=LATE, end=LATE)
