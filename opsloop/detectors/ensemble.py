@@ -47,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from opsloop.detectors.base import BaseDetector, DetectorConfig
 from opsloop.detectors.causal import lag, rolling_max
 from opsloop.detectors.forecast import shared_forecasts
+from opsloop.detectors.seasonality import step_seconds
 
 #: Grid on which member scores are compared for the rank calibration: 0, then 12 steps per decade
 #: from 1e-2 to 1e4 (scores beyond go to the last cell; the Pareto extrapolation ranks them).
@@ -56,11 +57,16 @@ RANK_EDGES = np.concatenate([[0.0], np.logspace(-2, 4, 6 * 12 + 1)])
 #: from 0 to 20 (larger evidence goes to the last cell).
 EVIDENCE_EDGES = np.arange(0.0, 20.0 + 1e-9, 0.05)
 
+#: Longest alarm suppression in seconds (23 hours: less than a day, so a daily spike on hourly data
+#: reports every day; at 5-minute spacing the 60-point window, 5 hours, is the shorter).
+SUPPRESS_SECONDS = 23 * 3600.0
+
 
 class Member(BaseModel):
     """One member: a registered detector ``name`` with ``params`` and how its scores are calibrated:
     ``rank`` (scores below ``floor`` are not in the tail: ``p = 1``) with a Pareto extrapolation of
-    index ``tail_index`` beyond the largest earlier score,
+    index ``tail_index`` beyond the largest earlier score (``baseline_seconds``: the member's
+    ``baseline`` param, in points, is capped at that much data, see :meth:`params_at`),
     or ``pareto`` with scale ``pareto_scale``, capped early in the series: ``-log10`` of the scale is
     at most ``log10((t+1)/2) + record_boost`` (a new extreme among ``t`` exchangeable points has
     probability ``2/(t+1)``; None: no cap)."""
@@ -74,6 +80,15 @@ class Member(BaseModel):
     relative_floor: float = 0.0
     pareto_scale: float = 10**-5.5
     record_boost: float | None = 3.5
+    baseline_seconds: float | None = None
+
+    def params_at(self, step: float) -> dict[str, Any]:
+        """``params`` for data ``step`` seconds apart: a ``baseline`` (points) no longer than
+        ``baseline_seconds`` of data (``min(baseline, ceil(baseline_seconds / step))``; unchanged when
+        either is unset or ``step`` is not a positive number)."""
+        if self.baseline_seconds is None or "baseline" not in self.params:
+            return self.params
+        return {**self.params, "baseline": points_within(self.params["baseline"], self.baseline_seconds, step)}
 
 
 DEFAULT_MEMBERS: tuple[Member, ...] = (
@@ -82,29 +97,42 @@ DEFAULT_MEMBERS: tuple[Member, ...] = (
                                          "smooth": 3, "min_drop": 0.0, "min_periods": 0}, floor=2.0),
     Member(name="cusum", params={"baseline": 300, "k": 2.0, "min_periods": 0}, floor=1.0, relative_floor=0.25),
     Member(name="cusum", params={"baseline": 5000, "k": 1.0, "level": "mean", "min_periods": 0}, floor=2.0,
-           relative_floor=0.25),
+           relative_floor=0.25, baseline_seconds=5000 * 300.0),
     Member(name="novelty", params={"min_periods": 0}, calibration="pareto"),
 )
 """The default members: a slow exponential-smoothing forecast (spikes), the median of the same time
 on the previous three days (seasonal breaks; a trailing level without a season), a CUSUM on the
 forecast's standardised residuals (large shifts, short memory), a self-starting CUSUM against the
 long-run robust mean and scale (moderate, lasting departures that a short-memory baseline adopts:
-slow drifts, sustained dips; EW span 5,000 points, about 17 days at 5-minute sampling; D. M.
+slow drifts, sustained dips; EW span 5,000 points but at most 17.4 days, i.e. 5,000 points at 5-minute
+sampling and 417 on hourly data; D. M.
 Hawkins, 1987, *The Statistician* 36(4):299-316) and range novelty."""
 
 
 class EnsembleConfig(DetectorConfig):
-    """``threshold`` on ``1 - p`` (0.9995: p below 5e-4); ``members``; ``suppress`` points of
-    alarm suppression (0: none) and the ``suppress_margin`` (in ``-log10 p``) by which a point must
-    beat the previous ``suppress`` points to report; ``repeat_discount`` ``γ`` (in ``-log10 p`` per
-    decade of earlier alarms at least as strong; 0: none); ``min_periods`` points before any score."""
+    """``threshold`` on ``1 - p`` (0.9995: p below 5e-4); ``members``; alarm suppression over the
+    previous ``suppress`` points but no longer than ``suppress_seconds`` of the series' median
+    spacing (:func:`points_within`; 0: none), and the ``suppress_margin`` (in ``-log10 p``) by
+    which a point must beat them to report; ``repeat_discount`` ``γ`` (in ``-log10 p`` per decade of
+    earlier alarms at least as strong; 0: none); ``min_periods`` points before any score."""
 
     threshold: float = 0.9995
     members: tuple[Member, ...] = DEFAULT_MEMBERS
-    suppress: int = 60
+    suppress: int = Field(default=60, ge=0)
+    suppress_seconds: float | None = Field(default=SUPPRESS_SECONDS, gt=0)
     suppress_margin: float = 0.25
     repeat_discount: float = Field(default=0.5, ge=0.0)
     min_periods: int = 30
+
+
+def points_within(points: int, seconds: float | None, step: float) -> int:
+    """A window of ``points``, but no more than ``seconds`` of data at ``step`` seconds between
+    points: ``min(points, max(1, ceil(seconds / step)))`` (``points`` when ``seconds`` is None or
+    ``step`` is not a positive number). Memory and suppression in time, so coarse data (hourly) is
+    not silenced or remembered for days or months, while 5-minute data keeps its point counts."""
+    if seconds is None or not np.isfinite(step) or step <= 0:
+        return int(points)
+    return int(min(points, max(1, int(np.ceil(seconds / step - 1e-9)))))
 
 
 #: ``_LOWER[o, l]``: lane ``l`` precedes lane ``o`` within a block of 16.
@@ -264,15 +292,15 @@ class EnsembleDetector(BaseDetector):
     config_cls = EnsembleConfig
     batchable = True
 
-    def _members(self) -> list[BaseDetector]:
+    def _members(self, step: float = float("nan")) -> list[BaseDetector]:
         from opsloop.detectors.registry import create  # the registry imports this module
 
-        return [create(m.name, **m.params) for m in self.config.members]
+        return [create(m.name, **m.params_at(step)) for m in self.config.members]
 
     def _fit(self, x: pd.Series) -> None:
         if not self.config.members:
             raise ValueError("ensemble: at least one member is needed")
-        self.members_ = [d.fit(x) for d in self._members()]
+        self.members_ = [d.fit(x) for d in self._members(step_seconds(x.index))]
 
     def can_batch(self) -> bool:
         return all(d.can_batch() for d in self._members())
@@ -285,7 +313,8 @@ class EnsembleDetector(BaseDetector):
         evidence = [calibrate(f["score"].to_numpy(dtype=float), m) for f, m in zip(frames, cfg.members)]
         directions = [f["direction"].to_numpy(dtype=float) for f in frames]
         ready = (np.cumsum(~np.isnan(v)) > cfg.min_periods) & ~np.isnan(v)
-        score, x_ev, direction, best = combine(evidence, directions, cfg.suppress, ready, cfg.suppress_margin,
+        suppress = points_within(cfg.suppress, cfg.suppress_seconds, step_seconds(x.index))
+        score, x_ev, direction, best = combine(evidence, directions, suppress, ready, cfg.suppress_margin,
                                                cfg.repeat_discount)
         names = np.array([m.name for m in cfg.members], dtype=object)[best]
         out = pd.DataFrame({"score": score, "evidence": x_ev, "direction": np.where(np.isnan(score), 0.0, direction),
@@ -300,11 +329,12 @@ class EnsembleDetector(BaseDetector):
         cfg: EnsembleConfig = self.config
         evidence, directions = [], []
         with shared_forecasts():
-            for d, m in zip(self._members(), cfg.members):
+            for d, m in zip(self._members(step), cfg.members):
                 s, dr = d._score_array(values, step)
                 evidence.append(calibrate(s, m))
                 directions.append(dr)
         ready = (np.cumsum(~np.isnan(values), axis=-1) > cfg.min_periods) & ~np.isnan(values)
-        score, _, direction, _ = combine(evidence, directions, cfg.suppress, ready, cfg.suppress_margin,
+        suppress = points_within(cfg.suppress, cfg.suppress_seconds, step)
+        score, _, direction, _ = combine(evidence, directions, suppress, ready, cfg.suppress_margin,
                                          cfg.repeat_discount)
         return score, np.where(np.isnan(score), 0.0, direction)

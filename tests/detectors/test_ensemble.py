@@ -10,11 +10,14 @@ from pydantic import ValidationError
 from opsloop.detectors.ensemble import (
     EVIDENCE_EDGES,
     RANK_EDGES,
+    SUPPRESS_SECONDS,
+    EnsembleConfig,
     EnsembleDetector,
     Member,
     calibrate,
     causal_tail_probability,
     discount_repeats,
+    points_within,
 )
 from opsloop.detectors.registry import create
 
@@ -181,3 +184,31 @@ def test_repeated_alarms_are_discounted_first_one_is_not():
     assert (later < 0).all() and later[-1] < later[0]
     part = create("ensemble").fit(s).score_frame(s.iloc[:2700])["evidence"].to_numpy()
     np.testing.assert_allclose(part, on[:2700], equal_nan=True)
+
+
+def test_daily_spike_on_hourly_data_is_reported_every_day():
+    """Suppression is bounded in time: on hourly data the spike of the next day reports again (60
+    points of suppression would be 2.5 days), while at 5-minute spacing the window stays 60 points."""
+    n = 24 * 40
+    v = 100 + 5 * np.sin(2 * np.pi * np.arange(n) / 24) + np.random.default_rng(3).normal(0, 1, n)
+    spikes = [24 * d + 13 for d in (25, 26)]
+    v[spikes] += 12
+    s = series(v, freq="h")
+    x = create("ensemble").fit(s).score_frame(s)["evidence"].to_numpy()
+    assert (x[spikes] > 2.0).all(), x[spikes]  # p below 1e-2 at each spike: both are real alarms
+    counted = create("ensemble", suppress_seconds=None).fit(s).score_frame(s)["evidence"].to_numpy()
+    assert counted[spikes[1]] == 0.0  # in points only, the second day's spike was silenced
+    assert points_within(60, SUPPRESS_SECONDS, 300.0) == 60
+    assert points_within(60, SUPPRESS_SECONDS, 3600.0) == 23
+    assert points_within(60, None, 3600.0) == 60
+
+
+def test_long_memory_is_in_time():
+    """The long-run CUSUM remembers 5,000 points at 5-minute spacing but the same 17 days, not 208,
+    on hourly data; a member without ``baseline_seconds`` keeps its point count."""
+    long_run = next(m for m in EnsembleConfig().members if m.baseline_seconds)
+    assert long_run.params_at(300.0)["baseline"] == 5000
+    assert long_run.params_at(3600.0)["baseline"] == 417
+    assert long_run.params_at(float("nan"))["baseline"] == 5000
+    short = Member(name="cusum", params={"baseline": 300})
+    assert short.params_at(3600.0) == {"baseline": 300}
