@@ -156,10 +156,11 @@ def _run(settings: Settings, tickets, logs, kpis, runbooks, start, end, as_json:
         err.print(f"[yellow]quarantined[/] {q.file}:{q.line}: {q.field or '-'}: {q.reason}", highlight=False)
     if len(report.quarantined) > 10:
         err.print(f"[yellow]… and {len(report.quarantined) - 10} more quarantined rows[/]")
-    if "dbscan_eps" in report.parameters:
-        out.print(f"ticket clustering: DBSCAN eps {report.parameters['dbscan_eps']} "
-                  f"({report.parameters['dbscan_eps_source']}), min_samples {report.parameters['dbscan_min_samples']}",
-                  highlight=False)
+    if "ticket_eps" in report.parameters:
+        p = report.parameters
+        radius = ("median core distance" if p["ticket_clustering"] == "hdbscan" else "DBSCAN eps")
+        out.print(f"ticket clustering: {p['ticket_clustering']}, {radius} {p['ticket_eps']}, "
+                  f"min_samples {p['ticket_min_samples']}", highlight=False)
     llm_total = c.get("llm_validated", 0) + c.get("llm_fallbacks", 0)
     if llm_total:
         out.print(f"LLM narratives ({settings.llm.backend}): {c.get('llm_validated', 0)} of {llm_total} written by the model and "

@@ -459,7 +459,7 @@ class CycleReport(_Model):
     errors: list[str] = Field(default_factory=list)
     quarantined: list[Quarantined] = Field(default_factory=list)
     incident_ids: list[str] = Field(default_factory=list)
-    parameters: dict[str, Any] = Field(default_factory=dict)  # values chosen from the data, e.g. DBSCAN eps
+    parameters: dict[str, Any] = Field(default_factory=dict)  # values chosen from the data, e.g. the ticket clustering's radius
     context: list[ContextNote] = Field(default_factory=list)
 
 

@@ -143,8 +143,8 @@ def reason(signals: Signals, settings: Settings, clock: _Clock | None = None, de
                 embedder = CachedEmbedder(embedder, StoreEmbeddingCache(store))
             result = cluster(lookback, embedder, known_themes=known_themes, labels=pack.labels)
             clusters, learned.themes = result.clusters, result.themes
-            learned.parameters.update(dbscan_eps=round(float(result.eps), 4), dbscan_eps_source=result.eps_source,
-                                      dbscan_min_samples=result.min_samples)
+            learned.parameters.update(ticket_clustering=result.eps_source, ticket_eps=round(float(result.eps), 4),
+                                      ticket_min_samples=result.min_samples)
             anomalies += ticket_surges(lookback, clusters, w, pack.labels, pack.tickets.hard_terms,
                                        severity=pack.severity)
     with clock.stage("correlate"):

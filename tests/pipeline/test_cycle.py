@@ -54,7 +54,7 @@ def test_cycle_finds_every_injected_incident(scenario, sqlite_url, tmp_path):
     for name, words in {"webhook_403": "Forbidden", "api_auth_failure": "Unauthorized", "cart_empty": "empty cart"}.items():
         inc = next(i for i in result.incidents if i.id == by_name[name])  # incidents with log errors show them
         assert any(words in s.template for s in inc.signatures), (name, [s.template for s in inc.signatures])
-    assert result.report.parameters["dbscan_eps_source"] == "hdbscan" and 0 < result.report.parameters["dbscan_eps"] <= 0.5
+    assert result.report.parameters["ticket_clustering"] == "hdbscan" and 0 < result.report.parameters["ticket_eps"] <= 0.5
     counts = result.report.counts
     assert counts["quarantined"] == 0 and counts["log_events"] > 100_000 and counts["incidents_new"] == len(result.incidents)
 
