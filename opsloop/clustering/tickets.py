@@ -114,11 +114,11 @@ class ClusteringResult:
     * ``labels`` ``(n_tickets,)`` -- index into ``clusters`` per input row (in input order), -1 noise.
     * ``noise`` -- ids of the tickets left unclustered.
     * ``eps`` / ``eps_source`` -- ``given``: the DBSCAN radius asked for; ``hdbscan`` (the default):
-      HDBSCAN has no single radius, ``eps`` is the median core distance (cosine distance to the
-      ``min_samples``-th neighbour) of the clustered tickets, a figure of how tight the themes are
+      HDBSCAN has no single radius, ``eps`` is the median core distance (cosine distance, between
+      the hybrid vectors clustered, to the ``min_samples``-th neighbour) of the clustered tickets, a figure of how tight the themes are
       (0 if none was clustered).
     * ``themes`` -- the known themes updated with this run's clusters (persist them for next cycle).
-    * ``stats`` -- seconds (``embed_s``, ``cluster_s``, ``describe_s``) and the neighbour-graph figures.
+    * ``stats`` -- seconds (``embed_s``, ``cluster_s`` with the LSA vectors, ``describe_s``) and the neighbour-graph figures.
     """
 
     clusters: list[TicketCluster]
