@@ -1,7 +1,8 @@
-"""Sentence embedders: MiniLM (sentence-transformers, offline) and a TF-IDF fallback.
+"""Sentence embedders: MiniLM (sentence-transformers, offline) and a TF-IDF fallback; hybrid vectors.
 
 Both return L2-normalised ``float32`` arrays of shape (n_texts, dim), so inner product is cosine
-similarity. Embeddings are memoised in-process by the SHA-256 of the text.
+similarity. Embeddings are memoised in-process by the SHA-256 of the text. :func:`hybrid_vectors`
+appends a corpus's own LSA vectors to its embeddings, for clustering keyword text.
 """
 
 from __future__ import annotations
@@ -114,3 +115,55 @@ def get_embedder(preferred: str = "minilm") -> tuple[Embedder, str | None]:
 @lru_cache(maxsize=1)
 def _shared_minilm() -> MiniLMEmbedder:
     return MiniLMEmbedder()
+
+
+#: Dimensions of the lexical (LSA) part of :func:`hybrid_vectors`. 100 splits the simulator's
+#: templated chatter (topic ARI 0.845 at seed 7); 20 keeps it (0.896) and real tickets gain as much.
+LSA_COMPONENTS = 20
+#: Weight of the lexical part against the sentence embedding (both unit vectors): cosine similarity
+#: of two hybrid vectors is ``(cos_sentence + w**2 * cos_lexical) / (1 + w**2)``. On 6,000 it_tickets
+#: (sample seed 0, 100 LSA dimensions) NMI is 0.353-0.374 for any w in 0.3-1.5 against 0.346 with
+#: the embedding alone; 0.5 left the least noise on a second sample (seed 1).
+LEXICAL_WEIGHT = 0.5
+
+
+def lsa_vectors(texts: list[str], n_components: int = LSA_COMPONENTS) -> np.ndarray:
+    """Latent semantic analysis (Deerwester et al. 1990) of ``texts``: scikit-learn's TF-IDF
+    (sublinear tf, words in at least 2 texts) reduced by truncated SVD to at most ``n_components``
+    dimensions, L2-normalised. Returns ``float32`` ``(n_texts, d)``, ``d <= n_components``; a corpus
+    with fewer than two shared words or three texts gets ``(n_texts, 0)``. Fitted on ``texts`` alone,
+    so the space is the corpus's own (not comparable across corpora)."""
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    if len(texts) < 3:
+        return np.zeros((len(texts), 0), dtype=np.float32)
+    try:
+        tfidf = TfidfVectorizer(sublinear_tf=True, min_df=2).fit_transform(texts)
+    except ValueError:  # no word in two texts
+        return np.zeros((len(texts), 0), dtype=np.float32)
+    k = min(n_components, tfidf.shape[1] - 1, len(texts) - 1)
+    if k < 1:
+        return np.zeros((len(texts), 0), dtype=np.float32)
+    z = TruncatedSVD(k, random_state=0).fit_transform(tfidf).astype(np.float32)
+    norms = np.linalg.norm(z, axis=1, keepdims=True)
+    return z / np.where(norms > 0, norms, 1.0)
+
+
+def hybrid_vectors(vectors: np.ndarray, texts: list[str], weight: float = LEXICAL_WEIGHT,
+                   n_components: int = LSA_COMPONENTS) -> np.ndarray:
+    """Sentence embeddings ``vectors`` ``(n, dim)`` concatenated with ``weight`` times the
+    :func:`lsa_vectors` of the same ``texts`` and L2-normalised: ``float32`` ``(n, dim + d)``. Keyword
+    tickets (error codes, product names) share words a sentence model blurs; the lexical part brings
+    them closer. ``weight`` 0 returns the normalised ``vectors``. Raises ``ValueError`` if
+    ``len(texts) != len(vectors)``."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if len(texts) != len(vectors):
+        raise ValueError(f"{len(texts)} texts for {len(vectors)} vectors")
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    parts = [vectors / np.where(norms > 0, norms, 1.0)]
+    if weight > 0:
+        parts.append(weight * lsa_vectors(texts, n_components))
+    out = np.hstack(parts)
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.where(norms > 0, norms, 1.0)

@@ -2,7 +2,9 @@
 
 Texts are ``subject. body`` with e-mail boilerplate (greetings, signatures, quoted replies) stripped
 first (:mod:`opsloop.clustering.boilerplate`), for the embedding and for the top terms alike. By
-default the clusters come from :class:`~opsloop.clustering.hdbscan.FaissHDBSCAN` (a FAISS k-NN
+default the clusters come from :class:`~opsloop.clustering.hdbscan.FaissHDBSCAN` over the embeddings
+with the texts' own LSA vectors appended (:func:`~opsloop.clustering.embedders.hybrid_vectors`:
+helpdesk tickets are keyword text, where shared words say much a sentence model blurs) (a FAISS k-NN
 graph, scikit-learn's HDBSCAN, a guard that re-clusters any cluster holding more than a quarter of
 the tickets, and an attachment step that gives a noise ticket the nearest cluster it is as close to
 as that cluster's own members): real
@@ -32,7 +34,7 @@ from sklearn.feature_extraction.text import CountVectorizer
 
 from opsloop.clustering.boilerplate import strip_boilerplate
 from opsloop.clustering.dbscan import FaissDBSCAN
-from opsloop.clustering.embedders import Embedder
+from opsloop.clustering.embedders import LEXICAL_WEIGHT, Embedder, hybrid_vectors
 from opsloop.clustering.hdbscan import MIN_CLUSTER_SIZE, MIN_SAMPLES, FaissHDBSCAN
 from opsloop.clustering.themes import KnownTheme, assign_ids, update_themes
 from opsloop.data.contracts import affected
@@ -112,11 +114,11 @@ class ClusteringResult:
     * ``labels`` ``(n_tickets,)`` -- index into ``clusters`` per input row (in input order), -1 noise.
     * ``noise`` -- ids of the tickets left unclustered.
     * ``eps`` / ``eps_source`` -- ``given``: the DBSCAN radius asked for; ``hdbscan`` (the default):
-      HDBSCAN has no single radius, ``eps`` is the median core distance (cosine distance to the
-      ``min_samples``-th neighbour) of the clustered tickets, a figure of how tight the themes are
+      HDBSCAN has no single radius, ``eps`` is the median core distance (cosine distance, between
+      the hybrid vectors clustered, to the ``min_samples``-th neighbour) of the clustered tickets, a figure of how tight the themes are
       (0 if none was clustered).
     * ``themes`` -- the known themes updated with this run's clusters (persist them for next cycle).
-    * ``stats`` -- seconds (``embed_s``, ``cluster_s``, ``describe_s``) and the neighbour-graph figures.
+    * ``stats`` -- seconds (``embed_s``, ``cluster_s`` with the LSA vectors, ``describe_s``) and the neighbour-graph figures.
     """
 
     clusters: list[TicketCluster]
@@ -141,7 +143,7 @@ def cluster(
     tickets: pd.DataFrame, embedder: Embedder, eps: float | None = None, min_samples: int | None = None,
     n_examples: int = 3, known_themes: list[KnownTheme] | None = None, min_theme_similarity: float = 0.8,
     vectors: np.ndarray | None = None, labels: Sequence[str] = (), min_cluster_size: int = MIN_CLUSTER_SIZE,
-    **params: Any,
+    lexical_weight: float = LEXICAL_WEIGHT, **params: Any,
 ) -> ClusteringResult:
     """Cluster ``tickets`` (a tickets-contract DataFrame) and describe each cluster.
 
@@ -152,6 +154,10 @@ def cluster(
             :data:`~opsloop.clustering.hdbscan.MIN_SAMPLES`); DBSCAN: tickets within ``eps`` (itself
             included) that make a core ticket (``None``: 4).
         min_cluster_size: HDBSCAN's smallest cluster.
+        lexical_weight: weight of the texts' LSA vectors appended to the embeddings for the
+            HDBSCAN clustering (:func:`~opsloop.clustering.embedders.hybrid_vectors`; 0: embeddings
+            only; DBSCAN's ``eps`` stays a radius between embeddings).
+            Centroids, examples and theme matching use the embeddings alone.
         n_examples: representative tickets per cluster (closest to the centroid).
         known_themes: themes from earlier cycles; a cluster whose centroid matches one (cosine
             >= ``min_theme_similarity``) takes its id, otherwise its id hashes its sorted ticket ids.
@@ -179,7 +185,7 @@ def cluster(
         used_eps = float(eps)
     else:
         model = FaissHDBSCAN(min_cluster_size=min_cluster_size, min_samples=min_samples, **params)
-        raw = model.fit_predict(vecs)
+        raw = model.fit_predict(hybrid_vectors(vecs, texts, lexical_weight) if n else vecs)
         core = model.core_distance_[(raw >= 0) & np.isfinite(model.core_distance_)]
         used_eps = float(np.median(core)) if len(core) else 0.0
     t2 = time.perf_counter()

@@ -142,11 +142,11 @@ def test_real_helpdesk_tickets_give_separate_readable_themes(it_tickets_sample):
     res = cluster(tickets, embedder)
     sizes = np.array([c.size for c in res.clusters])
     assert len(res.clusters) >= 8 and sizes.max() <= 0.25 * len(tickets)  # no chaining into one theme
-    assert (res.labels < 0).mean() <= 0.45  # measured 0.33 on another sample of 1,500
+    assert (res.labels < 0).mean() <= 0.30  # measured 0.17 (0.36 before the hybrid vectors)
     nmi = normalized_mutual_info_score(y, res.labels)  # noise counted as one label of its own
     tfidf = TfidfVectorizer(sublinear_tf=True, min_df=2).fit_transform(tickets["body"])
     baseline = normalized_mutual_info_score(y, KMeans(n_clusters=8, n_init=10, random_state=0).fit_predict(tfidf))
-    assert nmi >= 0.25 and nmi > baseline + 0.05  # measured 0.32 against 0.19
+    assert nmi >= 0.30 and nmi > baseline + 0.1  # measured 0.341 (0.294 before the hybrid vectors) against 0.15
     texts = dict(zip(tickets["id"], tickets["body"]))
     for c in res.clusters:
         assert c.label and c.top_terms
