@@ -18,7 +18,7 @@ Figures (2026-12-02 05:12-05:38 UTC, shared 2-core machine at load 6-8): quiet w
 each (seeds 1-6), benign weeks 0 each; incident weeks (``--modes incidents``) 29 of 36 found, 0
 false, category accuracy 0.583 (seed 1 3/6 at 17 sessions/min peak, seed 5 4/6 at 24, seeds 3
 and 4 5/6, seeds 2 and 6 6/6). Before a candidate paging on a ticket surge took back its thin
-count anomalies the same code found 21 of 30 on seeds 1-5 (seed 3 4/6, seed 5 3/6: the lost
+count anomalies the same code found 27 of 36, category accuracy 0.5 (seed 3 4/6, seed 5 3/6: the lost
 orders paged as a ticket surge of the wrong kind). Misses: ``webhook_403`` on seeds 1, 3, 4, 5
 (5, 16, 25, 28 failed webhooks in 90-115 min, under the error-rate detector's 5 errors per
 bucket), ``cart_empty`` on seeds 1 and 5 (19 and 48 affected carts), seed 1
