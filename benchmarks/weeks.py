@@ -14,13 +14,17 @@ the right kind; an incident on a benign week overlapping a benign event is still
     python benchmarks/weeks.py --seeds 1 2 3 --default-seeds 1
     python benchmarks/weeks.py --seeds 4 5 6
 
-Figures (2026-12-02, shared 2-core machine at load 10-16; paging thresholds of the checkout pack):
-quiet weeks 0, 0, 0, 0, 0, 0 incidents (seeds 1-6; 1 to 116 candidates each demoted to context),
-benign weeks 0, 0, 0, 0, 0, 0; incident weeks 25 of 36 found, 0 false (seed 1 2/6 and seed 5 2/6 at
-17 and 24 sessions/min at peak, where the detectors see only ticket surges; seed 3 4/6, seed 4 5/6,
-seeds 2 and 6 6/6); the unvaried seed 1 6/6, 0 false, category accuracy 1.0. Before the paging
-rules a quiet week of seed 2 (55 sessions/min) had 85 candidate incidents, nearly all p95 latency
-blips of a handful of requests.
+Figures (2026-12-02 05:12-05:38 UTC, shared 2-core machine at load 6-8): quiet weeks 0 incidents
+each (seeds 1-6), benign weeks 0 each; incident weeks (``--modes incidents``) 29 of 36 found, 0
+false, category accuracy 0.583 (seed 1 3/6 at 17 sessions/min peak, seed 5 4/6 at 24, seeds 3
+and 4 5/6, seeds 2 and 6 6/6). Before a candidate paging on a ticket surge took back its thin
+count anomalies the same code found 27 of 36, category accuracy 0.5 (seed 3 4/6, seed 5 3/6: the lost
+orders paged as a ticket surge of the wrong kind). Misses: ``webhook_403`` on seeds 1, 3, 4, 5
+(5, 16, 25, 28 failed webhooks in 90-115 min, under the error-rate detector's 5 errors per
+bucket), ``cart_empty`` on seeds 1 and 5 (19 and 48 affected carts), seed 1
+``missing_order_created`` (7 lost orders in 163 min). Before the paging rules a quiet week of
+seed 2 (55 sessions/min) had 85 candidate incidents, nearly all p95 latency blips of a handful
+of requests.
 """
 
 from __future__ import annotations

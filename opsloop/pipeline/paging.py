@@ -28,7 +28,9 @@ evidence anomaly lasting ``min_seconds`` (its run, or for a KPI how long the ser
 halfway from expected to peak), and no second evidence anomaly of another detector or metric
 corroborating it -- is context too (``blip``). The others page, rebuilt from their evidence
 only: title, fingerprint, span and severity come from the evidence, so a blip beside an incident
-does not raise its severity. Context is returned as :class:`~opsloop.domain.ContextNote` for the
+does not raise its severity. A candidate paging on a ticket surge also takes back its *thin*
+count anomalies (errors, missing events, log lines): customers writing about it corroborate a
+failure too small to page alone, and it names the incident. Context is returned as :class:`~opsloop.domain.ContextNote` for the
 cycle report.
 """
 
@@ -230,11 +232,30 @@ def page(candidates: list[Incident], judge: PagingJudge, labels: Sequence[str] =
         elif not judge.sustained(evidence):
             why = "blip"
         if why is None:
+            evidence += _corroborated_counts(cand.anomalies, reasons, evidence)
             pages.append(incident_of(evidence, cand.clusters, labels))
         else:
             context.append(ContextNote(title=cand.title, kind=cand.kind, first_seen=cand.first_seen,
                                        last_seen=cand.last_seen, reason=why, anomalies=len(cand.anomalies)))
     return pages, context
+
+
+#: Evidence whose size is a count of failed requests or events (not a percentile of a few requests).
+_COUNTS = (ErrorRateEvidence, EventRatioEvidence, FunnelEvidence, LogTemplateEvidence)
+
+
+def _corroborated_counts(anomalies: Sequence[Anomaly], reasons: Sequence[str | None],
+                         evidence: Sequence[Anomaly]) -> list[Anomaly]:
+    """Thin count anomalies of a candidate that pages on a ticket surge: at low traffic a real
+    failure leaves few failed events (8 orders lost in 20 minutes) yet customers write about it,
+    and the two independent signals together are the evidence neither is alone. They join the
+    incident so that it is named by what failed, not by the customers' words (a surge never names
+    an incident, :func:`opsloop.pipeline.correlate.primary`). Pages nothing on its own: only
+    candidates that already page are touched; percentiles of a handful of requests stay context."""
+    if not any(a.evidence.corroborating for a in evidence):
+        return []
+    return [a for a, why in zip(anomalies, reasons, strict=True)
+            if why == "thin" and isinstance(a.evidence, _COUNTS)]
 
 
 def rules_summary(rules: PagingRules) -> dict[str, float]:

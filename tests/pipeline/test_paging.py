@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from opsloop.domain import Anomaly, Kind, MaintenanceWindow, Severity
-from opsloop.evidence import ErrorRateEvidence, EventRatioEvidence, RobustZEvidence
+from opsloop.evidence import ErrorRateEvidence, EventRatioEvidence, RobustZEvidence, TicketSurgeEvidence
 from opsloop.packs.model import CategorySpec, MetricSpec, Pack, PagingRules
 from opsloop.pipeline.correlate import incident_of
 from opsloop.pipeline.paging import PagingJudge, page
@@ -133,6 +133,32 @@ def test_a_paged_incident_is_built_from_its_evidence_only():
     (inc,), context = page([cand], _judge(), ["region"])
     assert context == [] and inc.severity == Severity.medium and inc.anomalies == [evidence]
     assert inc.title == evidence.headline()
+
+
+def _lost(missing: int) -> Anomaly:
+    return Anomaly(kind=Kind.soft, start=LATE, end=LATE + timedelta(minutes=20), peak=LATE, severity=Severity.high,
+                   evidence=EventRatioEvidence(metric="b/a", score=20.0, observed=0.5, expected=0.999,
+                                               direction="down", upstream_event="a", downstream_event="b",
+                                               upstream=17, downstream=9, missing=missing))
+
+
+def _surge() -> Anomaly:
+    return Anomaly(kind=Kind.business, start=LATE, end=LATE + timedelta(hours=2), peak=LATE,
+                   severity=Severity.medium,
+                   evidence=TicketSurgeEvidence(metric="ticket_volume", score=25.0, observed=11.0, expected=0.01,
+                                                cluster_id="c1", label="orders missing", tickets=26))
+
+
+def test_a_thin_count_corroborated_by_customers_names_the_page():
+    lost, surge = _lost(8), _surge()
+    assert _judge().reason(lost) == "thin"
+    pages, context = page([incident_of([lost], [], ["region"])], _judge(), ["region"])
+    assert pages == [] and [c.reason for c in context] == ["thin"]  # alone: too few events
+    (inc,), _ = page([incident_of([lost, surge], [], ["region"])], _judge(), ["region"])
+    assert inc.kind == Kind.soft and inc.title == lost.headline() and lost in inc.anomalies
+    few = _latency(LATE, 30)  # a percentile of a handful of requests is not taken back
+    (inc,), _ = page([incident_of([few, surge], [], ["region"])], _judge(kpis=_kpis(volume=1.0)), ["region"])
+    assert inc.anomalies == [surge] and inc.kind == Kind.business
 
 
 def test_an_end_before_start_is_rejected():
