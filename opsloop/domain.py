@@ -115,7 +115,7 @@ class Window(_Model):
     @model_validator(mode="after")
     def _ordered(self) -> Window:
         if self.end <= self.start:
-            raise ValueError(f"window end {self.end} must be after start {self.start}")
+            raise ValueError(f"window end {self.end.isoformat()} is not after start {self.start.isoformat()}")
         return self
 
     def contains(self, ts: datetime) -> bool:
@@ -402,28 +402,15 @@ class Quarantined(_Model):
     reason: str
 
 
-class MaintenanceWindow(_Model):
+class MaintenanceWindow(Window):
     """A declared maintenance window: anomalies inside ``[start, end)`` on series matching every
     ``labels`` pair (label name -> value; empty: every series) are expected, recorded as context
     and page nobody. Times are aware UTC. Raises ``ValueError`` if ``end <= start``."""
 
     id: str = ""
-    start: datetime
-    end: datetime
     labels: dict[str, str] = Field(default_factory=dict)
     reason: str = ""
     created_by: str = ""
-
-    @field_validator("start", "end", mode="after")
-    @classmethod
-    def _utc(cls, v: datetime) -> datetime:
-        return utc(v)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> MaintenanceWindow:
-        if self.end <= self.start:
-            raise ValueError(f"maintenance window end {self.end.isoformat()} is not after start {self.start.isoformat()}")
-        return self
 
     def covers(self, anomaly: Anomaly) -> bool:
         """Whether ``anomaly`` overlaps the window and names every selected label value (in its
