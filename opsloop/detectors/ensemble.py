@@ -99,6 +99,7 @@ DEFAULT_MEMBERS: tuple[Member, ...] = (
     Member(name="cusum", params={"baseline": 5000, "k": 1.0, "level": "mean", "min_periods": 0}, floor=2.0,
            relative_floor=0.25, baseline_seconds=5000 * 300.0),
     Member(name="novelty", params={"min_periods": 0}, calibration="pareto"),
+    Member(name="scale_change", params={"window": 60, "baseline": 300, "min_periods": 0}, floor=float(np.log(2.0))),
 )
 """The default members: a slow exponential-smoothing forecast (spikes), the median of the same time
 on the previous three days (seasonal breaks; a trailing level without a season), a CUSUM on the
@@ -106,7 +107,10 @@ forecast's standardised residuals (large shifts, short memory), a self-starting 
 long-run robust mean and scale (moderate, lasting departures that a short-memory baseline adopts:
 slow drifts, sustained dips; EW span 5,000 points but at most 17.4 days, i.e. 5,000 points at 5-minute
 sampling and 417 on hourly data; D. M.
-Hawkins, 1987, *The Statistician* 36(4):299-316) and range novelty."""
+Hawkins, 1987, *The Statistician* 36(4):299-316), range novelty, and a variance change (the log ratio
+of the forecast residuals' recent scale, EW span 60 points, to their long-run scale; ranked only from
+a factor of 2 up or down, ``floor = ln 2``: an amplitude that halves or doubles, which no level-based
+member sees)."""
 
 
 class EnsembleConfig(DetectorConfig):

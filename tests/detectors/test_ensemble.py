@@ -42,7 +42,7 @@ def test_spike_is_the_only_alarm():
     assert flags.iloc[500:].sum() <= 3
     assert frame["score"].between(0, 1).all() or frame["score"].isna().any()
     assert frame["direction"].iloc[2500] == 1
-    assert frame["member"].iloc[2500] in {"forecast", "novelty", "seasonal_drop", "cusum"}
+    assert frame["member"].iloc[2500] in {"forecast", "novelty", "seasonal_drop", "cusum", "scale_change"}
 
 
 def test_level_shift_alarms_once_at_its_start():
