@@ -99,7 +99,8 @@ DEFAULT_MEMBERS: tuple[Member, ...] = (
     Member(name="cusum", params={"baseline": 5000, "k": 1.0, "level": "mean", "min_periods": 0}, floor=2.0,
            relative_floor=0.25, baseline_seconds=5000 * 300.0),
     Member(name="novelty", params={"min_periods": 0}, calibration="pareto"),
-    Member(name="scale_change", params={"window": 60, "baseline": 300, "min_periods": 0}, floor=float(np.log(2.0))),
+    Member(name="scale_change", params={"window": 60, "baseline": 300, "min_periods": 0},
+           floor=float(np.log(2.0))),
 )
 """The default members: a slow exponential-smoothing forecast (spikes), the median of the same time
 on the previous three days (seasonal breaks; a trailing level without a season), a CUSUM on the

@@ -1,13 +1,21 @@
 """Variance change: log ratio of the recent to the long-run robust scale of forecast residuals.
 
-Source: the log ratio of two scale estimates as a test of a change in variance (M. Basseville and
-I. V. Nikiforov, 1993, *Detection of Abrupt Changes*, §2.4 on changes in variance; the robust
-scale is an EW mean absolute residual, :func:`opsloop.detectors.causal.robust_scale`). Residuals
-are from the causal robust exponential-smoothing forecast
-(:func:`opsloop.detectors.forecast.robust_forecast`); the recent scale is the EW mean absolute
-residual over span ``window`` (points, including the current one), the long-run scale the robust
-scale over span ``baseline`` from points before the recent window. Score ``|ln(recent / long-run)|``
-(direction +1 for a rise in variance, -1 for a fall).
+Source: the log ratio of two scale estimates as the statistic for a change in variance (M. Basseville
+and I. V. Nikiforov, 1993, *Detection of Abrupt Changes: Theory and Application*, §2.4 on changes
+in variance; the F-ratio test of two variances in log form). Residuals ``r = x - f`` are from the
+causal robust exponential-smoothing forecast ``f`` (:func:`opsloop.detectors.forecast.robust_forecast`,
+span ``baseline``). The recent scale is ``sqrt(pi/2)`` times the EW mean of ``|r|`` over span
+``window`` points (including the current point); the long-run scale is the forecast's predicted sd
+(:func:`opsloop.detectors.causal.robust_scale`, winsorised, span ``baseline``) as it stood ``window``
+points earlier, so the change itself does not leak into it. Score ``|ln(recent / long-run)|`` (ln 2:
+the amplitude doubled or halved), direction +1 for a rise in variance, -1 for a fall. Both scales
+are floored (:func:`opsloop.detectors.causal.scale_floor`) so a flat series does not divide by 0.
+
+It sees what level-based members do not: an amplitude that falls or grows inside the old range,
+without a new record or a shift of the mean (a sensor or service that goes quiet, an oscillation
+that dies out). With a strong daily cycle at 5-minute spacing the slow forecast's residual follows
+the cycle and the score swings each day; within the ensemble a member is calibrated on its own
+history, so a swing that recurs daily is no record.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from opsloop.detectors.base import BaseDetector, DetectorConfig
-from opsloop.detectors.causal import MEAN_ABS_TO_SD, alpha_of, count_seen, ew_mean, lag, nan0, robust_scale, scale_floor
+from opsloop.detectors.causal import MEAN_ABS_TO_SD, alpha_of, count_seen, ew_mean, lag, nan0, scale_floor
 from opsloop.detectors.forecast import robust_forecast
 
 
@@ -26,7 +34,7 @@ class ScaleChangeConfig(DetectorConfig):
     units."""
 
     threshold: float = 1.0
-    window: int = 24
+    window: int = 60
     baseline: int = 300
     min_periods: int = 30
 
