@@ -33,12 +33,18 @@ Figures (``python benchmarks/transfer.py``, ~170 s wall with the causality check
       ensemble  NAB 77.76/70.81/82.01  transfer 62.38/50.95/67.73  SMAP own 62.49/54.76/69.57
                 prefix-causal on 139 of 139 files (worst score change 0.0; 152 s wall, load ~7)
     baseline    NAB 25.35/3.42/40.99   transfer 30.85/0.94/38.95   SMAP own 44.46/33.27/53.82
-    a variance-change member (``scale_change``: log ratio of the forecast residuals' recent scale, EW
-    span 60 points, to their long-run scale, ranked from a factor of 2; 2026-12-02, load ~1.4):
+    a variance-change member (``scale_change``: log ratio of the recent scale, EW span 60 points, to
+    the long-run scale, ranked from a factor of 2), first on the forecast residuals:
       ensemble  NAB 77.72/70.84/81.98  transfer 64.08/51.60/69.52  SMAP own 64.19/55.70/71.41
+    ... on successive differences instead (level-, drift- and cycle-free), alone:
+      ensemble  NAB 77.35/70.11/81.74  transfer 66.57/56.01/72.16  SMAP own 66.94/57.29/72.90
+    ... and the rank members' Pareto index estimated from their own earlier records (record-ratio
+    MLE, 5 pseudo-records of index 4, never above 4; alone, on the first variant: NAB
+    78.03/71.50/82.19, transfer 63.40/51.81/68.74) — together (2026-12-02, load ~0.6):
+      ensemble  NAB 77.59/70.77/81.90  transfer 66.67/56.12/72.23  SMAP own 67.05/57.61/72.90
                 prefix-causal on 139 of 139 files (worst score change 0.0; 15 s wall)
-      (NAB -0.04/+0.03/-0.03 is noise; on SMAP/MSL it catches two windows where the amplitude
-      falls, P-1 and A-7, for ~7 more false-alarm points)
+      NAB within noise of the start (-0.17/-0.04/-0.11); SMAP/MSL +4.3/+5.2/+4.5, three more windows
+      caught where the noise amplitude changes (A-4, E-13, P-1), one lost (F-7).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Variance change: a halving or doubling of the noise amplitude, inside the old range, alarms."""
+"""Variance change: noise that halves or doubles inside the old range alarms; noise and cycles do not."""
 
 from __future__ import annotations
 
@@ -41,12 +41,14 @@ def test_variance_rise_scores_up():
     assert frame["direction"].loc[at] == 1
 
 
-def test_pure_gaussian_noise_stays_below_the_floor():
+def test_pure_noise_and_a_daily_cycle_stay_below_the_floor():
     rng = np.random.default_rng(2)
-    for _ in range(5):
-        s = series(100 + rng.normal(0, 1, 4000))
-        score = create("scale_change").fit(s).score_frame(s)["score"]
-        assert score.iloc[300:].max() < np.log(2)
+    t = np.arange(4000)
+    for amp in (0.0, 10.0, 30.0):  # successive differences cancel a smooth cycle (5-minute data)
+        for _ in range(3):
+            s = series(100 + amp * np.sin(2 * np.pi * t / 288) + rng.normal(0, 1, 4000))
+            score = create("scale_change").fit(s).score_frame(s)["score"]
+            assert score.iloc[300:].max() < np.log(2)
 
 
 def test_batch_matches_single_series():
