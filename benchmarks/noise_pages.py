@@ -27,6 +27,11 @@ so neither removing nor corroborating range novelty alone gives a noise-proof pa
 The rank members' Pareto extrapolation (index 4) is a lighter tail than t(3)'s: with index 3
 (``--seeds 8``) t3 noise without novelty reached 4.15, but the transfer fell (62.38/50.95/67.73 ->
 62.06/50.36/67.52), so it was not adopted.
+
+With the variance-change member and the record-based tail index (branch det, 2026-12-02): the same
+noise maxima, all novelty; t3 noise without novelty 4.70 -> 4.61 (the estimated index lowers the
+evidence of heavy-tailed records); inside the windows rogue_agent_key_hold 3.74 -> 3.58, the others
+unchanged (1 of 7 above the noise maximum).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """One default, one threshold, two corpora: NAB and SMAP/MSL side by side, plus a baseline and causality.
 
-    python benchmarks/transfer.py [--detector NAME] [--nab DIR] [--smap DIR] [--no-causality]
+    python benchmarks/transfer.py [--detector NAME] [--nab DIR] [--smap DIR] [--no-causality] [--per-file N]
 
 For each corpus every file is scored as in ``benchmarks/nab.py`` (default config, fitted and scored
 on the file, scores mapped into [0, 1], probation zeroed). The thresholds are swept **on NAB only**
@@ -13,7 +13,10 @@ on the file, scores mapped into [0, 1], probation zeroed). The thresholds are sw
 
 for the detector and, in the same run, for the tester's baseline :func:`robust_z_new_high`. Then the
 prefix causality of the detector on every file of both corpora
-(:func:`opsloop.evaluation.causality.prefix_causality`, prefixes of 40/60/80%). Prints one JSON line.
+(:func:`opsloop.evaluation.causality.prefix_causality`, prefixes of 40/60/80%). Prints one JSON line;
+with ``--per-file N`` it also lists, per corpus, the ``N`` files with the lowest raw standard score
+at NAB's standard threshold (:func:`opsloop.evaluation.nab.score_files`: raw score, TP/FP points),
+the place to look for missed windows and false alarms.
 
 Figures (``python benchmarks/transfer.py``, ~170 s wall with the causality check, load ~1.5 on
 2 shared cores), normalised standard / reward-low-FP / reward-low-FN:
@@ -30,6 +33,18 @@ Figures (``python benchmarks/transfer.py``, ~170 s wall with the causality check
       ensemble  NAB 77.76/70.81/82.01  transfer 62.38/50.95/67.73  SMAP own 62.49/54.76/69.57
                 prefix-causal on 139 of 139 files (worst score change 0.0; 152 s wall, load ~7)
     baseline    NAB 25.35/3.42/40.99   transfer 30.85/0.94/38.95   SMAP own 44.46/33.27/53.82
+    a variance-change member (``scale_change``: log ratio of the recent scale, EW span 60 points, to
+    the long-run scale, ranked from a factor of 2), first on the forecast residuals:
+      ensemble  NAB 77.72/70.84/81.98  transfer 64.08/51.60/69.52  SMAP own 64.19/55.70/71.41
+    ... on successive differences instead (level-, drift- and cycle-free), alone:
+      ensemble  NAB 77.35/70.11/81.74  transfer 66.57/56.01/72.16  SMAP own 66.94/57.29/72.90
+    ... and the rank members' Pareto index estimated from their own earlier records (record-ratio
+    MLE, 5 pseudo-records of index 4, never above 4; alone, on the first variant: NAB
+    78.03/71.50/82.19, transfer 63.40/51.81/68.74) — together (2026-12-02, load ~0.6):
+      ensemble  NAB 77.59/70.77/81.90  transfer 66.67/56.12/72.23  SMAP own 67.05/57.61/72.90
+                prefix-causal on 139 of 139 files (worst score change 0.0; 15 s wall)
+      NAB within noise of the start (-0.17/-0.04/-0.11); SMAP/MSL +4.3/+5.2/+4.5, three more windows
+      caught where the noise amplitude changes (A-4, E-13, P-1), one lost (F-7).
 """
 
 from __future__ import annotations
@@ -50,7 +65,7 @@ from opsloop.detectors.causal import lag, rolling_max  # noqa: E402
 from opsloop.detectors.probation import probation_length  # noqa: E402
 from opsloop.detectors.registry import create  # noqa: E402
 from opsloop.evaluation.causality import prefix_causality  # noqa: E402
-from opsloop.evaluation.nab import PROFILES, load_windows, nab_scores, scores_at  # noqa: E402
+from opsloop.evaluation.nab import PROFILES, load_windows, nab_scores, score_files, scores_at  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets"
 
@@ -117,6 +132,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--nab", type=Path, default=ROOT / "nab")
     ap.add_argument("--smap", type=Path, default=ROOT / "smap_msl")
     ap.add_argument("--no-causality", action="store_true", help="skip the prefix-causality check")
+    ap.add_argument("--per-file", type=int, default=0, metavar="N",
+                    help="also list the N files of each corpus with the lowest raw standard score")
     args = ap.parse_args(argv)
     roots = {"nab": args.nab.resolve(), "smap": args.smap.resolve()}
     for name, root in roots.items():
@@ -135,6 +152,11 @@ def main(argv: list[str] | None = None) -> None:
                 causal[f"{name}:{key}"] = check
     row = {"detector": args.detector, **evaluate(det_results, windows),
            "baseline": evaluate(base_results, windows)}
+    if args.per_file:
+        at = row["thresholds"]["standard"]
+        row["worst_files"] = {
+            name: score_files(det_results[name], windows[name], at).nsmallest(args.per_file, "Score")
+            .round(3).to_dict(orient="records") for name in roots}
     if causal:
         bad = sorted(k for k, c in causal.items() if not c.ok)
         row["prefix_causal"] = {"files": len(causal), "failed": len(bad), "failed_files": bad[:10],

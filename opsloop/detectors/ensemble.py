@@ -13,7 +13,10 @@ different noise become comparable, and one threshold serves every series:
   data", arXiv:1608.04585, an entry of the Numenta Anomaly Benchmark). An empirical
   tail cannot go below ``1/(t+1)``; a score beyond the largest earlier score ``M`` is extrapolated
   with a Pareto tail of index ``κ``: ``p = (M/s)^κ / (t+1)`` (peaks-over-threshold in the spirit of
-  J. Pickands, 1975, "Statistical inference using extreme order statistics", *Ann. Statist.* 3(1)).
+  J. Pickands, 1975, "Statistical inference using extreme order statistics", *Ann. Statist.* 3(1)),
+  where ``κ`` is the member's ``tail_index`` lowered for a series whose earlier records came in
+  large jumps (a heavy tail): the maximum-likelihood index of the ratios of its earlier records to
+  the levels they beat, shrunk towards ``tail_index`` (:func:`record_tail_index`).
 * ``pareto`` calibration — for scores that are zero until something new happens (range novelty): a
   Pareto tail ``p = min(1, scale / s)``, i.e. ``-log10 p = -log10(scale) + log10 s``, with the scale
   no smaller than ``10^-record_boost · 2/(t+1)`` early on (a new extreme among ``t`` exchangeable
@@ -57,6 +60,10 @@ RANK_EDGES = np.concatenate([[0.0], np.logspace(-2, 4, 6 * 12 + 1)])
 #: from 0 to 20 (larger evidence goes to the last cell).
 EVIDENCE_EDGES = np.arange(0.0, 20.0 + 1e-9, 0.05)
 
+#: Weight, in pseudo-records of index ``Member.tail_index``, of the prior of the record-based tail
+#: index estimate (:func:`record_tail_index`).
+TAIL_PRIOR_RECORDS = 5.0
+
 #: Longest alarm suppression in seconds (23 hours: less than a day, so a daily spike on hourly data
 #: reports every day; at 5-minute spacing the 60-point window, 5 hours, is the shorter).
 SUPPRESS_SECONDS = 23 * 3600.0
@@ -65,7 +72,8 @@ SUPPRESS_SECONDS = 23 * 3600.0
 class Member(BaseModel):
     """One member: a registered detector ``name`` with ``params`` and how its scores are calibrated:
     ``rank`` (scores below ``floor`` are not in the tail: ``p = 1``) with a Pareto extrapolation of
-    index ``tail_index`` beyond the largest earlier score (``baseline_seconds``: the member's
+    index at most ``tail_index`` (estimated from the member's earlier records, :func:`record_tail_index`)
+    beyond the largest earlier score (``baseline_seconds``: the member's
     ``baseline`` param, in points, is capped at that much data, see :meth:`params_at`),
     or ``pareto`` with scale ``pareto_scale``, capped early in the series: ``-log10`` of the scale is
     at most ``log10((t+1)/2) + record_boost`` (a new extreme among ``t`` exchangeable points has
@@ -99,6 +107,8 @@ DEFAULT_MEMBERS: tuple[Member, ...] = (
     Member(name="cusum", params={"baseline": 5000, "k": 1.0, "level": "mean", "min_periods": 0}, floor=2.0,
            relative_floor=0.25, baseline_seconds=5000 * 300.0),
     Member(name="novelty", params={"min_periods": 0}, calibration="pareto"),
+    Member(name="scale_change", params={"window": 60, "baseline": 300, "min_periods": 0},
+           floor=float(np.log(2.0))),
 )
 """The default members: a slow exponential-smoothing forecast (spikes), the median of the same time
 on the previous three days (seasonal breaks; a trailing level without a season), a CUSUM on the
@@ -106,7 +116,10 @@ forecast's standardised residuals (large shifts, short memory), a self-starting 
 long-run robust mean and scale (moderate, lasting departures that a short-memory baseline adopts:
 slow drifts, sustained dips; EW span 5,000 points but at most 17.4 days, i.e. 5,000 points at 5-minute
 sampling and 417 on hourly data; D. M.
-Hawkins, 1987, *The Statistician* 36(4):299-316) and range novelty."""
+Hawkins, 1987, *The Statistician* 36(4):299-316), range novelty, and a variance change (the log ratio
+of the recent scale of successive differences, EW span 60 points, to their long-run scale; ranked
+only from a factor of 2 up or down, ``floor = ln 2``: noise that halves or doubles, which no
+level-based member sees)."""
 
 
 class EnsembleConfig(DetectorConfig):
@@ -213,6 +226,28 @@ def causal_tail_probability(s: np.ndarray, edges: np.ndarray = RANK_EDGES, floor
     return (10.0 ** -_tail_evidence(s2, ok, prev_max, edges, floor, relative_floor)).reshape(s.shape)
 
 
+def record_tail_index(s2: np.ndarray, top: np.ndarray, record: np.ndarray, kappa: float,
+                      prior_records: float = TAIL_PRIOR_RECORDS) -> np.ndarray:
+    """Pareto tail index of each position's extrapolation, from the row's *earlier* records.
+
+    ``s2`` scores (shape ``(R, n)``), ``top`` the level each had to beat (the largest earlier score,
+    at least the member's floor), ``record`` where it did. For iid scores with a Pareto tail of index
+    ``α``, the ratio of a record to the level it beat is Pareto(``α``) whatever came before (B. C.
+    Arnold, N. Balakrishnan and H. N. Nagaraja, 1998, *Records*, Wiley), so the maximum-likelihood
+    index from ``m`` records is ``m / Σ ln(ratio)`` (B. M. Hill, 1975, "A simple general approach to
+    inference about the tail of a distribution", *Ann. Statist.* 3(5):1163-1174, applied to record
+    ratios). Shrunk towards ``kappa`` with ``prior_records`` pseudo-records of index ``kappa``,
+    ``(m + m0) / (Σ ln(ratio) + m0/kappa)``, and never above ``kappa``: a series whose records came in
+    large jumps (a heavy tail) gets a smaller index, so the same jump is less evidence; one whose
+    records were small steps keeps ``kappa``. Returns shape ``(R, n)``; causal (cumulative sums over
+    the records strictly before each position)."""
+    with np.errstate(all="ignore"):
+        log_ratio = np.where(record, np.log(s2 / top), 0.0)
+    m = np.cumsum(record, axis=-1) - record
+    total = np.cumsum(log_ratio, axis=-1) - log_ratio
+    return np.minimum((m + prior_records) / (total + prior_records / kappa), kappa)
+
+
 def calibrate(score: np.ndarray, member: Member) -> np.ndarray:
     """``-log10`` of the member's tail probability of each score (NaN stays NaN)."""
     if member.calibration == "pareto":
@@ -232,7 +267,8 @@ def calibrate(score: np.ndarray, member: Member) -> np.ndarray:
         top = np.maximum(prev_max, member.floor)  # never from below the tail's floor
         beyond = (top > 0) & (s2 > top)
         if beyond.any():
-            x[beyond] += member.tail_index * np.log10(s2[beyond] / top[beyond])
+            kappa = record_tail_index(s2, top, beyond, member.tail_index)
+            x[beyond] += kappa[beyond] * np.log10(s2[beyond] / top[beyond])
     return x.reshape(score.shape)
 
 

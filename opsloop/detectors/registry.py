@@ -13,6 +13,7 @@ from opsloop.detectors.novelty import NoveltyDetector
 from opsloop.detectors.poisson import PoissonDetector
 from opsloop.detectors.ratio import RatioDetector
 from opsloop.detectors.robust_z import RobustZDetector
+from opsloop.detectors.scale_change import ScaleChangeDetector
 from opsloop.detectors.seasonal_drop import SeasonalDropDetector
 from opsloop.detectors.stl_esd import StlEsdDetector
 from opsloop.detectors.ticket_surge import TicketSurgeDetector
@@ -21,7 +22,8 @@ REGISTRY: dict[str, tuple[type[BaseDetector], type[DetectorConfig]]] = {
     cls.name: (cls, cls.config_cls)
     for cls in (RobustZDetector, ErrorRateDetector, RatioDetector, FunnelDetector, CusumDetector, PoissonDetector,
                 SeasonalDropDetector, StlEsdDetector, ForecastDetector, NoveltyDetector,
-                EnsembleDetector, TicketSurgeDetector, LogTemplateDetector)
+                EnsembleDetector, TicketSurgeDetector, LogTemplateDetector,
+                ScaleChangeDetector)
 }
 
 

@@ -11,6 +11,7 @@ from opsloop.detectors.ensemble import (
     EVIDENCE_EDGES,
     RANK_EDGES,
     SUPPRESS_SECONDS,
+    TAIL_PRIOR_RECORDS,
     EnsembleConfig,
     EnsembleDetector,
     Member,
@@ -18,6 +19,7 @@ from opsloop.detectors.ensemble import (
     causal_tail_probability,
     discount_repeats,
     points_within,
+    record_tail_index,
 )
 from opsloop.detectors.registry import create
 
@@ -42,7 +44,7 @@ def test_spike_is_the_only_alarm():
     assert flags.iloc[500:].sum() <= 3
     assert frame["score"].between(0, 1).all() or frame["score"].isna().any()
     assert frame["direction"].iloc[2500] == 1
-    assert frame["member"].iloc[2500] in {"forecast", "novelty", "seasonal_drop", "cusum"}
+    assert frame["member"].iloc[2500] in {"forecast", "novelty", "seasonal_drop", "cusum", "scale_change"}
 
 
 def test_level_shift_alarms_once_at_its_start():
@@ -131,8 +133,25 @@ def test_pareto_and_tail_extrapolation():
     np.testing.assert_allclose(capped, [0, np.log10(1.5) + 3 - 2, np.log10(2) + 3])
     r = Member(name="forecast", tail_index=2.0)
     x = calibrate(np.array([1.0, 2.0, 8.0]), r)
-    # third point: empirical p = 1/3 floor, then (2/8)^2 beyond the previous maximum
-    assert x[2] == pytest.approx(np.log10(3) + 2 * np.log10(4))
+    # third point: empirical p = 1/3 floor, then (2/8)^k beyond the previous maximum, k the index
+    # estimated from the one earlier record (2 over 1) with 5 pseudo-records of index 2
+    k = min(2.0, (1 + TAIL_PRIOR_RECORDS) / (np.log(2.0) + TAIL_PRIOR_RECORDS / 2.0))
+    assert x[2] == pytest.approx(np.log10(3) + k * np.log10(4))
+
+
+def test_record_tail_index_learns_heavy_tails_only():
+    n = 40
+    top = np.ones((2, n))
+    record = np.zeros((2, n), dtype=bool)
+    record[:, ::2] = True  # 20 records per row
+    s2 = np.where(record, np.array([[np.e**0.5], [np.e**0.01]]), 1.0)  # ln ratio 0.5 (index 2) / 0.01
+    k = record_tail_index(s2, top, record, 4.0)
+    assert k[0, 0] == pytest.approx(4.0) and k[1, 0] == pytest.approx(4.0)  # no earlier record: the prior
+    assert np.all(np.diff(k[0]) <= 1e-12)  # big jumps keep lowering the index ...
+    assert 2.0 < k[0, -1] < 2.5  # ... towards the true index 2 (20 records, 5 pseudo-records)
+    np.testing.assert_allclose(k[1], 4.0)  # small steps: never above the default
+    # causal: a prefix gives the prefix of the estimate
+    np.testing.assert_allclose(record_tail_index(s2[:, :25], top[:, :25], record[:, :25], 4.0), k[:, :25])
 
 
 def test_config_is_validated():
