@@ -31,7 +31,8 @@ def trailing_proportion(
     """
     ks = pd.Series(k).shift(lag).rolling(baseline, min_periods=1).sum().to_numpy()
     ns = pd.Series(n).shift(lag).rolling(baseline, min_periods=1).sum().to_numpy()
-    p0 = (ks + prior * prior_weight) / (ns + prior_weight)
+    with np.errstate(all="ignore"):
+        p0 = (ks + prior * prior_weight) / (ns + prior_weight)
     return np.where(ns >= min_trials, p0, np.nan)
 
 

@@ -5,7 +5,9 @@ event goes missing. Input: a ``pd.DataFrame`` with columns ``downstream`` and ``
 time bucket) on a UTC ``DatetimeIndex``. For each window length ``w`` of ``spans`` (buckets), the
 counts of the ``w`` buckets ending at a bucket are tested: ``-log10 P(X <= downstream)`` with
 ``X ~ Binomial(upstream, r0)`` and ``r0`` the median of the ratios of such windows over the
-``baseline`` buckets before this one (clipped below 1); a window also needs the ratio to fall by at
+``baseline`` buckets before this one (robust to an incident in the baseline), or the pooled ratio of
+those buckets when lower (a baseline of a few windows that happened to lose nothing must not
+make every later loss significant), clipped below 1; a window also needs the ratio to fall by at
 least ``min_drop`` (relative) and ``min_missing`` events to be missing. The score is the largest
 over the windows, ``span`` the length that gave it (:mod:`opsloop.detectors.scan`). Method: exact
 binomial test of a conversion invariant against a sliding baseline, over scan windows (Kulldorff 2001).
@@ -19,7 +21,7 @@ import pandas as pd
 from pydantic import Field
 
 from opsloop.detectors.base import BaseDetector, DetectorConfig
-from opsloop.detectors.binomial import tail_score, trailing_median_proportion
+from opsloop.detectors.binomial import tail_score, trailing_median_proportion, trailing_proportion
 from opsloop.detectors.scan import baseline_ready, most_significant, window_sum
 
 
@@ -56,8 +58,9 @@ class RatioDetector(BaseDetector):
         for w in cfg.spans:
             n = n1 if w == 1 else window_sum(n1, w)
             k = np.minimum(d1 if w == 1 else window_sum(d1, w), n)
-            r0 = np.minimum(trailing_median_proportion(k, n, cfg.baseline, cfg.min_bucket_trials, cfg.min_buckets,
-                                                       lag=w), 0.999)
+            median = trailing_median_proportion(k, n, cfg.baseline, cfg.min_bucket_trials, cfg.min_buckets, lag=w)
+            pooled = trailing_proportion(d1, n1, cfg.baseline, 1.0, 0.0, 0.0, lag=w)
+            r0 = np.minimum(np.minimum(median, pooled), 0.999)
             r0 = np.where(baseline_ready(k.size, w), r0, np.nan)
             score = tail_score(k, n, r0, "lower")
             expected = r0 * n
