@@ -52,14 +52,14 @@ class ErrorRateDetector(BaseDetector):
         windows = []
         for w in cfg.spans:
             k, n = (k1, n1) if w == 1 else (window_sum(k1, w), window_sum(n1, w))
-            p0 = trailing_proportion(k1, n1, cfg.baseline, cfg.min_baseline_trials, cfg.prior, cfg.prior_weight,
-                                     lag=w)
+            p0 = trailing_proportion(k1, n1, cfg.baseline, cfg.min_baseline_trials, cfg.prior,
+                                     cfg.prior_weight, lag=w)
             p0 = np.where(baseline_ready(k.size, w), p0, np.nan)
             score = tail_score(k, n, p0, "upper")
             with np.errstate(all="ignore"):
                 rate = np.where(n > 0, k / n, 0.0)
             weak = (k < cfg.min_errors) | (rate < cfg.min_ratio * p0)
             score = np.where(weak & ~np.isnan(score), 0.0, score)
-            windows.append({"score": score, "expected": p0 * n, "rate": rate, "baseline_rate": p0, "errors": k,
-                            "total": n, "span": np.full(k.size, float(w))})
+            windows.append({"score": score, "expected": p0 * n, "rate": rate, "baseline_rate": p0,
+                            "errors": k, "total": n, "span": np.full(k.size, float(w))})
         return pd.DataFrame(most_significant(windows), index=x.index)

@@ -58,7 +58,8 @@ class RatioDetector(BaseDetector):
         for w in cfg.spans:
             n = n1 if w == 1 else window_sum(n1, w)
             k = np.minimum(d1 if w == 1 else window_sum(d1, w), n)
-            median = trailing_median_proportion(k, n, cfg.baseline, cfg.min_bucket_trials, cfg.min_buckets, lag=w)
+            median = trailing_median_proportion(k, n, cfg.baseline, cfg.min_bucket_trials, cfg.min_buckets,
+                                                lag=w)
             pooled = trailing_proportion(d1, n1, cfg.baseline, 1.0, 0.0, 0.0, lag=w)
             r0 = np.minimum(np.minimum(median, pooled), 0.999)
             r0 = np.where(baseline_ready(k.size, w), r0, np.nan)

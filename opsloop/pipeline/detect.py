@@ -265,7 +265,8 @@ def detect_log_errors(logs: pd.DataFrame, window: Window, pack: Pack, s: Detecti
         score, span = frame["score"].to_numpy(dtype=float), frame["span"].to_numpy(dtype=float)
         errs, calls = buckets["errors"].to_numpy(dtype=float), buckets["total"].to_numpy(dtype=float)
         for first, last, peak in _intervals(score, det.threshold_, full_index, window, max_gap=2, min_len=2):
-            excess = bernoulli_llr(errs, calls, float(frame["baseline_rate"].iat[peak]), float(frame["rate"].iat[peak]))
+            excess = bernoulli_llr(errs, calls, float(frame["baseline_rate"].iat[peak]),
+                                   float(frame["rate"].iat[peak]))
             first, last, at = _located(score, span, det.threshold_, excess, first, last, peak)
             start, end = full_index[first], full_index[last] + step
             rows = errors[(errors["endpoint"] == endpoint) & (errors["status"] == status)
@@ -333,7 +334,7 @@ def detect_event_ratios(logs: pd.DataFrame, window: Window, pack: Pack, s: Detec
             det = create("ratio", threshold=s.count_threshold, spans=s.count_spans).fit(buckets)
             frame = det.score_frame(buckets)
             score, win = frame["score"].to_numpy(dtype=float), frame["span"].to_numpy(dtype=float)
-            ups, downs = buckets["upstream"].to_numpy(dtype=float), buckets["downstream"].to_numpy(dtype=float)
+            ups, downs = (buckets[c].to_numpy(dtype=float) for c in ("upstream", "downstream"))
             for first, last, peak in _intervals(score, det.threshold_, full_index, window, max_gap=2, min_len=2):
                 excess = bernoulli_llr(downs, ups, float(frame["baseline_ratio"].iat[peak]),
                                        float(frame["ratio"].iat[peak]))

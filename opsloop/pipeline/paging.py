@@ -190,7 +190,8 @@ class PagingJudge:
         if entity is None or logs.empty or not {"status", "endpoint"} <= set(logs.columns):
             return 0.0
         ts = logs["ts"]
-        rows = logs[(logs["endpoint"] == ev.endpoint) & (ts >= pd.Timestamp(a.start)) & (ts < pd.Timestamp(a.end))]
+        in_span = (ts >= pd.Timestamp(a.start)) & (ts < pd.Timestamp(a.end))
+        rows = logs[(logs["endpoint"] == ev.endpoint) & in_span]
         failed = rows["status"] == ev.status
         hit = rows.loc[failed, entity].dropna().unique()
         in_slice = rows[entity].isin(hit)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from opsloop.detectors.scan import bernoulli_llr, baseline_ready, max_excess_segment, most_significant, window_sum
+from opsloop.detectors.scan import (
+    baseline_ready,
+    bernoulli_llr,
+    max_excess_segment,
+    most_significant,
+    window_sum,
+)
 
 
 def test_window_sum_is_the_trailing_sum():

@@ -113,7 +113,8 @@ def _slice_logs(eu_every: int, eu_failing: int) -> pd.DataFrame:
     eu = pd.DataFrame({"ts": ts[::eu_every], "region": "eu", "status": 200})
     failing = np.flatnonzero(eu["ts"] >= pd.Timestamp(LATE))[:eu_failing]
     eu.loc[failing, "status"] = 503
-    return pd.concat([us, eu], ignore_index=True).assign(endpoint="GET /a").sort_values("ts", ignore_index=True)
+    logs = pd.concat([us, eu], ignore_index=True).assign(endpoint="GET /a")
+    return logs.sort_values("ts", ignore_index=True)
 
 
 def test_a_slice_that_fails_wholesale_pages_below_min_events():
