@@ -7,6 +7,10 @@ line: recall, precision (incidents that overlap an injected span), category accu
 per stage. The first seed's time includes loading the MiniLM model.
 
     python benchmarks/scenario.py --seeds 1 2 3 4 5 6 7 --days 7
+
+Figures (2026-12-02 10:27 UTC, shared 2-core machine at load ~1.3, count tests over scan windows
+of 15 min to 4 h): seeds 1-3 18 of 18 found, 0 false, category accuracy 1.0, median cycle 18.2 s
+(detect 6.5-6.7 s per seed).
 """
 
 from __future__ import annotations

@@ -19,23 +19,28 @@ MAX_SCORE = 300.0
 
 
 def trailing_proportion(
-    k: np.ndarray, n: np.ndarray, baseline: int, min_trials: float, prior: float, prior_weight: float
+    k: np.ndarray, n: np.ndarray, baseline: int, min_trials: float, prior: float, prior_weight: float,
+    lag: int = 1,
 ) -> np.ndarray:
-    """Pooled proportion ``sum(k)/sum(n)`` over the ``baseline`` buckets before each bucket, shrunk
-    toward ``prior``.
+    """Pooled proportion ``sum(k)/sum(n)`` over the ``baseline`` buckets ending ``lag`` buckets
+    before each bucket (``lag`` 1: the buckets just before it; a test window of ``w`` buckets uses
+    ``lag`` ``w``), shrunk toward ``prior``.
 
     ``k``, ``n``: float arrays of shape (m,). Returns shape (m,), NaN where the baseline holds fewer
     than ``min_trials`` trials.
     """
-    ks = pd.Series(k).shift(1).rolling(baseline, min_periods=1).sum().to_numpy()
-    ns = pd.Series(n).shift(1).rolling(baseline, min_periods=1).sum().to_numpy()
-    p0 = (ks + prior * prior_weight) / (ns + prior_weight)
+    ks = pd.Series(k).shift(lag).rolling(baseline, min_periods=1).sum().to_numpy()
+    ns = pd.Series(n).shift(lag).rolling(baseline, min_periods=1).sum().to_numpy()
+    with np.errstate(all="ignore"):
+        p0 = (ks + prior * prior_weight) / (ns + prior_weight)
     return np.where(ns >= min_trials, p0, np.nan)
 
 
 def trailing_median_proportion(k: np.ndarray, n: np.ndarray, baseline: int, min_bucket_trials: float,
-                               min_buckets: int) -> np.ndarray:
-    """Median of the per-bucket proportions ``k/n`` over the ``baseline`` buckets before each bucket.
+                               min_buckets: int, lag: int = 1) -> np.ndarray:
+    """Median of the per-bucket proportions ``k/n`` over the ``baseline`` buckets ending ``lag``
+    buckets before each bucket (``k``, ``n`` may be window sums: then ``lag`` is the window length,
+    so the baseline ends where the window begins).
 
     Buckets with fewer than ``min_bucket_trials`` trials are ignored. Robust to contamination: the
     baseline holds until half its buckets are anomalous. Shape (m,), NaN with fewer than
@@ -43,7 +48,7 @@ def trailing_median_proportion(k: np.ndarray, n: np.ndarray, baseline: int, min_
     """
     with np.errstate(all="ignore"):
         r = np.where(n >= min_bucket_trials, k / n, np.nan)
-    return pd.Series(r).shift(1).rolling(baseline, min_periods=min_buckets).median().to_numpy()
+    return pd.Series(r).shift(lag).rolling(baseline, min_periods=min_buckets).median().to_numpy()
 
 
 def tail_score(k: np.ndarray, n: np.ndarray, p0: np.ndarray, tail: Literal["upper", "lower"]) -> np.ndarray:

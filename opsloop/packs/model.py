@@ -188,15 +188,19 @@ class PagingRules(_Spec):
 
     ``min_seconds``: evidence lasting at least this is *sustained* (else it needs a second
     detector or metric); ``min_events``: errors above baseline, missing events, log lines or
-    tickets behind a count anomaly; ``min_volume``: the count of a KPI's ``volume`` metric summed
-    over the anomaly's span; ``min_history_seconds``: data a series needs before an anomaly to have a
-    baseline; ``seasonal_days``/``seasonal_minutes``/``seasonal_quantile``/``seasonal_min_points``:
+    tickets behind a count anomaly; ``min_share``: the share of its slice that failed (errors of
+    the affected label values' requests, missing of a group's expected events) that makes an error
+    rate or event ratio with fewer than ``min_events`` evidence all the same; ``min_volume``: the
+    count of a KPI's ``volume`` metric summed over the anomaly's span; ``min_history_seconds``:
+    data a series needs before an anomaly to have a baseline;
+    ``seasonal_days``/``seasonal_minutes``/``seasonal_quantile``/``seasonal_min_points``:
     the same-time-of-day range on earlier days a KPI value must leave (0 days: off);
     ``maintenance``: declared windows. Zero switches a threshold off.
     """
 
     min_seconds: float = Field(default=0.0, ge=0)
     min_events: float = Field(default=0.0, ge=0)
+    min_share: float = Field(default=0.0, ge=0, le=1)
     min_volume: float = Field(default=0.0, ge=0)
     min_history_seconds: float = Field(default=0.0, ge=0)
     seasonal_days: int = Field(default=0, ge=0)

@@ -9,6 +9,9 @@ What to watch comes from the domain pack (:class:`opsloop.packs.model.Pack`), ne
 * Logs → error counts per endpoint and status code per bucket: the ``error_rate`` detector (hard).
 * Logs → event counts per bucket for each of the pack's event pairs, per value of its ``group_by``
   label and overall: the ``ratio`` detector on ``downstream / upstream`` (soft).
+* Both log tests run over scan windows of 15, 30, 60, 120 and 240 minutes
+  (:mod:`opsloop.detectors.scan`); an anomaly's span is the stretch of the flagged windows with the
+  largest excess of errors (or missing events) over the baseline.
 * KPI funnels of the pack (``downstream`` out of ``upstream`` counts) summed over a trailing hour:
   the ``kpi_funnel`` detector, a one-sided drop test (business). Counts carry their own noise
   level, so a quiet night is not mistaken for a drop.
@@ -29,6 +32,7 @@ from opsloop.detectors.batch import score_long
 from opsloop.detectors.intervals import grouped_runs
 from opsloop.detectors.probation import probation_length
 from opsloop.detectors.registry import create
+from opsloop.detectors.scan import bernoulli_llr, max_excess_segment
 from opsloop.detectors.severity import CALIBRATED_STEPS, severity_of
 from opsloop.domain import Anomaly, Kind, Window
 from opsloop.evidence import (
@@ -56,7 +60,7 @@ class DetectionSettings:
     kpi_threshold: float
     count_threshold: float
     bucket: str = "5min"
-    count_span: int = 3  # buckets summed per count test (15 minutes)
+    count_spans: tuple[int, ...] = (3, 6, 12, 24, 48)  # scan windows of the log count tests (15 min to 4 h)
     kpi_window: int = 240
     kpi_smooth: int = 15
     ensemble_threshold: float = 0.9995
@@ -88,6 +92,21 @@ def _intervals(score: np.ndarray, threshold: float, idx: pd.DatetimeIndex, windo
     flags = np.nan_to_num(score, nan=0.0) > threshold
     return _runs_in_window(np.zeros(len(score), dtype=np.int64), score, flags, idx, window, max_gap, min_len,
                            2 * threshold)
+
+
+def _located(score: np.ndarray, span: np.ndarray, threshold: float, excess: np.ndarray, first: int, last: int,
+             peak: int) -> tuple[int, int, int]:
+    """``(first, last, peak)`` rows of a flagged run of a scan-window count test narrowed to the
+    stretch with the largest summed ``excess`` (per bucket, the log-likelihood ratio of the peak
+    window's rate against the baseline, :func:`~opsloop.detectors.scan.bernoulli_llr`) among the
+    buckets its flagged windows cover (:func:`~opsloop.detectors.scan.max_excess_segment`);
+    the peak's row is moved inside it (its score and baseline stay those of the flagged peak).
+    ``span``: the window length, in buckets, that scored each row."""
+    rows = np.arange(first, last + 1)
+    flagged = np.nan_to_num(score[rows], nan=0.0) > threshold
+    lo = max(int(np.min(rows[flagged] - span[rows[flagged]].astype(int) + 1)), 0) if flagged.any() else first
+    i, j = max_excess_segment(excess[lo : last + 1])
+    return lo + i, lo + j, min(max(peak, lo + i), lo + j)
 
 
 def _label_dict(row: pd.Series, label_cols: list[str]) -> dict[str, str]:
@@ -241,14 +260,14 @@ def detect_log_errors(logs: pd.DataFrame, window: Window, pack: Pack, s: Detecti
     for (endpoint, status), grp in err.groupby(["endpoint", "status"], sort=True):
         k = grp.set_index("ts")["n"].reindex(full_index, fill_value=0)
         buckets = pd.DataFrame({"errors": k, "total": totals[endpoint]})
-        frame_in = buckets.rolling(s.count_span, min_periods=1).sum()
-        det = create("error_rate", threshold=s.count_threshold).fit(frame_in)
-        frame = det.score_frame(frame_in)
-        score = frame["score"].to_numpy(dtype=float)
+        det = create("error_rate", threshold=s.count_threshold, spans=s.count_spans).fit(buckets)
+        frame = det.score_frame(buckets)
+        score, span = frame["score"].to_numpy(dtype=float), frame["span"].to_numpy(dtype=float)
+        errs, calls = buckets["errors"].to_numpy(dtype=float), buckets["total"].to_numpy(dtype=float)
         for first, last, peak in _intervals(score, det.threshold_, full_index, window, max_gap=2, min_len=2):
-            first = max(first - s.count_span + 1, 0)
-            while first < last and buckets["errors"].iat[first] == 0:
-                first += 1
+            excess = bernoulli_llr(errs, calls, float(frame["baseline_rate"].iat[peak]),
+                                   float(frame["rate"].iat[peak]))
+            first, last, at = _located(score, span, det.threshold_, excess, first, last, peak)
             start, end = full_index[first], full_index[last] + step
             rows = errors[(errors["endpoint"] == endpoint) & (errors["status"] == status)
                           & (errors["ts"] >= start) & (errors["ts"] < end)]
@@ -263,7 +282,7 @@ def detect_log_errors(logs: pd.DataFrame, window: Window, pack: Pack, s: Detecti
                 examples=rows["message"].drop_duplicates().head(3).astype(str).tolist())
             out.append(Anomaly(
                 kind=Kind.hard, start=start.to_pydatetime(), end=end.to_pydatetime(),
-                peak=full_index[peak].to_pydatetime(),
+                peak=full_index[at].to_pydatetime(),
                 severity=_count_severity(float(score[peak]), det.threshold_, Kind.hard, pack), evidence=evidence))
     return out
 
@@ -312,12 +331,14 @@ def detect_event_ratios(logs: pd.DataFrame, window: Window, pack: Pack, s: Detec
             if up not in table or down not in table:
                 continue
             buckets = pd.DataFrame({"downstream": table[down], "upstream": table[up]})
-            frame_in = buckets.rolling(s.count_span, min_periods=1).sum()
-            det = create("ratio", threshold=s.count_threshold).fit(frame_in)
-            frame = det.score_frame(frame_in)
-            score = frame["score"].to_numpy(dtype=float)
+            det = create("ratio", threshold=s.count_threshold, spans=s.count_spans).fit(buckets)
+            frame = det.score_frame(buckets)
+            score, win = frame["score"].to_numpy(dtype=float), frame["span"].to_numpy(dtype=float)
+            ups, downs = (buckets[c].to_numpy(dtype=float) for c in ("upstream", "downstream"))
             for first, last, peak in _intervals(score, det.threshold_, full_index, window, max_gap=2, min_len=2):
-                first = max(first - s.count_span + 1, 0)
+                excess = bernoulli_llr(downs, ups, float(frame["baseline_ratio"].iat[peak]),
+                                       float(frame["ratio"].iat[peak]))
+                first, last, at = _located(score, win, det.threshold_, excess, first, last, peak)
                 start, end = full_index[first], full_index[last] + step
                 n_up = int(buckets["upstream"].iloc[first : last + 1].sum())
                 n_down = int(buckets["downstream"].iloc[first : last + 1].sum())
@@ -346,7 +367,7 @@ def detect_event_ratios(logs: pd.DataFrame, window: Window, pack: Pack, s: Detec
                     late=late, orphaned_ids=orphaned)
                 out.append(Anomaly(
                     kind=pair.kind, start=start.to_pydatetime(), end=end.to_pydatetime(),
-                    peak=full_index[peak].to_pydatetime(),
+                    peak=full_index[at].to_pydatetime(),
                     severity=_count_severity(float(score[peak]), det.threshold_, pair.kind, pack), evidence=evidence))
     return out
 

@@ -16,7 +16,12 @@ these rules makes it *context* (checked in this order; the thresholds are the pa
    needs ``min_volume`` of that count (same labels) summed over the anomaly's span (a per-minute
    percentile of a handful of requests is not evidence); an error rate needs
    ``min_events`` errors above its baseline; an event ratio or funnel ``min_events`` missing
-   events; a log template or ticket surge ``min_events`` lines or tickets.
+   events; a log template or ticket surge ``min_events`` lines or tickets. An error rate or event
+   ratio with fewer is still evidence when its *slice* failed wholesale -- at least ``min_share``
+   of it: for an error rate, the requests to the endpoint in the span from the values of the
+   pack's first label its errors came from (a merchant whose every webhook fails); for a ratio or
+   funnel, the expected downstream events of its group. At low traffic a complete failure leaves
+   few events yet is no noise; the blip rule below still wants it sustained.
 5. ``seasonal``: a KPI whose level over the anomaly's span (the median, so one spike in it does
    not count) lies inside what the same series did at the same time of day (``± seasonal_minutes``)
    on up to ``seasonal_days`` earlier days: below the ``seasonal_quantile`` of those values for a
@@ -158,9 +163,10 @@ class PagingJudge:
         r, ev = self.rules, a.evidence
         if isinstance(ev, ErrorRateEvidence):
             excess = ev.errors - (ev.expected or 0.0) * ev.requests
-            return excess < r.min_events
+            return excess < r.min_events and not self._wholesale(self._slice_error_share(a))
         if isinstance(ev, (EventRatioEvidence, FunnelEvidence)):
-            return ev.missing < r.min_events
+            expected = (ev.expected or 0.0) * ev.upstream
+            return ev.missing < r.min_events and not (expected > 0 and self._wholesale(ev.missing / expected))
         if isinstance(ev, LogTemplateEvidence):
             return ev.count < r.min_events
         if isinstance(ev, TicketSurgeEvidence):
@@ -171,6 +177,25 @@ class PagingJudge:
         ts, n = vol
         inside = (ts >= _ns(a.start)) & (ts <= _ns(a.end))
         return float(np.nansum(n[inside])) < r.min_volume
+
+    def _wholesale(self, share: float) -> bool:
+        return self.rules.min_share > 0 and share >= self.rules.min_share
+
+    def _slice_error_share(self, a: Anomaly) -> float:
+        """Share of the requests to the anomaly's endpoint in its span, from the values of the pack's
+        first label that had its error status, that returned that status (0 when the logs lack
+        the columns)."""
+        ev, logs = a.evidence, self.logs
+        entity = next((lab for lab in self.pack.labels if lab in logs), None)
+        if entity is None or logs.empty or not {"status", "endpoint"} <= set(logs.columns):
+            return 0.0
+        ts = logs["ts"]
+        in_span = (ts >= pd.Timestamp(a.start)) & (ts < pd.Timestamp(a.end))
+        rows = logs[(logs["endpoint"] == ev.endpoint) & in_span]
+        failed = rows["status"] == ev.status
+        hit = rows.loc[failed, entity].dropna().unique()
+        in_slice = rows[entity].isin(hit)
+        return float(failed[in_slice].sum()) / max(int(in_slice.sum()), 1)
 
     def _is_seasonal(self, a: Anomaly) -> bool:
         r, ev = self.rules, a.evidence

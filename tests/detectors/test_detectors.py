@@ -146,3 +146,30 @@ def test_flag_runs_merges_gaps_and_drops_short_runs():
     assert flag_runs(f) == [(1, 2), (4, 4), (8, 8)]
     assert flag_runs(f, max_gap=1) == [(1, 4), (8, 8)]
     assert flag_runs(f, max_gap=1, min_len=2) == [(1, 4)]
+
+
+def _sparse_failure(spans: tuple[int, ...]) -> pd.Series:
+    """Two calls a bucket for two days, no errors; then one call of five in a row fails per three
+    buckets for 90 minutes (5 errors in all, never 5 in one window of 3 buckets)."""
+    n = 600
+    errors = np.zeros(n)
+    errors[[580, 583, 586, 589, 592]] = 1
+    x = pd.DataFrame({"errors": errors, "total": np.full(n, 2.0)}, index=idx(n))
+    return ErrorRateDetector(spans=spans).fit(x).predict(x)
+
+
+def test_error_rate_scan_windows_add_up_sustained_small_counts():
+    assert not _sparse_failure((3,)).any()  # no 15-minute window holds 5 errors
+    flags = _sparse_failure((3, 6, 12, 24, 48))
+    assert flags.iloc[592:].any() and not flags.iloc[:580].any()
+
+
+def test_ratio_scan_windows_see_a_slow_stage_lose_half_its_events():
+    rng = np.random.default_rng(5)
+    up = rng.poisson(1.0, 700).astype(float)  # one upstream event per bucket: too few for one window
+    down = rng.binomial(up.astype(int), 0.95).astype(float)
+    down[640:688] = rng.binomial(up[640:688].astype(int), 0.4)  # four hours at 40%
+    x = pd.DataFrame({"downstream": down, "upstream": up}, index=idx(700))
+    assert not RatioDetector(spans=(3,)).fit(x).predict(x).any()
+    flags = RatioDetector(spans=(3, 6, 12, 24, 48)).fit(x).predict(x)
+    assert flags.iloc[640:700].any() and not flags.iloc[:640].any()

@@ -105,6 +105,38 @@ def test_counts_need_enough_events_above_baseline():
     assert _judge().reason(lagging) == "thin"  # the events came, late: a lagging consumer, not a loss
 
 
+def _slice_logs(eu_every: int, eu_failing: int) -> pd.DataFrame:
+    """Calls to ``GET /a`` for four days: region ``us`` 5 a minute, all 200; region ``eu`` one every
+    ``eu_every`` minutes, the first ``eu_failing`` of them from ``LATE`` on returning 503."""
+    ts = pd.date_range(T0, T0 + timedelta(days=DAYS), freq="1min", tz="UTC", inclusive="left")
+    us = pd.DataFrame({"ts": ts.repeat(5), "region": "us", "status": 200})
+    eu = pd.DataFrame({"ts": ts[::eu_every], "region": "eu", "status": 200})
+    failing = np.flatnonzero(eu["ts"] >= pd.Timestamp(LATE))[:eu_failing]
+    eu.loc[failing, "status"] = 503
+    logs = pd.concat([us, eu], ignore_index=True).assign(endpoint="GET /a")
+    return logs.sort_values("ts", ignore_index=True)
+
+
+def test_a_slice_that_fails_wholesale_pages_below_min_events():
+    pack = PACK.model_copy(update={"paging": RULES.model_copy(update={"min_share": 0.5})})
+    # eu calls once every 10 minutes and every call fails for an hour: 6 errors among 306 calls
+    outage = _judge(logs=_slice_logs(eu_every=10, eu_failing=6), pack=pack)
+    hour = _errors(LATE, 60, errors=6, requests=306)
+    assert outage.reason(hour) is None
+    assert len(page([incident_of([hour], [], ["region"])], outage, ["region"])[0]) == 1
+    assert _judge(logs=_slice_logs(eu_every=10, eu_failing=6)).reason(hour) == "thin"  # min_share off
+    # the same 6 errors among eu calling every minute (60 calls): a tenth of the slice, thin
+    assert _judge(logs=_slice_logs(eu_every=1, eu_failing=6), pack=pack).reason(
+        _errors(LATE, 60, errors=6, requests=360)) == "thin"
+    # a blip of 3 failed calls in 3 minutes, the slice's every call: not sustained, context
+    blip = _errors(LATE, 3, errors=3, requests=18)
+    pages, context = page([incident_of([blip], [], ["region"])], _judge(logs=_slice_logs(1, 3), pack=pack),
+                          ["region"])
+    assert pages == [] and [c.reason for c in context] == ["blip"]
+    lost_half = _lost(9)  # 9 of the group's 17 expected events missing: over half of the slice
+    assert _judge(pack=pack).reason(lost_half) is None and _judge().reason(lost_half) == "thin"
+
+
 def test_what_the_series_does_at_that_hour_every_day_is_seasonal():
     daily = _kpis(spike_hour=14)
     assert _judge(kpis=daily).reason(_latency(LATE, 20)) == "seasonal"
