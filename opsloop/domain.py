@@ -11,7 +11,7 @@ import hashlib
 import json
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
 
@@ -72,7 +72,11 @@ class Risk(str, Enum):
 
 
 class IncidentStatus(str, Enum):
+    """Incident lifecycle: ``open → acknowledged → resolved`` (``mitigating`` while an action
+    runs); ``resolved → open`` on a reopen or a recurrence within the merge gap."""
+
     open = "open"
+    acknowledged = "acknowledged"
     mitigating = "mitigating"
     resolved = "resolved"
 
@@ -400,6 +404,25 @@ class Quarantined(_Model):
     line: int
     field: str | None = None
     reason: str
+
+
+class Alert(_Model):
+    """An alert as Alertmanager sends it (webhook version 4): ``status`` ``firing`` or ``resolved``,
+    its ``labels`` (``alertname``, ``severity``, ...), ``annotations``, UTC ``starts_at`` and
+    ``ends_at`` (``None`` while open-ended) and Alertmanager's ``fingerprint`` of the label set."""
+
+    fingerprint: str
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    starts_at: datetime
+    ends_at: datetime | None = None
+    group_key: str = ""
+
+    @field_validator("starts_at", "ends_at")
+    @classmethod
+    def _utc(cls, v: datetime | None) -> datetime | None:
+        return None if v is None else utc(v)
 
 
 class MaintenanceWindow(Window):

@@ -10,7 +10,7 @@ import pandas as pd
 
 from opsloop.data import contracts as C
 from opsloop.data.loaders import LoadResult, load_kpis, load_logs, load_tickets
-from opsloop.domain import Quarantined, Window
+from opsloop.domain import Alert, Quarantined, Window
 
 
 def _empty(contract: C.Contract) -> pd.DataFrame:
@@ -30,6 +30,7 @@ class Signals:
     kpis: pd.DataFrame = field(default_factory=lambda: _empty(C.KPIS))
     quarantined: list[Quarantined] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         """Rows of each signal inside the window (history excluded)."""
@@ -41,6 +42,22 @@ class Signals:
 
         return {"tickets": inside(self.tickets, "created_at"), "log_events": inside(self.logs, "ts"),
                 "kpi_points": inside(self.kpis, "ts"), "quarantined": len(self.quarantined)}
+
+
+def combine(parts: list[Signals], window: Window) -> Signals:
+    """One :class:`Signals` for ``window`` from several sources' reads: frames concatenated and sorted
+    by time (rows at or after ``window.end`` dropped), quarantined rows, source names and alerts joined."""
+    def merged(name: str, contract: C.Contract) -> pd.DataFrame:
+        frames = [getattr(p, name) for p in parts if not getattr(p, name).empty]
+        if not frames:
+            return _empty(contract)
+        col = contract.time_column
+        out = pd.concat(frames, ignore_index=True).sort_values(col, kind="stable")
+        return out[out[col] < pd.Timestamp(window.end)].reset_index(drop=True)
+
+    return Signals(window=window, tickets=merged("tickets", C.TICKETS), logs=merged("logs", C.LOGS),
+                   kpis=merged("kpis", C.KPIS), quarantined=[q for p in parts for q in p.quarantined],
+                   sources=[s for p in parts for s in p.sources], alerts=[a for p in parts for a in p.alerts])
 
 
 def _span(frames: list[tuple[pd.DataFrame, str]]) -> tuple[pd.Timestamp, pd.Timestamp] | None:

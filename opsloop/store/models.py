@@ -54,6 +54,10 @@ class CycleRow(Base):
     window_end: Mapped[datetime]
     started_at: Mapped[datetime]
     report: Mapped[dict[str, Any]]
+    trigger: Mapped[str] = mapped_column(String(16), default="cli")
+    outcome: Mapped[str] = mapped_column(String(16), default="ok")
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class IncidentRow(Base):
@@ -71,6 +75,11 @@ class IncidentRow(Base):
     data: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    clear_windows: Mapped[int] = mapped_column(Integer, default=0)
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class ActionRow(Base):
@@ -211,4 +220,65 @@ class MaintenanceRow(Base):
     labels: Mapped[dict[str, Any]]
     reason: Mapped[str] = mapped_column(Text, default="")
     created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+
+
+class LeaseRow(Base):
+    """A named lease (e.g. the cycle runner's): one holder at a time until ``expires_at``."""
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(256))
+    acquired_at: Mapped[datetime]
+    renewed_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
+class WatermarkRow(Base):
+    """How far a named stream has been processed: the runner's last completed window end, or a
+    source's newest complete event time."""
+
+    __tablename__ = "watermarks"
+    name: Mapped[str] = mapped_column(String(256), primary_key=True)
+    value: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class PushedSignalRow(Base):
+    """A ticket or log line pushed to the API (``kind`` ``tickets`` or ``logs``), in its contract's
+    columns (``row``); ``ts`` is its event time. Tickets are unique by external id."""
+
+    __tablename__ = "pushed_signals"
+    __table_args__ = (UniqueConstraint("kind", "external_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16), index=True)
+    external_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    row: Mapped[dict[str, Any]]
+    received_at: Mapped[datetime]
+
+
+class AlertRow(Base):
+    """An Alertmanager alert as received, unique by (fingerprint, status, starts_at)."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (UniqueConstraint("fingerprint", "status", "starts_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    fingerprint: Mapped[str] = mapped_column(String(128), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    labels: Mapped[dict[str, Any]]
+    annotations: Mapped[dict[str, Any]]
+    group_key: Mapped[str] = mapped_column(Text, default="")
+    received_at: Mapped[datetime]
+
+
+class LLMCacheRow(Base):
+    """An LLM answer by ``<incident fingerprint>:<evidence hash>`` (see :mod:`opsloop.llm`)."""
+
+    __tablename__ = "llm_cache"
+    key: Mapped[str] = mapped_column(String(256), primary_key=True)
+    value: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
