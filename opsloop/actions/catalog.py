@@ -116,6 +116,33 @@ def _fill_params(spec: ActionSpec, incident: Incident) -> dict[str, Any]:
     return out
 
 
+def escalation_action(incident: Incident, catalog: Catalog, action_type: str, age_hours: float,
+                      policy: Policy) -> ProposedAction | None:
+    """The catalog action ``action_type`` proposed to escalate ``incident``, open and unacknowledged
+    for ``age_hours`` hours; ``None`` when the catalog lacks the type or its required parameters
+    cannot be filled. Its idempotency key hashes incident, type and "escalation", so an incident is
+    escalated once; approval follows the policy as for any proposal."""
+    try:
+        spec = catalog.get(action_type)
+    except KeyError:
+        return None
+    params = _fill_params(spec, incident)
+    if "summary" in spec.params:
+        params["summary"] = f"Escalation: {incident.title} ({incident.severity.value}) open and unacknowledged " \
+                            f"for {age_hours:.0f} h"
+    if any(p.required and name not in params for name, p in spec.params.items()):
+        return None
+    key = stable_hash([incident.id, spec.type, "escalation"], 32)
+    confidence = incident.assessment.confidence if incident.assessment else 0.3
+    auto = policy.auto_executes(spec.risk, confidence, spec.type, read_only=spec.read_only)
+    return ProposedAction(
+        id="act-" + key[:12], incident_id=incident.id, type=spec.type, params=params,
+        rationale=f"{spec.description} (escalation: open and unacknowledged for {age_hours:.0f} h)",
+        risk=spec.risk, confidence=confidence, requires_approval=not auto, status=ActionStatus.proposed,
+        idempotency_key=key,
+    )
+
+
 def propose_actions(incident: Incident, catalog: Catalog, policy: Policy, max_actions: int = 3) -> list[ProposedAction]:
     """Catalog actions for the incident's category: at most ``max_actions``, the most specific to the
     category first (fewest categories), then lowest risk. An action may run without approval only

@@ -10,13 +10,12 @@ from opsloop.llm.base import (
     LLMUnavailable,
 )
 from opsloop.llm.factory import get_llm, llm_from_settings
-from opsloop.llm.narrate import JsonFileCache, LRUCache, narrate
+from opsloop.llm.narrate import LRUCache, narrate
 from opsloop.llm.prompts import Prompt, build_prompt, output_schema
 from opsloop.llm.validate import validate
 
 __all__ = [
     "LLM",
-    "JsonFileCache",
     "LLMBadOutput",
     "LLMError",
     "LLMTimeout",

@@ -26,14 +26,11 @@ failed validation) are cached; timeouts and unavailability are not (the next cyc
 
 from __future__ import annotations
 
-import json
-import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, MutableMapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from opsloop.domain import Assessment, Citation, Incident
@@ -85,7 +82,7 @@ def narrate(incident: Incident, rule_assessment: Assessment, passages: list[Cita
     ``rule_assessment``: from :func:`opsloop.pipeline.decide.assess`; ``passages``: the retrieved
     passages the model may cite (usually ``rule_assessment.citations``); ``llm``: a backend from
     :func:`opsloop.llm.factory.get_llm`, or ``None`` (rules only); ``cache``: any mutable mapping of
-    JSON-able values (e.g. :class:`LRUCache`, :class:`JsonFileCache`), or ``None``; ``categories``:
+    JSON-able values (e.g. :class:`LRUCache`, :class:`opsloop.store.state.StoreLLMCache`), or ``None``; ``categories``:
     the categories the answer may name (e.g. the domain pack's); ``timeout``: seconds for the LLM
     call (``settings.llm.timeout``).
 
@@ -170,34 +167,3 @@ class LRUCache(MutableMapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self._data)
-
-
-class JsonFileCache(LRUCache):
-    """An :class:`LRUCache` persisted to one JSON file (written atomically on every change), so
-    separate ``opsloop`` runs share answers. Unreadable files start an empty cache."""
-
-    def __init__(self, path: str | Path, maxsize: int = 1024) -> None:
-        super().__init__(maxsize)
-        self.path = Path(path)
-        try:
-            data = json.loads(self.path.read_text())
-            for k, v in data.items() if isinstance(data, dict) else ():
-                super().__setitem__(k, v)
-        except (OSError, ValueError):
-            pass
-
-    def _flush(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(self.path.suffix + f".{os.getpid()}.tmp")
-        with self._lock:
-            payload = json.dumps(dict(self._data), default=str)
-        tmp.write_text(payload)
-        os.replace(tmp, self.path)
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        super().__setitem__(key, value)
-        self._flush()
-
-    def __delitem__(self, key: str) -> None:
-        super().__delitem__(key)
-        self._flush()

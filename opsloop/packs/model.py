@@ -227,13 +227,27 @@ class TicketsSpec(_Spec):
     hard_terms: list[str] = Field(default_factory=list)
 
 
+class LifecycleRules(_Spec):
+    """When incidents move without a human (see :func:`opsloop.store.repository.review_incidents`).
+
+    ``resolve_after_windows``: consecutive cycle windows in which none of an incident's anomalies
+    recur before it is resolved (0: never). ``escalate_after_hours``: an incident still ``open``
+    (unacknowledged) this many hours after it was first seen gets the catalog action
+    ``escalate_with`` (``None``: no escalation), behind the approval gate like any other."""
+
+    resolve_after_windows: int = Field(3, ge=0)
+    escalate_after_hours: float = Field(48.0, gt=0)
+    escalate_with: str | None = "page_oncall"
+
+
 class Pack(_Spec):
     """A domain pack (see the module docstring). ``root``: the pack's directory (set on load).
 
     ``labels``: label columns that make up the blast radius; ``correlation_labels``: labels on
     which two anomalies must agree (when both name one) to join one incident; ``metrics``: how KPIs
     are watched (first match wins; a metric no spec matches is watched both ways by the ensemble);
-    ``paging``: when a candidate pages (:class:`PagingRules`);
+    ``paging``: when a candidate pages (:class:`PagingRules`); ``lifecycle``: when incidents
+    resolve or escalate on their own (:class:`LifecycleRules`);
     ``runbooks``: a directory relative to the pack; ``simulator``: ``module:function`` writing a
     scenario (see ``opsloop simulate``).
     """
@@ -249,6 +263,7 @@ class Pack(_Spec):
     revenue: RevenueSpec | None = None
     severity: SeverityRules = Field(default_factory=SeverityRules)
     paging: PagingRules = Field(default_factory=PagingRules)
+    lifecycle: LifecycleRules = Field(default_factory=LifecycleRules)
     actions: ActionsSpec = Field(default_factory=ActionsSpec)
     runbooks: str | None = None
     tickets: TicketsSpec = Field(default_factory=TicketsSpec)

@@ -7,7 +7,6 @@ them, records degradations, and stores the result deduplicated by fingerprint.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from opsloop.clustering.themes import CachedEmbedder
 from opsloop.clustering.tickets import cluster
 from opsloop.config import Settings
 from opsloop.domain import ActionStatus, Anomaly, Assessment, ContextNote, CycleReport, Incident, TicketCluster
-from opsloop.llm import JsonFileCache, llm_from_settings, narrate
+from opsloop.llm import LRUCache, llm_from_settings, narrate
 from opsloop.pipeline.correlate import correlate
 from opsloop.pipeline.decide import assess, incident_severity, risk_report
 from opsloop.pipeline.detect import (
@@ -49,6 +48,7 @@ from opsloop.store import repository as repo
 from opsloop.store.session import Store
 from opsloop.store.state import (
     StoreEmbeddingCache,
+    StoreLLMCache,
     load_drain_states,
     load_themes,
     save_drain_states,
@@ -192,18 +192,19 @@ def _runbook_index(runbooks: Path | None, settings: Settings, degradations: list
 
 def decide(candidates: list[Incident], signals: Signals, index: RunbookIndex | None, settings: Settings,
            degradations: list[str] | None = None, counts: dict[str, int] | None = None, pack: Pack | None = None,
-           ) -> tuple[list[Incident], dict[str, Assessment]]:
+           store: Store | None = None) -> tuple[list[Incident], dict[str, Assessment]]:
     """Log signatures, risk report, severity (the pack's rules) and assessment for each candidate.
 
     The assessment is the rule-based one, narrated by the configured LLM when its answer validates
-    (:func:`opsloop.llm.narrate`); returns the incidents and, one per incident, the rule-based
-    assessments, from which actions are proposed (the LLM never picks actions).
+    (:func:`opsloop.llm.narrate`); LLM answers are cached in ``store`` (in memory without one).
+    Returns the incidents and, one per incident, the rule-based assessments, from which actions are
+    proposed (the LLM never picks actions).
     """
     degradations = degradations if degradations is not None else []
     counts = counts if counts is not None else {}
     pack = pack or load_pack(settings.pack)
     llm = llm_from_settings(settings.llm)
-    cache = JsonFileCache(settings.home / "llm-cache.json") if llm else None
+    cache = (StoreLLMCache(store) if store is not None else LRUCache()) if llm else None
     out: list[Incident] = []
     rules: list[Assessment] = []
     for inc in candidates:
@@ -264,13 +265,20 @@ def act(session: Session, incidents: list[Incident], settings: Settings,
 def run_cycle(
     signals: Signals, store: Store, settings: Settings | None = None,
     runbooks: Path | None = None, progress: Progress | None = None, pack: Pack | None = None,
+    trigger: str = "cli", in_commit: Callable[[Session, CycleReport], None] | None = None,
+    index: RunbookIndex | None = None,
 ) -> CycleResult:
     """Run reason → decide → act on ``signals`` and store the results.
 
     ``pack``: the domain pack (default ``settings.pack``). ``runbooks``: a directory (or file) of
-    runbooks; default the knowledge base, else the pack's and uploaded ones. Returns the report
-    (also stored) and the stored incidents. Running the same window twice creates no new incidents
-    or actions.
+    runbooks; default the knowledge base, else the pack's and uploaded ones (``index``: an index
+    already built, e.g. kept by a runner across windows). Returns the report (also stored) and the
+    stored incidents. The cycle id is derived from the window and the pack
+    (:func:`~opsloop.store.repository.cycle_id`): running the same window twice updates one cycle
+    row and creates no new incidents or actions. ``trigger`` is stored with the cycle (``cli``,
+    ``schedule``, ``api``); ``in_commit(session, report)`` runs inside the transaction that stores
+    the results (a runner advances its watermark and checks its lease there; raising rolls the
+    whole window back). Actions run after that transaction commits.
     """
     settings = settings or Settings()
     pack = pack or load_pack(settings.pack)
@@ -280,14 +288,15 @@ def run_cycle(
     context: list[ContextNote] = []
     anomalies, clusters, candidates = reason(signals, settings, clock, degradations, store, learned, pack, context)
     with clock.stage("retrieve"):
-        index = _runbook_index(runbooks, settings, degradations, store, pack) if candidates else None
+        if candidates and index is None:
+            index = _runbook_index(runbooks, settings, degradations, store, pack)
     llm_counts: dict[str, int] = {}
     with clock.stage("assess"):
-        assessed, rules = decide(candidates, signals, index, settings, degradations, llm_counts, pack)
+        assessed, rules = decide(candidates, signals, index, settings, degradations, llm_counts, pack, store)
     with clock.stage("act"), store.begin() as session:
         incidents, act_counts = act(session, assessed, settings, rules, pack)
         report = CycleReport(
-            id="cyc-" + uuid.uuid4().hex[:12], window=signals.window,
+            id=repo.cycle_id(signals.window, pack.name), window=signals.window,
             counts={**signals.counts(), "anomalies": len(anomalies), "clusters": len(clusters),
                     "incidents": len(incidents), "context": len(context),
                     "maintenance_suppressed": learned.maintenance_suppressed,
@@ -295,9 +304,12 @@ def run_cycle(
             stage_seconds=clock.seconds, degradations=degradations, quarantined=signals.quarantined,
             incident_ids=[i.id for i in incidents], parameters=learned.parameters, context=context,
         )
-        repo.record_cycle(session, report)
-        save_themes(session, learned.themes)
+        repo.record_cycle(session, report, trigger)
+        if learned.themes:  # a cycle without tickets leaves the themes as they are
+            save_themes(session, learned.themes)
         save_drain_states(session, learned.drain)
+        if in_commit is not None:
+            in_commit(session, report)
     with clock.stage("outbox"):  # side effects only after the cycle's results are committed
         outbox = run_outbox(store, settings, policy=settings.policy(pack))
         report.counts.update(actions_auto_executed=outbox.executed, actions_failed=outbox.failed,

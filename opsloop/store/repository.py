@@ -8,10 +8,11 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -29,6 +30,8 @@ from opsloop.domain import (
     Quarantined,
     Risk,
     Severity,
+    IncidentStatus,
+    Window,
     stable_hash,
 )
 from opsloop.store.models import (
@@ -103,16 +106,53 @@ def verify_audit(session: Session) -> list[str]:
 
 
 # -- cycles -------------------------------------------------------------------------------------
-def record_cycle(session: Session, report: CycleReport) -> None:
-    """Store a cycle report and its quarantined rows."""
-    session.add(
-        CycleRow(id=report.id, window_start=report.window.start, window_end=report.window.end,
-                 started_at=now(), report=report.model_dump(mode="json", exclude={"quarantined"}))
-    )
+def cycle_id(window: Window, pack: str) -> str:
+    """The id of the cycle over ``window`` with domain pack ``pack``: derived from both, so running a
+    window again (after a crash, or by hand) updates one cycle row instead of adding another."""
+    return "cyc-" + stable_hash([pack, window.start.isoformat(), window.end.isoformat()], 12)
+
+
+def _outcome(report: CycleReport) -> str:
+    return "failed" if report.errors else "degraded" if report.degradations else "ok"
+
+
+def record_cycle(session: Session, report: CycleReport, trigger: str = "cli") -> None:
+    """Store a cycle report and its quarantined rows; a report whose id is stored already (the same
+    window again) replaces it, counts one more attempt and keeps its first start time.
+
+    ``trigger``: what ran it (``cli``, ``schedule``, ``api``). The outcome is ``failed`` with errors,
+    ``degraded`` with degradations, else ``ok``."""
+    t = now()
+    doc = report.model_dump(mode="json", exclude={"quarantined"})
+    row = session.get(CycleRow, report.id)
+    if row is None:
+        session.add(CycleRow(id=report.id, window_start=report.window.start, window_end=report.window.end,
+                             started_at=t, report=doc, trigger=trigger, outcome=_outcome(report), attempts=1,
+                             finished_at=t))
+    else:
+        row.report, row.trigger, row.outcome, row.finished_at = doc, trigger, _outcome(report), t
+        row.attempts += 1
+        session.execute(delete(QuarantineRow).where(QuarantineRow.cycle_id == report.id))
     session.add_all(
         QuarantineRow(cycle_id=report.id, file=q.file, line=q.line, field=q.field, reason=q.reason)
         for q in report.quarantined
     )
+    session.flush()
+
+
+def cycle_stats(session: Session) -> list[tuple[str, str, int, float]]:
+    """``(trigger, outcome, count, total stage seconds)`` over stored cycles, for ``/metrics``."""
+    rows = session.execute(select(CycleRow.trigger, CycleRow.outcome, CycleRow.report)).all()
+    out: dict[tuple[str, str], list[float]] = {}
+    for trig, outcome, report in rows:
+        out.setdefault((trig, outcome), []).append(sum((report or {}).get("stage_seconds", {}).values()))
+    return [(t, o, len(v), float(sum(v))) for (t, o), v in sorted(out.items())]
+
+
+def cycle_durations(session: Session) -> list[float]:
+    """Seconds each stored cycle spent in its stages (the sum of its stage timings)."""
+    rows = session.execute(select(CycleRow.report)).scalars()
+    return [float(sum((r or {}).get("stage_seconds", {}).values())) for r in rows]
 
 
 def update_cycle_counts(session: Session, cycle_id: str, counts: dict[str, int]) -> CycleReport:
@@ -156,22 +196,22 @@ def _incident_data(inc: Incident) -> dict[str, Any]:
 
 def find_matching_incident(session: Session, fingerprint: str, first_seen: datetime, last_seen: datetime,
                            gap: timedelta) -> IncidentRow | None:
-    """The open incident with ``fingerprint`` whose span, widened by ``gap``, overlaps the given one."""
+    """The incident with ``fingerprint`` whose span, widened by ``gap``, overlaps the given one (the
+    newest; open ones before resolved ones)."""
     rows = session.execute(
-        select(IncidentRow).where(IncidentRow.fingerprint == fingerprint, IncidentRow.status != "resolved")
-        .order_by(IncidentRow.last_seen.desc())
+        select(IncidentRow).where(IncidentRow.fingerprint == fingerprint).order_by(IncidentRow.last_seen.desc())
     ).scalars()
-    for row in rows:
-        if row.first_seen - gap <= last_seen and first_seen <= row.last_seen + gap:
-            return row
-    return None
+    hits = [r for r in rows if r.first_seen - gap <= last_seen and first_seen <= r.last_seen + gap]
+    hits.sort(key=lambda r: r.status == IncidentStatus.resolved.value)
+    return hits[0] if hits else None
 
 
 def upsert_incident(session: Session, inc: Incident, gap: timedelta) -> tuple[Incident, bool]:
     """Store ``inc`` deduplicated by fingerprint; returns (the stored incident, created?).
 
-    A recurring problem (same fingerprint, span within ``gap`` of an open incident) updates that
-    incident: span widened, severity raised to the worse of the two, evidence replaced by the newer.
+    A recurring problem (same fingerprint, span within ``gap`` of a stored incident) updates that
+    incident: span widened, severity raised to the worse of the two, evidence replaced by the newer,
+    its clear-window count reset; a resolved one is reopened (audited ``incident.reopened``).
     """
     row = find_matching_incident(session, inc.fingerprint, inc.first_seen, inc.last_seen, gap)
     category = inc.assessment.category if inc.assessment else "unknown"
@@ -187,6 +227,11 @@ def upsert_incident(session: Session, inc: Incident, gap: timedelta) -> tuple[In
         append_audit(session, "opsloop", "incident.opened", inc.id,
                      {"fingerprint": inc.fingerprint, "severity": inc.severity.value, "title": inc.title})
         return inc, True
+    row.clear_windows = 0
+    if row.status == IncidentStatus.resolved.value:
+        row.status, row.resolved_at = IncidentStatus.open.value, None
+        append_audit(session, "opsloop", "incident.reopened", row.id,
+                     {"from": "resolved", "reason": f"the problem recurred ({inc.first_seen:%Y-%m-%d %H:%M} UTC)"})
     severity = max(Severity(row.severity), inc.severity, key=SEVERITY_RANK.__getitem__)
     first, last = min(row.first_seen, inc.first_seen), max(row.last_seen, inc.last_seen)
     changed = (first, last, severity.value) != (row.first_seen, row.last_seen, row.severity)
@@ -216,6 +261,89 @@ def get_incident(session: Session, incident_id: str) -> Incident:
     if row is None:
         raise NotFound(f"no incident {incident_id!r}")
     return _incident_from_row(row, list_actions(session, incident_id=incident_id))
+
+
+_OPEN = (IncidentStatus.open.value, IncidentStatus.acknowledged.value, IncidentStatus.mitigating.value)
+_MOVES = {  # verb -> (statuses it applies to, status it sets)
+    "acknowledged": ((IncidentStatus.open.value, IncidentStatus.mitigating.value), IncidentStatus.acknowledged),
+    "resolved": (_OPEN, IncidentStatus.resolved),
+    "reopened": ((IncidentStatus.resolved.value,), IncidentStatus.open),
+}
+
+
+def move_incident(session: Session, incident_id: str, verb: str, actor: str, reason: str | None = None,
+                  at: datetime | None = None) -> Incident:
+    """Acknowledge, resolve or reopen an incident (``verb``: ``acknowledged``, ``resolved``,
+    ``reopened``) with one conditional UPDATE and an audit event ``incident.<verb>``.
+
+    Raises ``NotFound``, or ``Conflict`` naming the current status when the move does not apply
+    (e.g. acknowledging a resolved incident)."""
+    sources, to = _MOVES[verb]
+    at = at or now()
+    values: dict[str, Any] = {"status": to.value, "updated_at": now()}
+    if to == IncidentStatus.acknowledged:
+        values.update(acknowledged_by=actor, acknowledged_at=at)
+    elif to == IncidentStatus.resolved:
+        values["resolved_at"] = at
+    else:
+        values.update(resolved_at=None, clear_windows=0)
+    current = session.get(IncidentRow, incident_id)
+    if current is None:
+        raise NotFound(f"no incident {incident_id!r}")
+    before = current.status
+    res = session.execute(update(IncidentRow).where(IncidentRow.id == incident_id, IncidentRow.status == before,
+                                                    IncidentRow.status.in_(sources))
+                          .values(**values).execution_options(synchronize_session=False))
+    session.expire_all()
+    if res.rowcount != 1:
+        now_status = session.get(IncidentRow, incident_id).status
+        raise Conflict(f"incident {incident_id} is {now_status}; it cannot be {verb}")
+    append_audit(session, actor, f"incident.{verb}", incident_id, {"from": before, "reason": reason,
+                                                                    "at": at.isoformat()})
+    return get_incident(session, incident_id)
+
+
+@dataclass(frozen=True)
+class Review:
+    """What :func:`review_incidents` did: incidents auto-resolved, and those due for escalation
+    (open, unacknowledged, older than the age limit, never escalated)."""
+
+    resolved: list[str]
+    escalate: list[Incident]
+
+
+def review_incidents(session: Session, window: Window, touched: set[str], resolve_after_windows: int,
+                     escalate_after: timedelta | None) -> Review:
+    """The per-window review of incidents that are not resolved (times are the window's, so a replay
+    reviews as if live).
+
+    An incident seen in ``window`` (``touched``) has its clear-window count reset; any other one
+    opened before ``window.end`` counts one more clear window and is resolved by ``opsloop`` once
+    it reaches ``resolve_after_windows`` (0: never). An ``open`` incident whose first sighting is
+    ``escalate_after`` or more before ``window.end`` and that was never escalated is returned in
+    ``escalate`` and marked escalated (the caller proposes the escalation action)."""
+    rows = list(session.execute(select(IncidentRow).where(IncidentRow.status.in_(_OPEN),
+                                                          IncidentRow.first_seen < window.end)).scalars())
+    resolved, escalate = [], []
+    for row in rows:
+        if row.id in touched:
+            row.clear_windows = 0
+        elif row.last_seen < window.start:
+            row.clear_windows += 1
+            if resolve_after_windows and row.clear_windows >= resolve_after_windows:
+                row.status, row.resolved_at, row.updated_at = IncidentStatus.resolved.value, window.end, now()
+                append_audit(session, "opsloop", "incident.resolved", row.id,
+                             {"reason": f"clear for {row.clear_windows} windows", "at": window.end.isoformat()})
+                resolved.append(row.id)
+                continue
+        if (escalate_after is not None and row.status == IncidentStatus.open.value and row.escalated_at is None
+                and window.end - row.first_seen >= escalate_after):
+            row.escalated_at = window.end
+            append_audit(session, "opsloop", "incident.escalated", row.id,
+                         {"age_hours": round((window.end - row.first_seen).total_seconds() / 3600, 1)})
+            escalate.append(_incident_from_row(row))
+    session.flush()
+    return Review(resolved=resolved, escalate=escalate)
 
 
 def count_rows(session: Session) -> dict[str, int]:

@@ -1,15 +1,19 @@
-"""Learned state kept between cycles: the embedding cache, ticket themes, drain3 snapshots."""
+"""Learned state kept between cycles, all in the store: the embedding cache, ticket themes, drain3
+snapshots and the LLM answer cache. Themes and snapshots are written in the cycle's own transaction,
+so a window's learned state commits (or rolls back) with its results."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
+from typing import Any
 
 import numpy as np
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from opsloop.clustering.themes import KnownTheme
-from opsloop.store.models import DrainStateRow, EmbeddingCacheRow, ThemeRow
+from opsloop.store.models import DrainStateRow, EmbeddingCacheRow, LLMCacheRow, ThemeRow
 from opsloop.store.repository import now
 from opsloop.store.session import Store
 
@@ -46,10 +50,22 @@ def load_themes(session: Session) -> list[KnownTheme]:
 
 
 def save_themes(session: Session, themes: list[KnownTheme]) -> None:
-    """Replace the stored themes with ``themes``."""
-    session.execute(delete(ThemeRow))
-    session.add_all(ThemeRow(id=t.id, centroid=np.asarray(t.centroid, dtype=np.float32).tobytes(), size=int(t.size),
-                             label=t.label or "", last_seen=t.last_seen) for t in themes)
+    """Make the stored themes ``themes``: each upserted by id, and only the themes no longer in the
+    list deleted (by id), so a concurrent reader never sees the table empty."""
+    keep = {t.id for t in themes}
+    stored = set(session.execute(select(ThemeRow.id)).scalars())
+    gone = stored - keep
+    if gone:
+        session.execute(delete(ThemeRow).where(ThemeRow.id.in_(gone)))
+    for t in themes:
+        values = dict(centroid=np.asarray(t.centroid, dtype=np.float32).tobytes(), size=int(t.size),
+                      label=t.label or "", last_seen=t.last_seen)
+        row = session.get(ThemeRow, t.id) if t.id in stored else None
+        if row is None:
+            session.add(ThemeRow(id=t.id, **values))
+        else:
+            for k, v in values.items():
+                setattr(row, k, v)
 
 
 def load_drain_states(session: Session) -> dict[str, bytes]:
@@ -64,3 +80,43 @@ def save_drain_states(session: Session, states: Mapping[str, bytes]) -> None:
             session.add(DrainStateRow(service=service, snapshot=snapshot, updated_at=t))
         else:
             row.snapshot, row.updated_at = snapshot, t
+
+
+class StoreLLMCache(MutableMapping[str, Any]):
+    """The LLM answer cache (key: model and prompt cache key, i.e. incident fingerprint + evidence
+    hash; value: the JSON answer record) in the store's ``llm_cache`` table: one row per answer,
+    written in its own short transaction, shared by every process on the store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def __getitem__(self, key: str) -> Any:
+        with self.store() as s:
+            row = s.get(LLMCacheRow, key)
+            if row is None:
+                raise KeyError(key)
+            return row.value
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        try:
+            with self.store.begin() as s:
+                row = s.get(LLMCacheRow, key)
+                if row is None:
+                    s.add(LLMCacheRow(key=key, value=value, created_at=now()))
+                else:
+                    row.value = value
+        except IntegrityError:  # another process stored the same answer first
+            pass
+
+    def __delitem__(self, key: str) -> None:
+        with self.store.begin() as s:
+            if s.execute(delete(LLMCacheRow).where(LLMCacheRow.key == key)).rowcount != 1:
+                raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        with self.store() as s:
+            return iter(list(s.execute(select(LLMCacheRow.key)).scalars()))
+
+    def __len__(self) -> int:
+        with self.store() as s:
+            return len(list(s.execute(select(LLMCacheRow.key)).scalars()))

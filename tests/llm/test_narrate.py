@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from opsloop.llm import JsonFileCache, LRUCache, get_llm, narrate
+from opsloop.llm import LRUCache, get_llm, narrate
 from opsloop.llm.base import LLM, LLMBadOutput, LLMTimeout, LLMUnavailable
 from tests.llm import CATEGORIES, TIMEOUT, FakeLLM, make_incident, make_passages, make_rule, valid_answer
 
@@ -116,13 +116,22 @@ def test_rejections_are_cached_but_outages_are_retried(case):
     assert len(truncated.calls) == 1
 
 
-def test_json_file_cache_survives_a_restart(case, tmp_path):
+def test_store_cache_survives_a_restart(case, sqlite_url):
+    from opsloop.store.session import Store, make_engine, upgrade
+    from opsloop.store.state import StoreLLMCache
+
+    def fresh_store() -> Store:  # a new engine each time: what a second process sees
+        engine = make_engine(sqlite_url)
+        upgrade(engine)
+        return Store(engine)
+
     inc, rule, passages = case
-    path = tmp_path / "llm-cache.json"
     llm = FakeLLM(valid_answer(ids(passages)))
-    narrate(inc, rule, passages, llm, JsonFileCache(path), categories=CATEGORIES, timeout=TIMEOUT)
-    out, meta = narrate(inc, rule, passages, llm, JsonFileCache(path), categories=CATEGORIES, timeout=TIMEOUT)
+    narrate(inc, rule, passages, llm, StoreLLMCache(fresh_store()), categories=CATEGORIES, timeout=TIMEOUT)
+    cache = StoreLLMCache(fresh_store())
+    out, meta = narrate(inc, rule, passages, llm, cache, categories=CATEGORIES, timeout=TIMEOUT)
     assert len(llm.calls) == 1 and meta["cache_hit"] and out.generated_by == "fake:fake-1"
+    assert len(cache) == 1 and list(cache) == [meta["cache_key"]]
 
 
 def test_get_llm_factory():
