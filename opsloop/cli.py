@@ -248,7 +248,7 @@ def cycle(
 
 @incidents_app.command("list")
 def incidents_list(
-    status: Annotated[str | None, typer.Option(help="open, mitigating or resolved.")] = None,
+    status: Annotated[str | None, typer.Option(help="open, acknowledged, mitigating or resolved.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Incidents, most severe first."""
@@ -308,6 +308,37 @@ def incidents_show(incident_id: str, as_json: JsonOpt = False) -> None:
             t.add_row(x.id, x.type, x.risk.value, x.status.value, "yes" if x.requires_approval else "no",
                       json.dumps(x.params))
         out.print(t)
+
+
+def _incident_op(incident_id: str, verb: str, actor: str | None, reason: str | None) -> None:
+    with _store(_settings()).begin() as s:
+        try:
+            inc = repo.move_incident(s, incident_id, verb, _actor(actor), reason)
+        except (repo.NotFound, repo.Conflict) as exc:
+            _fail(str(exc), 1)
+    out.print(f"{inc.id} is now [bold]{inc.status.value}[/]", highlight=False)
+
+
+ActorOpt = Annotated[str | None, typer.Option(help="Who does it (default: the OS user).")]
+ReasonOpt = Annotated[str | None, typer.Option(help="Why (kept in the audit trail).")]
+
+
+@incidents_app.command("ack")
+def incidents_ack(incident_id: str, actor: ActorOpt = None, reason: ReasonOpt = None) -> None:
+    """Acknowledge an open incident: someone is on it (it is then not escalated)."""
+    _incident_op(incident_id, "acknowledged", actor, reason)
+
+
+@incidents_app.command("resolve")
+def incidents_resolve(incident_id: str, actor: ActorOpt = None, reason: ReasonOpt = None) -> None:
+    """Resolve an incident (a recurrence within the merge gap reopens it)."""
+    _incident_op(incident_id, "resolved", actor, reason)
+
+
+@incidents_app.command("reopen")
+def incidents_reopen(incident_id: str, actor: ActorOpt = None, reason: ReasonOpt = None) -> None:
+    """Reopen a resolved incident."""
+    _incident_op(incident_id, "reopened", actor, reason)
 
 
 @actions_app.command("list")
@@ -608,6 +639,15 @@ def config_show(as_json: JsonOpt = False) -> None:
             value = "(backend default)" if e["value"] is None else str(e["value"])
             t.add_row(f"{name}.{field}" if field else name, escape(value), e["source"])
     out.print(t)
+
+
+def _register_schedule() -> None:
+    from opsloop.runner.cli import schedule
+
+    app.command("schedule")(schedule)
+
+
+_register_schedule()
 
 
 if __name__ == "__main__":

@@ -5,20 +5,22 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 
 from opsloop.actions import service
 from opsloop.actions.outbox import stale_after_seconds
+from opsloop.api.health import Health
+from opsloop.api.health import health as health_report
 from opsloop.api.deps import Admin, Approver, Operator, SessionDep, SettingsDep, StoreDep, Viewer
 from opsloop.api.schemas import (
     CandidateOut,
     CycleOut,
+    IncidentMoveIn,
     MaintenanceIn,
     ObserveOut,
     RagStats,
@@ -27,7 +29,7 @@ from opsloop.api.schemas import (
     TokenIn,
     TokenOut,
 )
-from opsloop.domain import AuditEvent, CycleReport, Incident, MaintenanceWindow, ProposedAction
+from opsloop.domain import AuditEvent, CycleReport, Incident, IncidentStatus, MaintenanceWindow, ProposedAction
 from opsloop.pipeline.observe import Signals, observe
 from opsloop.rag.documents import SUPPORTED, load_default_documents, uploads_dir
 from opsloop.store import repository as repo
@@ -36,11 +38,14 @@ router = APIRouter()
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 
 
-@router.get("/health", tags=["system"])
-def health(session: SessionDep) -> dict[str, str]:
-    """Liveness and database reachability (no token needed)."""
-    session.execute(text("SELECT 1"))
-    return {"status": "ok", "database": "ok"}
+@router.get("/health", tags=["system"], responses={503: {"description": "the store is unreachable"}})
+def health(store: StoreDep, settings: SettingsDep, response: Response) -> Health:
+    """Each dependency's status (store, LLM, knowledge base, runner, sources) and an overall one
+    (no token needed); 503 when the store is unreachable."""
+    report = health_report(store, settings)
+    if report.status == "down":
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    return report
 
 
 @router.get("/metrics", tags=["system"], response_class=Response)
@@ -103,11 +108,7 @@ def run_cycle_route(body: SignalsIn, request: Request, store: StoreDep, settings
 
     with tempfile.TemporaryDirectory() as tmp:
         signals = _observe(body, Path(tmp), settings.home)
-    result = run_cycle(signals, store, settings)
-    m = request.app.state.metrics
-    m.cycles.inc()
-    for stage, seconds in result.report.stage_seconds.items():
-        m.stage_seconds.labels(stage).observe(seconds)
+    result = run_cycle(signals, store, settings, trigger="api")
     return CycleOut(report=result.report, incident_ids=[i.id for i in result.incidents])
 
 
@@ -119,16 +120,29 @@ def list_cycles(session: SessionDep, _: Viewer, limit: Annotated[int, Query(ge=1
 
 @router.get("/incidents", tags=["incidents"])
 def list_incidents(session: SessionDep, _: Viewer,
-                   status_: Annotated[str | None, Query(alias="status", pattern="^(open|mitigating|resolved)$")] = None
+                   status_: Annotated[IncidentStatus | None, Query(alias="status")] = None
                    ) -> list[Incident]:
     """Incidents, most severe first."""
-    return repo.list_incidents(session, status_)
+    return repo.list_incidents(session, status_.value if status_ else None)
 
 
 @router.get("/incidents/{incident_id}", tags=["incidents"], responses={404: {"description": "no such incident"}})
 def get_incident(incident_id: str, session: SessionDep, _: Viewer) -> Incident:
     """One incident with its assessment, evidence, citations and actions."""
     return repo.get_incident(session, incident_id)
+
+
+_MOVES = {"acknowledge": "acknowledged", "resolve": "resolved", "reopen": "reopened"}
+
+
+@router.post("/incidents/{incident_id}/{move}", tags=["incidents"],
+             responses={404: {"description": "no such incident"}, 409: {"description": "the move does not apply"}})
+def move_incident(incident_id: str, move: Literal["acknowledge", "resolve", "reopen"], store: StoreDep,
+                  caller: Operator, body: IncidentMoveIn | None = None) -> Incident:
+    """Acknowledge, resolve or reopen an incident as the caller (audited); 409 names the current
+    status when the move does not apply."""
+    with store.begin() as s:
+        return repo.move_incident(s, incident_id, _MOVES[move], caller.name, body.reason if body else None)
 
 
 @router.get("/actions", tags=["actions"], responses={422: {"description": "stale=true with another status"}})

@@ -56,6 +56,12 @@ class RejectIn(_In):
     reason: str = Field(min_length=1, max_length=2000)
 
 
+class IncidentMoveIn(_In):
+    """Why an incident is acknowledged, resolved or reopened (kept in the audit trail)."""
+
+    reason: str | None = Field(None, max_length=2000)
+
+
 class TokenIn(_In):
     name: str = Field(min_length=1, max_length=128)
     role: str = Field(pattern="^(viewer|operator|approver|admin)$")

@@ -13,7 +13,7 @@ from opsloop.data.loaders import LoadResult, load_kpis, load_logs, load_tickets
 from opsloop.domain import Alert, Quarantined, Window
 
 
-def _empty(contract: C.Contract) -> pd.DataFrame:
+def empty_frame(contract: C.Contract) -> pd.DataFrame:
     frame = pd.DataFrame({c: pd.Series(dtype="object") for c in contract.columns})
     frame[contract.time_column] = pd.Series(dtype="datetime64[ns, UTC]")
     return frame
@@ -25,9 +25,9 @@ class Signals:
     rows quarantined while loading."""
 
     window: Window
-    tickets: pd.DataFrame = field(default_factory=lambda: _empty(C.TICKETS))
-    logs: pd.DataFrame = field(default_factory=lambda: _empty(C.LOGS))
-    kpis: pd.DataFrame = field(default_factory=lambda: _empty(C.KPIS))
+    tickets: pd.DataFrame = field(default_factory=lambda: empty_frame(C.TICKETS))
+    logs: pd.DataFrame = field(default_factory=lambda: empty_frame(C.LOGS))
+    kpis: pd.DataFrame = field(default_factory=lambda: empty_frame(C.KPIS))
     quarantined: list[Quarantined] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
@@ -50,7 +50,7 @@ def combine(parts: list[Signals], window: Window) -> Signals:
     def merged(name: str, contract: C.Contract) -> pd.DataFrame:
         frames = [getattr(p, name) for p in parts if not getattr(p, name).empty]
         if not frames:
-            return _empty(contract)
+            return empty_frame(contract)
         col = contract.time_column
         out = pd.concat(frames, ignore_index=True).sort_values(col, kind="stable")
         return out[out[col] < pd.Timestamp(window.end)].reset_index(drop=True)
@@ -92,7 +92,7 @@ def observe(
     def merged(name: str, contract: C.Contract) -> pd.DataFrame:
         frames = [r.frame for r in results[name] if not r.frame.empty]
         if not frames:
-            return _empty(contract)
+            return empty_frame(contract)
         return pd.concat(frames, ignore_index=True).sort_values(contract.time_column, kind="stable").reset_index(drop=True)
 
     t, lg, k = merged("tickets", C.TICKETS), merged("logs", C.LOGS), merged("kpis", C.KPIS)

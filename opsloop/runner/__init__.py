@@ -1,0 +1,1 @@
+"""Running cycles unattended: the window grid (:mod:`.windows`) and the crash-safe runner (:mod:`.runner`)."""
