@@ -257,6 +257,12 @@ class Anomaly(_Model):
     def direction(self) -> str:
         return self.evidence.direction
 
+    def key(self) -> str:
+        """What failed, not when: a hash of kind, detector, series and direction. The same problem
+        seen by the same detector in two cycles has one key; an incident's fingerprint is its
+        primary anomaly's key."""
+        return stable_hash([self.kind.value, self.detector, str(self.series), self.direction], 16)
+
     def headline(self) -> str:
         """A few words naming what moved (the evidence's headline)."""
         return self.evidence.headline()

@@ -141,6 +141,8 @@ def reason(signals: Signals, settings: Settings, clock: _Clock | None = None, de
                 degradations.append(note)
             if store is not None:
                 embedder = CachedEmbedder(embedder, StoreEmbeddingCache(store))
+            if not getattr(embedder, "cacheable", embedder.name != "tfidf"):
+                known_themes = []  # a corpus-fitted space (TF-IDF) differs per cycle: no theme carries over
             result = cluster(lookback, embedder, known_themes=known_themes, labels=pack.labels)
             clusters, learned.themes = result.clusters, result.themes
             learned.parameters.update(ticket_clustering=result.eps_source, ticket_eps=round(float(result.eps), 4),

@@ -181,6 +181,7 @@ def list_quarantine(session: Session, cycle_id: str) -> list[Quarantined]:
 # -- incidents ----------------------------------------------------------------------------------
 def _incident_from_row(row: IncidentRow, actions: list[ProposedAction] | None = None) -> Incident:
     data = dict(row.data)
+    data.pop("evidence_keys", None)
     data.update(
         id=row.id, fingerprint=row.fingerprint, status=row.status, kind=row.kind, severity=row.severity,
         title=row.title, first_seen=row.first_seen, last_seen=row.last_seen, actions=actions or [],
@@ -189,31 +190,51 @@ def _incident_from_row(row: IncidentRow, actions: list[ProposedAction] | None = 
 
 
 def _incident_data(inc: Incident) -> dict[str, Any]:
-    return inc.model_dump(
-        mode="json", include={"anomalies", "clusters", "signatures", "affected", "assessment"}
-    )
+    data = inc.model_dump(mode="json", include={"anomalies", "clusters", "signatures", "affected", "assessment"})
+    data["evidence_keys"] = sorted({inc.fingerprint, *(a.key() for a in inc.anomalies)})
+    return data
 
 
-def find_matching_incident(session: Session, fingerprint: str, first_seen: datetime, last_seen: datetime,
-                           gap: timedelta) -> IncidentRow | None:
-    """The incident with ``fingerprint`` whose span, widened by ``gap``, overlaps the given one (the
-    newest; open ones before resolved ones)."""
+def find_matching_incident(session: Session, inc: Incident, gap: timedelta) -> IncidentRow | None:
+    """The stored incident ``inc`` continues: one whose span, widened by ``gap``, overlaps ``inc``'s
+    and that has ``inc``'s fingerprint or shares an anomaly key with it (:meth:`Anomaly.key`: a
+    cycle that sees only part of a problem, e.g. the tail of a window, still joins its incident).
+    Same fingerprint first, then not resolved before resolved, then the newest."""
+    keys = {inc.fingerprint, *(a.key() for a in inc.anomalies)}
     rows = session.execute(
-        select(IncidentRow).where(IncidentRow.fingerprint == fingerprint).order_by(IncidentRow.last_seen.desc())
+        select(IncidentRow).where(IncidentRow.last_seen >= inc.first_seen - gap,
+                                  IncidentRow.first_seen <= inc.last_seen + gap)
     ).scalars()
-    hits = [r for r in rows if r.first_seen - gap <= last_seen and first_seen <= r.last_seen + gap]
-    hits.sort(key=lambda r: r.status == IncidentStatus.resolved.value)
+    hits = [r for r in rows if r.fingerprint == inc.fingerprint or keys & set((r.data or {}).get("evidence_keys", ()))]
+    hits.sort(key=lambda r: (r.fingerprint != inc.fingerprint, r.status == IncidentStatus.resolved.value,
+                             -r.last_seen.timestamp()))
     return hits[0] if hits else None
+
+
+def _merged(row: IncidentRow, inc: Incident) -> Incident:
+    """``inc`` with the stored incident's anomalies it does not repeat (newer evidence wins per key),
+    clusters by id and blast radius unioned: an incident accumulates what each cycle saw of it."""
+    old = _incident_from_row(row)
+    new_keys = {a.key() for a in inc.anomalies}
+    anomalies = inc.anomalies + [a for a in old.anomalies if a.key() not in new_keys]
+    clusters = inc.clusters + [c for c in old.clusters if c.id not in {x.id for x in inc.clusters}]
+    affected = {k: sorted(set(old.affected.get(k, [])) | set(inc.affected.get(k, [])))
+                for k in {*old.affected, *inc.affected}}
+    return inc.model_copy(update={"anomalies": sorted(anomalies, key=lambda a: a.start), "clusters": clusters,
+                                  "affected": affected})
 
 
 def upsert_incident(session: Session, inc: Incident, gap: timedelta) -> tuple[Incident, bool]:
     """Store ``inc`` deduplicated by fingerprint; returns (the stored incident, created?).
 
-    A recurring problem (same fingerprint, span within ``gap`` of a stored incident) updates that
-    incident: span widened, severity raised to the worse of the two, evidence replaced by the newer,
-    its clear-window count reset; a resolved one is reopened (audited ``incident.reopened``).
+    A recurring problem (same fingerprint, or a shared anomaly key, and a span within ``gap`` of a
+    stored incident: :func:`find_matching_incident`) updates that incident: span widened, severity
+    raised to the worse of the two, anomalies and clusters accumulated (newer evidence wins per
+    key), its clear-window count reset; a resolved one is reopened (audited ``incident.reopened``).
+    Title, kind, category and assessment follow the newer sighting only when it has the same
+    fingerprint.
     """
-    row = find_matching_incident(session, inc.fingerprint, inc.first_seen, inc.last_seen, gap)
+    row = find_matching_incident(session, inc, gap)
     category = inc.assessment.category if inc.assessment else "unknown"
     t = now()
     if row is None:
@@ -236,8 +257,12 @@ def upsert_incident(session: Session, inc: Incident, gap: timedelta) -> tuple[In
     first, last = min(row.first_seen, inc.first_seen), max(row.last_seen, inc.last_seen)
     changed = (first, last, severity.value) != (row.first_seen, row.last_seen, row.severity)
     row.first_seen, row.last_seen, row.severity = first, last, severity.value
-    row.kind, row.category, row.title = inc.kind.value, category, inc.title
-    row.data = _incident_data(inc)
+    merged = _merged(row, inc).model_copy(update={"fingerprint": row.fingerprint})
+    if row.fingerprint == inc.fingerprint:  # the same problem seen whole again: its newer reading stands
+        row.kind, row.category, row.title = inc.kind.value, category, inc.title
+    else:  # a partial sighting (shared anomaly key): it adds evidence, the stored reading stands
+        merged = merged.model_copy(update={"assessment": _incident_from_row(row).assessment or inc.assessment})
+    row.data = _incident_data(merged)
     row.updated_at = t
     if changed:
         row.times_seen += 1
