@@ -45,6 +45,12 @@ Figures (``python benchmarks/transfer.py``, ~170 s wall with the causality check
                 prefix-causal on 139 of 139 files (worst score change 0.0; 15 s wall)
       NAB within noise of the start (-0.17/-0.04/-0.11); SMAP/MSL +4.3/+5.2/+4.5, three more windows
       caught where the noise amplitude changes (A-4, E-13, P-1), one lost (F-7).
+    a flat-line member (``flatline``: one score where the series has held one value 1.2 times longer
+    than its longest earlier run of at least 60 points; pareto calibration like range novelty), 2026-12-02:
+      ensemble  NAB 78.87/71.90/83.32  transfer 67.22/56.13/72.92  SMAP own 67.59/57.62/73.17
+                prefix-causal on 139 of 139 files (worst score change 0.0; 26 s wall)
+      NAB +1.28/+1.13/+1.42: two windows caught (``ec2_disk_write_bytes_c0d644`` stuck at 0,
+      ``rogue_agent_key_hold``), 5 false-alarm points on NAB, 10 on SMAP/MSL (3 windows there).
 """
 
 from __future__ import annotations
