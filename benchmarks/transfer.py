@@ -45,6 +45,21 @@ Figures (``python benchmarks/transfer.py``, ~170 s wall with the causality check
                 prefix-causal on 139 of 139 files (worst score change 0.0; 15 s wall)
       NAB within noise of the start (-0.17/-0.04/-0.11); SMAP/MSL +4.3/+5.2/+4.5, three more windows
       caught where the noise amplitude changes (A-4, E-13, P-1), one lost (F-7).
+    a flat-line member (``flatline``: one score where the series has held one value 1.2 times longer
+    than its longest earlier run of at least 60 points; pareto calibration like range novelty), 2026-12-02:
+      ensemble  NAB 78.87/71.90/83.32  transfer 67.22/56.13/72.92  SMAP own 67.59/57.62/73.17
+                prefix-causal on 139 of 139 files (worst score change 0.0; 26 s wall)
+      NAB +1.28/+1.13/+1.42: two windows caught (``ec2_disk_write_bytes_c0d644`` stuck at 0,
+      ``rogue_agent_key_hold``), 5 false-alarm points on NAB, 10 on SMAP/MSL (3 windows there).
+      Ratio 1.15-1.25 and a minimum run of 24-60 points all give NAB 78.6-78.9 (the plateau); from
+      1.3 the stuck window is caught too late (1.3: 78.02, 1.4: 77.40).
+    tried on top of it and not adopted (NAB standard / low-FP / low-FN, transfer standard / low-FP):
+      corroboration (max + 0.1 x second member) 77.53/71.24/81.77 (before the flat line), 65.90/55.80;
+      two members needed in the first 1,000-2,500 rows 73.4-77.4 standard; an early-file evidence
+      penalty 74.9-76.9; member weights x0.85 / x1.15, every member: all lower on NAB (the optimum is
+      sharp, +-0.5 is noise); the repeat discount counted over the last 3-28 days 78.09-78.56;
+      counted per member 78.01; seasonal_drop with 3 earlier days required 79.25/72.13/83.58 but
+      transfer 65.96/53.98 (< 55); a sign-run record of the forecast residuals 77.1-78.6.
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ different noise become comparable, and one threshold serves every series:
   where ``κ`` is the member's ``tail_index`` lowered for a series whose earlier records came in
   large jumps (a heavy tail): the maximum-likelihood index of the ratios of its earlier records to
   the levels they beat, shrunk towards ``tail_index`` (:func:`record_tail_index`).
-* ``pareto`` calibration — for scores that are zero until something new happens (range novelty): a
+* ``pareto`` calibration — for scores that are zero until something new happens (range novelty, a
+  run-length record of the flat-line member): a
   Pareto tail ``p = min(1, scale / s)``, i.e. ``-log10 p = -log10(scale) + log10 s``, with the scale
   no smaller than ``10^-record_boost · 2/(t+1)`` early on (a new extreme among ``t`` exchangeable
   points has probability ``2/(t+1)``, so early extremes count for less).
@@ -109,6 +110,7 @@ DEFAULT_MEMBERS: tuple[Member, ...] = (
     Member(name="novelty", params={"min_periods": 0}, calibration="pareto"),
     Member(name="scale_change", params={"window": 60, "baseline": 300, "min_periods": 0},
            floor=float(np.log(2.0))),
+    Member(name="flatline", params={"ratio": 1.2, "min_run": 60, "min_periods": 0}, calibration="pareto"),
 )
 """The default members: a slow exponential-smoothing forecast (spikes), the median of the same time
 on the previous three days (seasonal breaks; a trailing level without a season), a CUSUM on the
@@ -119,7 +121,9 @@ sampling and 417 on hourly data; D. M.
 Hawkins, 1987, *The Statistician* 36(4):299-316), range novelty, and a variance change (the log ratio
 of the recent scale of successive differences, EW span 60 points, to their long-run scale; ranked
 only from a factor of 2 up or down, ``floor = ln 2``: noise that halves or doubles, which no
-level-based member sees)."""
+level-based member sees), and a flat line (the series held one value 1.2 times longer than its longest
+earlier run of at least 60 points; one score per run, calibrated like range novelty, a run-length
+record: a sensor or counter stuck at a value inside its range, :mod:`opsloop.detectors.flatline`)."""
 
 
 class EnsembleConfig(DetectorConfig):

@@ -6,6 +6,7 @@ from opsloop.detectors.base import BaseDetector, DetectorConfig
 from opsloop.detectors.cusum import CusumDetector
 from opsloop.detectors.ensemble import EnsembleDetector
 from opsloop.detectors.error_rate import ErrorRateDetector
+from opsloop.detectors.flatline import FlatlineDetector
 from opsloop.detectors.forecast import ForecastDetector
 from opsloop.detectors.funnel import FunnelDetector
 from opsloop.detectors.log_template import LogTemplateDetector
@@ -23,7 +24,7 @@ REGISTRY: dict[str, tuple[type[BaseDetector], type[DetectorConfig]]] = {
     for cls in (RobustZDetector, ErrorRateDetector, RatioDetector, FunnelDetector, CusumDetector, PoissonDetector,
                 SeasonalDropDetector, StlEsdDetector, ForecastDetector, NoveltyDetector,
                 EnsembleDetector, TicketSurgeDetector, LogTemplateDetector,
-                ScaleChangeDetector)
+                ScaleChangeDetector, FlatlineDetector)
 }
 
 
