@@ -6,6 +6,7 @@ them); a test needing one that is missing is skipped with a message saying so.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -13,9 +14,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
+import numpy as np
+import pandas as pd
 import pytest
 import uvicorn
 
@@ -31,12 +35,16 @@ def free_port() -> int:
 
 
 def binary(*names: str) -> str:
-    """The first of ``names`` on PATH, or skip the test naming the package to install."""
+    """The first of ``names`` on PATH, or skip the test naming the package to install (fail under
+    CI, whose ``.ci/run`` installs them)."""
     for name in names:
         path = shutil.which(name)
         if path:
             return path
-    pytest.skip(f"{' / '.join(names)} not installed (apt-get install -y prometheus prometheus-alertmanager)")
+    msg = f"{' / '.join(names)} not installed (apt-get install -y prometheus prometheus-alertmanager)"
+    if os.environ.get("CI"):
+        pytest.fail(msg)
+    pytest.skip(msg)
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.2) -> None:
@@ -156,3 +164,21 @@ def live_api(tmp_path: Path) -> Iterator[Callable[[str, str], str]]:
     for server, thread in servers:
         server.should_exit = True
         thread.join(timeout=5)
+
+
+def failing_kpis(end: datetime, stage: str, onset: datetime, hours: float = 6.0) -> pd.DataFrame:
+    """Six hours of per-minute checkout KPIs for one ``stage`` up to ``end`` (UTC): success rate
+    ~0.95 (seed 3 noise, sd 0.005) falling to ~0.55 from ``onset``, 60 attempts a minute -- a drop
+    the checkout pack's detectors flag and its paging rules page on."""
+    ts = pd.date_range(end - timedelta(hours=hours), end, freq="1min", inclusive="left")
+    rng = np.random.default_rng(3)
+    rate = 0.95 + rng.normal(0, 0.005, len(ts))
+    after = np.asarray(ts >= pd.Timestamp(onset))
+    rate[after] = 0.55 + rng.normal(0, 0.005, int(after.sum()))
+    frames = [pd.DataFrame({"ts": ts, "metric": "checkout_success_rate", "value": rate, "stage": stage}),
+              pd.DataFrame({"ts": ts, "metric": "checkout_attempts", "value": 60.0, "stage": stage})]
+    kpis = pd.concat(frames, ignore_index=True).sort_values("ts", kind="stable", ignore_index=True)
+    kpis["ts"] = kpis["ts"].astype("datetime64[ns, UTC]")
+    kpis["metric"] = kpis["metric"].astype("str")
+    kpis["stage"] = kpis["stage"].astype("str")
+    return kpis

@@ -35,7 +35,8 @@ def exporter():
 
 
 def _scraped(url: str, query: str, series: int) -> bool:
-    body = httpx.get(f"{url}/api/v1/query", params={"query": f"count_over_time({query}[1m])"}, timeout=2).json()
+    params = {"query": f"count_over_time({query}[1m])"}
+    body = httpx.get(f"{url}/api/v1/query", params=params, timeout=2).json()
     result = body["data"]["result"]
     return len(result) >= series and all(float(r["value"][1]) >= 3 for r in result)
 
@@ -43,7 +44,8 @@ def _scraped(url: str, query: str, series: int) -> bool:
 def test_reads_each_label_set_as_a_kpi_series(prometheus, exporter):
     prom = prometheus([exporter])
     wait_until(lambda: _scraped(prom.url, "queue_depth", 2), 15.0, "3 scrapes of the exporter")
-    source = PrometheusSource(prom.url, parse_queries(["depth=queue_depth", "temp=temperature * 2"]), step=1.0)
+    queries = parse_queries(["depth=queue_depth", "temp=temperature * 2"])
+    source = PrometheusSource(prom.url, queries, step=1.0)
     assert isinstance(source, Source)
     end = datetime.now(UTC) + timedelta(seconds=1)
     window = Window(start=end - timedelta(seconds=30), end=end)
@@ -72,7 +74,8 @@ def test_reads_each_label_set_as_a_kpi_series(prometheus, exporter):
 
 def test_bad_promql_names_the_query_and_prometheus_error(prometheus, exporter):
     prom = prometheus([exporter])
-    source = PrometheusSource(prom.url, parse_queries(["ok=up", "broken=sum(rate(queue_depth[1m]) by"]), step=5)
+    queries = parse_queries(["ok=up", "broken=sum(rate(queue_depth[1m]) by"])
+    source = PrometheusSource(prom.url, queries, step=5)
     end = datetime.now(UTC)
     with pytest.raises(SourceError) as err:
         source.read(Window(start=end - timedelta(minutes=1), end=end), end - timedelta(minutes=5))
@@ -101,14 +104,16 @@ def test_retries_a_503_then_reads():
         if len(calls) == 1:
             return httpx.Response(503, json={"status": "error", "errorType": "timeout", "error": "busy"})
         return httpx.Response(200, json={"status": "success", "data": {"resultType": "matrix", "result": [
-            {"metric": {"__name__": "x", "zone": "a"}, "values": [[600, "1.5"], [660, "NaN"], [720, "+Inf"]]}]}})
+            {"metric": {"__name__": "x", "zone": "a"},
+             "values": [[600, "1.5"], [660, "NaN"], [720, "+Inf"]]}]}})
 
     source = PrometheusSource("http://prom.invalid", [PromQuery(name="x", query="x")], step=60, retries=1,
                               backoff=0.0, transport=httpx.MockTransport(handler))
     window = Window(start=datetime.fromtimestamp(600, UTC), end=datetime.fromtimestamp(780, UTC))
     kpis = source.read(window, datetime.fromtimestamp(590, UTC)).kpis
     assert len(calls) == 2 and calls[1].url.params["start"] == "600.000"
-    assert kpis[["metric", "value", "zone"]].to_dict("records") == [{"metric": "x", "value": 1.5, "zone": "a"}]
+    assert kpis[["metric", "value", "zone"]].to_dict("records") == \
+        [{"metric": "x", "value": 1.5, "zone": "a"}]
 
 
 def test_parse_queries_errors_name_the_entry():
