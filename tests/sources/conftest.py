@@ -97,13 +97,41 @@ def stop(p: Process) -> None:
         p.proc.wait(timeout=5)
 
 
+def backfill(kpis: pd.DataFrame, tsdb: Path) -> None:
+    """Write the long KPI frame ``kpis`` (``ts, metric, value`` + label columns) into TSDB blocks
+    under ``tsdb`` with ``promtool tsdb create-blocks-from openmetrics`` (Prometheus' backfill)."""
+    exe = binary("promtool")
+    labels = [c for c in kpis.columns if c not in ("ts", "metric", "value")]
+    lines: list[str] = []
+    for metric, fam in kpis.groupby("metric", sort=True):
+        lines.append(f"# TYPE {metric} gauge")
+        for _, series in fam.groupby(labels, sort=True, dropna=False) if labels else [((), fam)]:
+            first = series.iloc[0]
+            inner = ",".join(f'{c}="{first[c]}"' for c in labels if isinstance(first[c], str))
+            name = f"{metric}{{{inner}}}" if inner else metric
+            secs = series["ts"].astype("int64") / 1e9
+            values = series["value"].astype(float)
+            lines += [f"{name} {v!r} {t:.3f}" for t, v in zip(secs, values, strict=True)]
+    lines.append("# EOF")
+    src = tsdb.parent / "backfill.om"
+    src.write_text("\n".join(lines) + "\n")
+    tsdb.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run([exe, "tsdb", "create-blocks-from", "openmetrics", "-q", str(src), str(tsdb)],
+                          capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        pytest.fail(f"promtool backfill failed: {done.stderr[-1000:]}")
+
+
 @pytest.fixture
-def prometheus(tmp_path: Path) -> Iterator[Callable[[list[str]], Process]]:
-    """``start(targets)``: a real Prometheus scraping ``targets`` (``host:port``) every second."""
+def prometheus(tmp_path: Path) -> Iterator[Callable[..., Process]]:
+    """``start(targets, history=None)``: a real Prometheus scraping ``targets`` (``host:port``) every
+    second, its TSDB first backfilled with the KPI frame ``history`` when given."""
     exe = binary("prometheus")
     started: list[Process] = []
 
-    def run(targets: list[str]) -> Process:
+    def run(targets: list[str], history: pd.DataFrame | None = None) -> Process:
+        if history is not None:
+            backfill(history, tmp_path / "tsdb")
         port = free_port()
         cfg = tmp_path / "prometheus.yml"
         quoted = ", ".join(f"'{t}'" for t in targets)
