@@ -3,7 +3,8 @@
 Each declared :class:`~opsloop.packs.model.PromQuery` is evaluated over ``[since, window.end)`` at
 ``step``; every series of its matrix result becomes one KPI series of the long KPI frame
 (:data:`opsloop.data.contracts.KPIS`): ``ts, metric, value`` with ``metric`` = the query's name,
-plus one label column per result label (``__name__`` dropped) and the query's constant labels.
+plus one label column per result label (``__name__`` dropped; a label named like a column of the
+frame kept as ``exported_<name>``, as Prometheus does) and the query's constant labels.
 Evaluation times are multiples of ``step`` seconds since the epoch (the first at or after
 ``since``), so consecutive windows read the same points. Non-finite samples (``NaN``, ``±Inf``:
 e.g. a ratio over zero traffic) are left out, as a missing point. A range longer than Prometheus'
@@ -39,6 +40,8 @@ __all__ = ["PromQuery", "PrometheusSource", "parse_queries", "prometheus_source"
 MAX_POINTS = 11_000
 #: HTTP statuses worth retrying: Prometheus overloaded, timed out, or a proxy in front of it failed.
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+#: Result labels that would clash with the KPI frame's own columns; kept as ``exported_<name>``.
+RESERVED = frozenset(KPIS.columns)
 
 
 class PrometheusSource:
@@ -109,23 +112,36 @@ class PrometheusSource:
         while lo < end:
             hi = min(lo + span, end)
             for series in self._query_range(q, lo, hi):
-                labels = {k: str(v) for k, v in (series.get("metric") or {}).items() if k != "__name__"}
-                labels.update(q.labels)
-                for ts, raw in series.get("values") or []:
-                    value = float(raw)
-                    if math.isfinite(value) and lo.timestamp() <= float(ts) < end.timestamp():
-                        rows.append({"ts": float(ts), "metric": q.name, "value": value, **labels})
+                try:
+                    rows += self._rows(q, series, lo.timestamp(), end.timestamp())
+                except (TypeError, ValueError, AttributeError) as exc:
+                    raise SourceError(f"prometheus {self.url} query {q.name!r} ({q.query}): malformed series "
+                                      f"in the result: {_first_line(exc)}") from None
             lo = hi + timedelta(seconds=self.step) if hi < end else end
         if not rows:
             return pd.DataFrame()
         frame = pd.DataFrame.from_records(rows)
-        frame["ts"] = pd.to_datetime(frame["ts"], unit="s", utc=True).astype("datetime64[ns, UTC]")
+        ms = (frame["ts"] * 1000.0).round().astype("int64")
+        frame["ts"] = pd.to_datetime(ms, unit="ms", utc=True).astype("datetime64[ns, UTC]")
         frame = frame.drop_duplicates(subset=[c for c in frame.columns if c != "value"], keep="first")
         for col in frame.columns:
             if col not in ("ts", "metric", "value"):
                 frame[col] = frame[col].astype("str").mask(frame[col].isna())
         frame["metric"] = frame["metric"].astype("str")
         return frame
+
+    @staticmethod
+    def _rows(q: PromQuery, series: dict[str, Any], lo: float, end: float) -> list[dict[str, Any]]:
+        """The finite samples of one result series with time in ``[lo, end)`` (epoch seconds)."""
+        labels = {(f"exported_{k}" if k in RESERVED else k): str(v)
+                  for k, v in (series.get("metric") or {}).items() if k != "__name__"}
+        labels.update(q.labels)
+        out = []
+        for ts, raw in series.get("values") or []:
+            value, t = float(raw), float(ts)
+            if math.isfinite(value) and lo <= t < end:
+                out.append({"ts": t, "metric": q.name, "value": value, **labels})
+        return out
 
     def _query_range(self, q: PromQuery, start: datetime, end: datetime) -> list[dict[str, Any]]:
         params = {"query": q.query, "start": f"{start.timestamp():.3f}", "end": f"{end.timestamp():.3f}",

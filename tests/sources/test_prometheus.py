@@ -143,3 +143,30 @@ def test_pack_declares_queries_and_how_they_are_watched():
     assert [q.name for q in source.queries] == ["payment_errors", "extra"]
     with pytest.raises(ValueError, match="not a metric name"):
         Pack.model_validate({**base, "prometheus": [{"name": "9bad", "query": "up"}]})
+
+
+def _answer(body: dict, status: int = 200) -> httpx.MockTransport:
+    return httpx.MockTransport(lambda request: httpx.Response(status, json=body))
+
+
+def test_clashing_labels_and_malformed_answers():
+    window = Window(start=datetime.fromtimestamp(600, UTC), end=datetime.fromtimestamp(700, UTC))
+    since = window.start
+    matrix = {"status": "success", "data": {"resultType": "matrix", "result": [
+        {"metric": {"metric": "m", "value": "v", "job": "j"}, "values": [[600, "2"]]}]}}
+    q = [PromQuery(name="x", query="x", labels={"stage": "pay"})]
+    kpis = PrometheusSource("http://p.invalid", q, transport=_answer(matrix)).read(window, since).kpis
+    assert kpis.drop(columns="ts").to_dict("records") == [{"metric": "x", "value": 2.0, "exported_metric": "m",
+                                                           "exported_value": "v", "job": "j", "stage": "pay"}]
+
+    bad_value = {"status": "success", "data": {"resultType": "matrix", "result": [
+        {"metric": {}, "values": [[600, "two"]]}]}}
+    with pytest.raises(SourceError, match=r"query 'x' \(x\): malformed series in the result"):
+        PrometheusSource("http://p.invalid", q, transport=_answer(bad_value)).read(window, since)
+    vector = {"status": "success", "data": {"resultType": "vector", "result": []}}
+    with pytest.raises(SourceError, match="expected a matrix result, got 'vector'"):
+        PrometheusSource("http://p.invalid", q, transport=_answer(vector)).read(window, since)
+    gateway = httpx.MockTransport(lambda r: httpx.Response(502, text="bad gateway"))
+    unavailable = PrometheusSource("http://p.invalid", q, retries=1, backoff=0.0, transport=gateway)
+    with pytest.raises(SourceError, match=r"HTTP 502 bad gateway \(after 2 attempts\)$"):
+        unavailable.read(window, since)
