@@ -156,8 +156,9 @@ def test_clashing_labels_and_malformed_answers():
         {"metric": {"metric": "m", "value": "v", "job": "j"}, "values": [[600, "2"]]}]}}
     q = [PromQuery(name="x", query="x", labels={"stage": "pay"})]
     kpis = PrometheusSource("http://p.invalid", q, transport=_answer(matrix)).read(window, since).kpis
-    assert kpis.drop(columns="ts").to_dict("records") == [{"metric": "x", "value": 2.0, "exported_metric": "m",
-                                                           "exported_value": "v", "job": "j", "stage": "pay"}]
+    expected = {"metric": "x", "value": 2.0, "exported_metric": "m", "exported_value": "v", "job": "j",
+                "stage": "pay"}
+    assert kpis.drop(columns="ts").to_dict("records") == [expected]
 
     bad_value = {"status": "success", "data": {"resultType": "matrix", "result": [
         {"metric": {}, "values": [[600, "two"]]}]}}
