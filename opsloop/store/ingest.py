@@ -5,7 +5,8 @@ Every writer is idempotent: a ticket by its external id, a log line by its conte
 ``INSERT ... ON CONFLICT DO NOTHING`` (SQLite and PostgreSQL), so two requests pushing the same row
 at once store it once, and return ``(stored, duplicates)``. They only add rows to the caller's
 session: the caller's transaction decides, so a request is stored whole or not at all. Readers
-(:func:`pushed_rows`, :func:`alerts_between`) never write.
+(:func:`pushed_rows`, :func:`alerts_between`) never write; :func:`prune` drops what no later
+window can read.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
@@ -145,6 +146,22 @@ def alerts_between(session: Session, start: datetime, end: datetime) -> list[Ale
     rows.sort(key=lambda r: (r.fingerprint, r.starts_at, r.id))
     return [Alert(fingerprint=r.fingerprint, status=r.status, labels=r.labels, annotations=r.annotations,
                   starts_at=r.starts_at, ends_at=r.ends_at, group_key=r.group_key) for r in rows]
+
+
+def prune(session: Session, before: datetime) -> tuple[int, int]:
+    """Delete what no window from ``before`` on can read: pushed rows with event time before it and
+    alert episodes resolved before it (all their rows). Returns ``(rows, alert rows)`` deleted. For
+    the runner, once every window up to ``before`` (less its history reach) is processed."""
+    rows = session.execute(delete(PushedSignalRow).where(PushedSignalRow.ts < before)).rowcount
+    ended = select(AlertRow.fingerprint, AlertRow.starts_at).where(
+        AlertRow.status == "resolved", AlertRow.ends_at < before)
+    episodes = list(session.execute(ended))
+    alerts = 0
+    for i in range(0, len(episodes), _CHUNK):
+        chunk = episodes[i: i + _CHUNK]
+        alerts += session.execute(delete(AlertRow).where(
+            tuple_(AlertRow.fingerprint, AlertRow.starts_at).in_([tuple(e) for e in chunk]))).rowcount
+    return rows or 0, alerts or 0
 
 
 def newest_event(session: Session) -> datetime | None:

@@ -78,3 +78,18 @@ def test_push_source_reads_logs_and_alerts_without_changing_anything(store_url):
     assert again.logs.equals(first.logs) and again.alerts == first.alerts
     assert source.watermark() == T0 + timedelta(minutes=65)
     assert first.counts()["log_events"] == 1
+
+
+def test_prune_drops_only_what_no_later_window_reads(store_url):
+    store = open_store(store_url)
+    old = Alert(fingerprint="old", status="firing", starts_at=T0 - timedelta(hours=5))
+    old_end = old.model_copy(update={"status": "resolved", "ends_at": T0 - timedelta(hours=4)})
+    still = Alert(fingerprint="still", status="firing", starts_at=T0 - timedelta(hours=5))
+    with store.begin() as s:
+        ingest.add_tickets(s, _tickets(3))  # 12:00, 12:01, 12:02
+        ingest.add_alerts(s, [old, old_end, still])
+    with store.begin() as s:
+        assert ingest.prune(s, T0 + timedelta(minutes=1)) == (1, 2)
+    signals = PushSource(store).read(WINDOW, T0 - timedelta(days=1))
+    assert signals.tickets["id"].tolist() == ["T-1", "T-2"]
+    assert [a.fingerprint for a in signals.alerts] == ["still"]
