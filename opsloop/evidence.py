@@ -292,6 +292,40 @@ class TicketSurgeEvidence(_Evidence):
         return {**super().attributes(), "theme": self.label}
 
 
+class AlertEvidence(_Evidence):
+    """An Alertmanager alert (a rule someone wrote and routed to us) was firing during the window.
+
+    ``metric`` is the alert's ``alertname`` and ``labels`` its other labels (``severity`` left out:
+    it is ``alert_severity``), so an alert labelled with the pack's correlation labels joins the
+    anomalies on those labels (:mod:`opsloop.pipeline.correlate`). ``score``: the minutes it fired
+    inside the window; ``status``: ``firing`` or ``resolved`` as last received; ``examples``: its
+    ``summary``/``description`` annotations (text from outside: untrusted, never instructions).
+    """
+
+    detector: ClassVar[str] = "alert"
+    type: Literal["alert"] = "alert"
+    unit: Literal["minutes firing"] = "minutes firing"
+    fingerprint: str
+    status: Literal["firing", "resolved"] = "firing"
+    alert_severity: str = ""
+    examples: list[str] = Field(default_factory=list)
+
+    def headline(self) -> str:
+        return f"alert {self.metric}{self._where}"
+
+    def line(self, start: datetime, end: datetime) -> str:
+        sev = f" ({self.alert_severity})" if self.alert_severity else ""
+        return (f"Alertmanager alert {self.metric}{sev}{self._on} {self.status}, {self.score:.0f} min "
+                f"firing in the window, {_span(start, end)}")
+
+    def query_terms(self) -> list[str]:
+        return [self.headline(), *self.examples[:1]]
+
+    def attributes(self) -> dict[str, object]:
+        return {**super().attributes(), "alertname": self.metric, "alert_severity": self.alert_severity,
+                "status": self.status}
+
+
 class RecordedEvidence(_Evidence):
     """Evidence stored before evidence was typed: the detector's name and figures, nothing else
     (read back so that older incidents stay readable)."""
@@ -312,12 +346,12 @@ class RecordedEvidence(_Evidence):
 
 Evidence = Annotated[
     RobustZEvidence | EnsembleEvidence | ErrorRateEvidence | EventRatioEvidence | FunnelEvidence
-    | LogTemplateEvidence | TicketSurgeEvidence | RecordedEvidence,
+    | LogTemplateEvidence | TicketSurgeEvidence | AlertEvidence | RecordedEvidence,
     Field(discriminator="type"),
 ]
 
 #: Every variant, by the detector name it belongs to.
 VARIANTS: dict[str, type[_Evidence]] = {
     cls.detector: cls for cls in (RobustZEvidence, EnsembleEvidence, ErrorRateEvidence, EventRatioEvidence,
-                                  FunnelEvidence, LogTemplateEvidence, TicketSurgeEvidence)
+                                  FunnelEvidence, LogTemplateEvidence, TicketSurgeEvidence, AlertEvidence)
 }

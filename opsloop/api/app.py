@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from opsloop import __version__
+from opsloop.api.ingest import router as ingest_router
 from opsloop.api.metrics import Metrics
 from opsloop.api.routes import router
 from opsloop.config import Settings
@@ -33,6 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = open_store(settings.resolved_database_url())
     app.state.metrics = Metrics(app.state.store)
     app.include_router(router)
+    app.include_router(ingest_router)
 
     @app.middleware("http")
     async def count_requests(request: Request, call_next):

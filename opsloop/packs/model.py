@@ -9,6 +9,7 @@ Matching of metric names uses shell-style globs (:func:`fnmatch.fnmatchcase`): `
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -240,6 +241,68 @@ class LifecycleRules(_Spec):
     escalate_with: str | None = "page_oncall"
 
 
+_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+
+
+class PromQuery(_Spec):
+    """A PromQL query whose result becomes KPI series (see :mod:`opsloop.sources.prometheus`).
+
+    ``name``: the KPI metric name its series get (a Prometheus metric name: letters, digits, ``_``,
+    ``:``); ``query``: the PromQL expression, evaluated with ``query_range``; each result label set is
+    one series whose labels are the result's labels (``__name__`` dropped) plus ``labels`` (constant
+    labels added to every series, e.g. a correlation label the query does not carry). ``bad``,
+    ``kind``, ``unit``: how the series is watched when no ``metrics`` entry of the pack matches
+    ``name`` (unset: the pack's default, watched both ways).
+    """
+
+    name: str
+    query: str
+    bad: BadDirection | None = None
+    kind: Kind | None = None
+    unit: str = ""
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _metric_name(cls, v: str) -> str:
+        if not _METRIC_NAME.match(v):
+            raise ValueError(f"{v!r} is not a metric name (letters, digits, '_' or ':', "
+                             "not starting with a digit)")
+        return v
+
+    @field_validator("query")
+    @classmethod
+    def _nonempty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("empty PromQL query")
+        return v.strip()
+
+    def metric_spec(self) -> MetricSpec | None:
+        """The :class:`MetricSpec` this query declares (``None`` when it declares neither ``bad`` nor
+        ``kind``)."""
+        if self.bad is None and self.kind is None:
+            return None
+        return MetricSpec(match=[self.name], bad=self.bad or "both", kind=self.kind or Kind.business,
+                          unit=self.unit)
+
+
+class AlertSpec(_Spec):
+    """What kind of failure an Alertmanager alert is: ``match`` globs on its ``alertname``
+    (:func:`fnmatch.fnmatchcase`), ``kind`` for the alerts they match (see
+    :func:`opsloop.sources.alerts.alert_anomalies`; the first matching spec applies)."""
+
+    match: list[str]
+    kind: Kind
+
+    @field_validator("match", mode="before")
+    @classmethod
+    def _listify(cls, v: object) -> object:
+        return [v] if isinstance(v, str) else v
+
+    def matches(self, alertname: str) -> bool:
+        return any(fnmatchcase(alertname, g) for g in self.match)
+
+
 class Pack(_Spec):
     """A domain pack (see the module docstring). ``root``: the pack's directory (set on load).
 
@@ -249,7 +312,9 @@ class Pack(_Spec):
     ``paging``: when a candidate pages (:class:`PagingRules`); ``lifecycle``: when incidents
     resolve or escalate on their own (:class:`LifecycleRules`);
     ``runbooks``: a directory relative to the pack; ``simulator``: ``module:function`` writing a
-    scenario (see ``opsloop simulate``).
+    scenario (see ``opsloop simulate``); ``prometheus``: PromQL queries read as KPIs
+    (:class:`PromQuery`); ``alerts``: the kind of Alertmanager alerts by name (:class:`AlertSpec`;
+    unmatched alerts are ``hard``).
     """
 
     name: str
@@ -268,6 +333,8 @@ class Pack(_Spec):
     runbooks: str | None = None
     tickets: TicketsSpec = Field(default_factory=TicketsSpec)
     simulator: str | None = None
+    prometheus: list[PromQuery] = Field(default_factory=list)
+    alerts: list[AlertSpec] = Field(default_factory=list)
     root: Path | None = None
 
     @model_validator(mode="after")
@@ -277,15 +344,30 @@ class Pack(_Spec):
             raise ValueError(f"categories: duplicate names {sorted({n for n in names if names.count(n) > 1})}")
         if not self.categories or self.categories[-1].rules:
             raise ValueError("categories: the last category is the fallback and must have no rules")
+        queries = [q.name for q in self.prometheus]
+        if len(set(queries)) != len(queries):
+            dups = sorted({n for n in queries if queries.count(n) > 1})
+            raise ValueError(f"prometheus: duplicate names {dups}")
         return self
 
     # -- lookups --------------------------------------------------------------------------------
     def metric_spec(self, metric: str) -> MetricSpec:
-        """The first spec matching ``metric``; default: watched both ways by the ensemble."""
+        """The first spec matching ``metric``; then the one a ``prometheus`` query of that name
+        declares; default: watched both ways by the ensemble."""
         for spec in self.metrics:
             if spec.matches(metric):
                 return spec
+        for q in self.prometheus:
+            if q.name == metric and (declared := q.metric_spec()) is not None:
+                return declared
         return MetricSpec(match=[metric])
+
+    def alert_kind(self, alertname: str) -> Kind:
+        """The kind of an alert named ``alertname``: the first matching ``alerts`` spec's, else hard."""
+        for spec in self.alerts:
+            if spec.matches(alertname):
+                return spec.kind
+        return Kind.hard
 
     @property
     def category_names(self) -> tuple[str, ...]:

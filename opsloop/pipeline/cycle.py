@@ -44,6 +44,7 @@ from opsloop.pipeline.paging import PagingJudge, page
 from opsloop.rag.documents import load_default_documents, load_documents
 from opsloop.rag.index import RunbookIndex
 from opsloop.rag.store import open_knowledge_base
+from opsloop.sources.alerts import alert_anomalies
 from opsloop.store import repository as repo
 from opsloop.store.session import Store
 from opsloop.store.state import (
@@ -130,6 +131,7 @@ def reason(signals: Signals, settings: Settings, clock: _Clock | None = None, de
             anomalies += detect_templates(signals.logs, w, miners, pack.labels, severity=pack.severity).anomalies
             miners.save()
             learned.drain = miners.states()
+        anomalies += alert_anomalies(signals.alerts, w, pack)
     with clock.stage("cluster"):
         t = signals.tickets
         in_window = t[(t["created_at"] >= pd.Timestamp(w.start)) & (t["created_at"] < pd.Timestamp(w.end))]
