@@ -170,12 +170,20 @@ def correlate(
     return sorted(incidents, key=lambda i: i.first_seen)
 
 
+def continues(stored: Incident, candidate: Incident, correlation_labels: Sequence[str] = (),
+              tolerance: timedelta = timedelta(minutes=30)) -> bool:
+    """Whether ``candidate`` (from a later cycle) is more of ``stored``: an anomaly of each would
+    have joined one group had a single cycle seen both (:func:`_linked`). A window boundary then
+    does not split what one cycle over the whole span would call one incident."""
+    return any(_linked(a, b, tolerance, correlation_labels) for a in stored.anomalies for b in candidate.anomalies)
+
+
 def incident_of(group: list[Anomaly], clusters: list[TicketCluster], labels: Sequence[str] = ()) -> Incident:
     """The incident candidate of a (non-empty) group of anomalies and its ticket clusters: named by
     its :func:`primary` anomaly, fingerprinted by what failed, spanning its anomalies, as severe as
     the worst of them."""
     p = primary(group)
-    fingerprint = stable_hash([p.kind.value, p.detector, str(p.series), p.direction], 16)
+    fingerprint = p.key()
     return Incident(
         id=f"cand-{fingerprint}", fingerprint=fingerprint, kind=p.kind,
         first_seen=min(a.start for a in group), last_seen=max(a.end for a in group),

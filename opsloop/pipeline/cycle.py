@@ -28,7 +28,7 @@ from opsloop.clustering.tickets import cluster
 from opsloop.config import Settings
 from opsloop.domain import ActionStatus, Anomaly, Assessment, ContextNote, CycleReport, Incident, TicketCluster
 from opsloop.llm import LRUCache, llm_from_settings, narrate
-from opsloop.pipeline.correlate import correlate
+from opsloop.pipeline.correlate import continues, correlate
 from opsloop.pipeline.decide import assess, incident_severity, risk_report
 from opsloop.pipeline.detect import (
     DetectionSettings,
@@ -247,11 +247,15 @@ def act(session: Session, incidents: list[Incident], settings: Settings,
     pack = pack or load_pack(settings.pack)
     catalog, policy = load_catalog(pack.catalog_path), settings.policy(pack)
     gap = timedelta(seconds=settings.correlation.merge_gap_seconds)
+
+    def linked(stored: Incident, candidate: Incident) -> bool:
+        return continues(stored, candidate, pack.correlation_labels)
+
     counts = {"incidents_new": 0, "incidents_updated": 0, "actions_new": 0, "actions_auto_approved": 0}
     stored: list[str] = []
     seen: set[str] = set()
     for inc, rule in zip(incidents, rules, strict=True):
-        inc, created = repo.upsert_incident(session, inc, gap)
+        inc, created = repo.upsert_incident(session, inc, gap, linked)
         counts["incidents_new" if created else "incidents_updated"] += 1
         for action in propose_actions(inc.model_copy(update={"assessment": rule}), catalog, policy):
             action, new = repo.add_action(session, action)

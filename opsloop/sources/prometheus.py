@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from opsloop.data.contracts import KPIS
 from opsloop.domain import Window, utc
 from opsloop.packs.model import PromQuery
-from opsloop.pipeline.observe import Signals, _empty
+from opsloop.pipeline.observe import Signals, empty_frame
 from opsloop.sources.base import SourceError
 
 __all__ = ["PromQuery", "PrometheusSource", "parse_queries", "prometheus_source"]
@@ -101,7 +101,7 @@ class PrometheusSource:
             newest = kpis["ts"].max().to_pydatetime()
             self._newest = newest if self._newest is None else max(self._newest, newest)
         else:
-            kpis = _empty(KPIS)
+            kpis = empty_frame(KPIS)
         return Signals(window=window, kpis=kpis, sources=[self.name])
 
     # -- one query ------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -195,20 +196,31 @@ def _incident_data(inc: Incident) -> dict[str, Any]:
     return data
 
 
-def find_matching_incident(session: Session, inc: Incident, gap: timedelta) -> IncidentRow | None:
+def find_matching_incident(session: Session, inc: Incident, gap: timedelta,
+                           linked: Callable[[Incident, Incident], bool] | None = None) -> IncidentRow | None:
     """The stored incident ``inc`` continues: one whose span, widened by ``gap``, overlaps ``inc``'s
-    and that has ``inc``'s fingerprint or shares an anomaly key with it (:meth:`Anomaly.key`: a
-    cycle that sees only part of a problem, e.g. the tail of a window, still joins its incident).
-    Same fingerprint first, then not resolved before resolved, then the newest."""
+    and that has ``inc``'s fingerprint, or shares an anomaly key with it (:meth:`Anomaly.key`), or,
+    not resolved, satisfies ``linked(stored, inc)`` (e.g. :func:`opsloop.pipeline.correlate.continues`:
+    a cycle that sees only part of a problem, like the tail of a window, still joins its incident).
+    Same fingerprint first, then a shared key, then a link; not resolved before resolved; newest first."""
     keys = {inc.fingerprint, *(a.key() for a in inc.anomalies)}
     rows = session.execute(
         select(IncidentRow).where(IncidentRow.last_seen >= inc.first_seen - gap,
                                   IncidentRow.first_seen <= inc.last_seen + gap)
     ).scalars()
-    hits = [r for r in rows if r.fingerprint == inc.fingerprint or keys & set((r.data or {}).get("evidence_keys", ()))]
-    hits.sort(key=lambda r: (r.fingerprint != inc.fingerprint, r.status == IncidentStatus.resolved.value,
-                             -r.last_seen.timestamp()))
-    return hits[0] if hits else None
+    ranked = []
+    for r in rows:
+        resolved = r.status == IncidentStatus.resolved.value
+        if r.fingerprint == inc.fingerprint:
+            rank = 0
+        elif keys & set((r.data or {}).get("evidence_keys", ())):
+            rank = 1
+        elif linked is not None and not resolved and linked(_incident_from_row(r), inc):
+            rank = 2
+        else:
+            continue
+        ranked.append(((rank, resolved, -r.last_seen.timestamp()), r))
+    return min(ranked, key=lambda x: x[0])[1] if ranked else None
 
 
 def _merged(row: IncidentRow, inc: Incident) -> Incident:
@@ -224,7 +236,8 @@ def _merged(row: IncidentRow, inc: Incident) -> Incident:
                                   "affected": affected})
 
 
-def upsert_incident(session: Session, inc: Incident, gap: timedelta) -> tuple[Incident, bool]:
+def upsert_incident(session: Session, inc: Incident, gap: timedelta,
+                    linked: Callable[[Incident, Incident], bool] | None = None) -> tuple[Incident, bool]:
     """Store ``inc`` deduplicated by fingerprint; returns (the stored incident, created?).
 
     A recurring problem (same fingerprint, or a shared anomaly key, and a span within ``gap`` of a
@@ -234,7 +247,7 @@ def upsert_incident(session: Session, inc: Incident, gap: timedelta) -> tuple[In
     Title, kind, category and assessment follow the newer sighting only when it has the same
     fingerprint.
     """
-    row = find_matching_incident(session, inc, gap)
+    row = find_matching_incident(session, inc, gap, linked)
     category = inc.assessment.category if inc.assessment else "unknown"
     t = now()
     if row is None:
