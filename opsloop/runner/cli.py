@@ -113,7 +113,7 @@ def schedule(
             runner.run_forever(stop, once=once, wait_for_lease=wait)
             return
         try:
-            outcomes = runner.replay(start, end, stop)
+            outcomes = runner.replay(start, end, stop, wait_for_lease=wait)
         finally:
             runner.release()
     except LeaseHeld as exc:

@@ -160,6 +160,20 @@ class Runner:
             raise LeaseHeld(f"another runner holds this store: {lease.holder} (lease until "
                             f"{lease.expires_at:%Y-%m-%d %H:%M:%S} UTC)")
 
+    def acquire_waiting(self, stop: threading.Event | None) -> bool:
+        """:meth:`acquire`, retrying every ``lease_ttl / 3`` seconds while another runner holds the
+        lease (logged ``lease.waiting``); ``False`` if ``stop`` was set first."""
+        while True:
+            try:
+                self.acquire()
+                return True
+            except LeaseHeld as exc:
+                self.log("lease.waiting", error=str(exc))
+                if stop is None:
+                    stop = threading.Event()
+                if stop.wait(self.config.lease_ttl / 3):
+                    return False
+
     def release(self) -> None:
         """Give the lease up (at exit; a killed runner's lease expires instead)."""
         try:
@@ -188,17 +202,22 @@ class Runner:
         self.acquire()
         return self._run_windows(self.due(), self.watermark_name(), stop)
 
-    def replay(self, start: datetime, until: datetime, stop: threading.Event | None = None) -> list[WindowOutcome]:
+    def replay(self, start: datetime, until: datetime, stop: threading.Event | None = None,
+               wait_for_lease: bool = False) -> list[WindowOutcome]:
         """Run the grid windows in ``[start, until)`` over recorded data as if live, resuming after
         its own watermark when restarted; a failed window is retried up to ``max_attempts`` times
-        before the replay moves on. Raises :class:`LeaseHeld`."""
+        before the replay moves on. Raises :class:`LeaseHeld` unless ``wait_for_lease``."""
         windows = self.config.grid.between(start, until)
         if not windows:
             return []
         span = Window(start=windows[0].start, end=windows[-1].end)
         name = self.watermark_name(span)
         out: list[WindowOutcome] = []
-        self.acquire()
+        if wait_for_lease:
+            if not self.acquire_waiting(stop):
+                return out
+        else:
+            self.acquire()
         while not (stop and stop.is_set()):
             with self.store() as s:
                 done = get_watermark(s, name)
@@ -337,13 +356,9 @@ class Runner:
         try:
             while not stop.is_set():
                 try:
+                    if wait_for_lease and not self.acquire_waiting(stop):
+                        break
                     outcomes = self.tick(stop)
-                except LeaseHeld as exc:
-                    if not wait_for_lease:
-                        raise
-                    self.log("lease.waiting", error=str(exc))
-                    stop.wait(self.config.lease_ttl / 3)
-                    continue
                 except OperationalError as exc:
                     self.log("tick.failed", error=f"store unavailable: {str(exc.orig or exc).splitlines()[0]}")
                     outcomes = []

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -43,10 +43,16 @@ def make_engine(url: str) -> Engine:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Run Alembic migrations up to ``revision`` on ``engine``."""
+    """Run Alembic migrations up to ``revision`` on ``engine``.
+
+    Processes opening one store at once migrate it one at a time: the migration transaction starts
+    with ``BEGIN IMMEDIATE`` on SQLite (the others wait on the busy timeout) and takes a
+    transaction-scoped advisory lock on PostgreSQL; the later ones then find it at head."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
+    with engine.execution_options(sqlite_begin="IMMEDIATE").begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(7260002)"))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 
