@@ -44,6 +44,11 @@ def schedule(
     kpis: Annotated[list[str] | None, typer.Option(help="KPI file(s); long or NAB form.")] = None,
     watch: Annotated[list[Path] | None, typer.Option(help="Directory to watch: tickets*/logs*/kpis* files (or "
                                                       "tickets/, logs/, kpis/ subdirectories), new files picked up.")] = None,
+    prometheus: Annotated[str | None, typer.Option(help="Prometheus URL: read the pack's `prometheus:` queries "
+                                                   "and --query ones as KPIs.")] = None,
+    query: Annotated[list[str] | None, typer.Option(help="NAME=PROMQL, repeatable (with --prometheus).")] = None,
+    pushed: Annotated[bool, typer.Option(help="Also read tickets, logs and Alertmanager alerts pushed to the "
+                                         "API (POST /tickets, /logs, /webhooks/alertmanager).")] = True,
     runbooks: Annotated[Path | None, typer.Option(help="Runbook directory (default: the knowledge base, else the pack's).")] = None,
     pack: Annotated[str | None, typer.Option(help="Domain pack (default $OPSLOOP_PACK, else generic).")] = None,
     every: Annotated[str, typer.Option(help="Window length: 5m, 1h, 1d ...")] = "5m",
@@ -65,6 +70,8 @@ def schedule(
     """
     from opsloop.cli import _fail, _pack, _parse_time, _settings, _split_paths, _store
     from opsloop.sources.files import DirectorySource, FileSource
+    from opsloop.sources.prometheus import prometheus_source
+    from opsloop.sources.push import PushSource
     from opsloop.store import repository as repo
 
     settings = _settings(pack=pack) if pack else _settings()
@@ -82,8 +89,15 @@ def schedule(
             sources.append(DirectorySource(d))
         except ValueError as exc:
             _fail(f"--watch: {exc}")
-    if not sources:
-        _fail("give at least one source: --tickets/--logs/--kpis files or --watch DIR")
+    if query and not prometheus:
+        _fail("--query needs --prometheus URL")
+    if prometheus:
+        try:
+            sources.append(prometheus_source(prometheus, query or (), pack_queries=the_pack.prometheus))
+        except ValueError as exc:
+            _fail(f"--prometheus: {exc}")
+    if not sources and not pushed:
+        _fail("give at least one source: --tickets/--logs/--kpis files, --watch DIR, --prometheus URL or --pushed")
     start, end = _parse_time(from_, "from"), _parse_time(until, "until")
     if (start is None) != (end is None):
         _fail("a replay needs both --from and --until")
@@ -98,6 +112,8 @@ def schedule(
                           lease_ttl=_duration(lease_ttl, "lease-ttl").total_seconds(),
                           trigger="replay" if start else "schedule")
     store = _store(settings)
+    if pushed:
+        sources.append(PushSource(store))
     log = JsonLog()
     runner = Runner(store, settings, the_pack, sources, config, log=log, runbooks=runbooks)
     stop = threading.Event()
