@@ -5,7 +5,8 @@ oldest first: reads the sources for ``[window.start − history, window.end)``, 
 (:func:`~opsloop.pipeline.cycle.run_cycle`), and, **in the transaction that stores the window's
 results**, fences the lease (:func:`~opsloop.store.leases.fence_lease`), reviews the open incidents
 (auto-resolve, escalation; :func:`~opsloop.store.repository.review_incidents`), records each
-source's watermark and advances the runner's watermark past the window. Actions run after that
+source's watermark and advances the runner's watermark past the window (live, it also prunes pushed
+rows older than any later window reads). Actions run after that
 commit (the outbox). So a crash anywhere leaves a window either wholly done or not done at all;
 the next tick (or the next process, once the dead holder's lease expired) runs it again, and its
 derived cycle id makes a re-run update one cycle row.
@@ -46,6 +47,7 @@ from opsloop.pipeline.observe import combine
 from opsloop.rag.index import RunbookIndex
 from opsloop.runner.windows import Grid
 from opsloop.sources.base import Source, SourceError
+from opsloop.store import ingest
 from opsloop.store import repository as repo
 from opsloop.store.leases import LeaseLost, acquire_lease, advance_watermark, fence_lease, get_watermark, release_lease
 from opsloop.store.models import CycleRow, IncidentRow
@@ -274,6 +276,8 @@ class Runner:
                 advance_watermark(session, f"source:{name}", mark or w.end, at,
                                   {"last_success": at.isoformat(), "lag_seconds": lag, "last_error": None})
             advance_watermark(session, wm, w.end, at, {"cycle": report.id, "holder": self.holder})
+            if wm == self.watermark_name():  # live: pushed rows no later window reads are dropped
+                ingest.prune(session, w.start - self.config.history)
 
         try:
             with self.store() as s:

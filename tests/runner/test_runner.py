@@ -152,3 +152,26 @@ def test_one_runner_per_store_and_a_dead_holders_lease_is_taken_over(tmp_path):
     assert out.status == "lease_lost" and "host-b:2" in out.error  # the old holder cannot commit
     with store() as s:
         assert s.query(CycleRow).count() == 1
+
+
+def test_an_unacknowledged_incident_escalates_and_a_clear_one_resolves(tmp_path):
+    ts = pd.date_range("2026-11-01", periods=2 * 1440, freq="1min", tz="UTC")
+    v = np.random.default_rng(2).normal(100, 5, len(ts))
+    v[1440 + 120:1440 + 180] += 150  # 2026-11-02 02:00-03:00
+    path = tmp_path / "kpis.csv"
+    pd.DataFrame({"ts": ts, "metric": "queue_depth", "value": v}).to_csv(path, index=False)
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    pack = load_pack("generic")
+    pack = pack.model_copy(update={"lifecycle": pack.lifecycle.model_copy(
+        update={"escalate_after_hours": 4.0, "resolve_after_windows": 6})})
+    runner = Runner(store, Settings(home=tmp_path, embedder="tfidf"), pack, [FileSource(kpis=[path])],
+                    RunnerConfig(grid=Grid(timedelta(hours=1))), log=lambda *a, **k: None)
+    runner.replay(datetime(2026, 11, 2, tzinfo=UTC), datetime(2026, 11, 2, 12, tzinfo=UTC))
+    with store() as s:
+        (inc,) = [i for i in repo.list_incidents(s) if i.first_seen.hour == 2]
+        pages = [a for a in repo.list_actions(s, incident_id=inc.id) if a.params.get("summary", "").startswith("Escalation")]
+        assert len(pages) == 1 and pages[0].type == "page_oncall" and pages[0].requires_approval
+        assert "open and unacknowledged for" in pages[0].rationale
+        assert inc.status.value == "resolved"  # clear for 6 hourly windows after 03:00
+        verbs = [e.verb for e in repo.list_audit(s) if e.subject == inc.id]
+        assert verbs.index("incident.escalated") < verbs.index("incident.resolved")
