@@ -170,3 +170,27 @@ def test_maintenance_add_list_remove(run):
     assert run("maintenance", "remove", window["id"]).exit_code == 0
     assert window["id"] not in [w["id"] for w in json.loads(run("maintenance", "list", "--json").stdout)]
     assert run("maintenance", "remove", window["id"]).exit_code == 1
+
+
+def test_incidents_ack_resolve_reopen(tmp_path, monkeypatch):
+    from tests.runner.test_kill import _kpis
+
+    monkeypatch.setenv("OPSLOOP_HOME", str(tmp_path))
+    monkeypatch.setenv("OPSLOOP_EMBEDDER", "tfidf")
+    monkeypatch.delenv("OPSLOOP_DATABASE_URL", raising=False)
+    runner = CliRunner()
+
+    def run(*args: str):
+        return runner.invoke(app, list(args), catch_exceptions=False)
+
+    assert run("cycle", "--kpis", str(_kpis(tmp_path / "k.csv"))).exit_code == 0
+    inc = json.loads(run("incidents", "list", "--json").stdout)[0]["id"]
+    ack = run("incidents", "ack", inc, "--actor", "alice")
+    assert ack.exit_code == 0 and f"{inc} is now acknowledged" in ack.stdout
+    bad = run("incidents", "reopen", inc)
+    assert bad.exit_code == 1 and "is acknowledged; it cannot be reopened" in bad.stderr
+    assert "resolved" in run("incidents", "resolve", inc, "--reason", "fixed").stdout
+    assert [i["id"] for i in json.loads(run("incidents", "list", "--status", "resolved", "--json").stdout)] == [inc]
+    assert "now open" in run("incidents", "reopen", inc).stdout
+    assert run("incidents", "resolve", "inc-missing").exit_code == 1
+    open_store.cache_clear()

@@ -261,9 +261,14 @@ class Runner:
                 except SourceError as exc:
                     raise SourceError(f"source {src.name}: {exc}") from exc
             signals = combine(parts, w)
+            marks = []
+            for src in self.sources:
+                try:
+                    marks.append((src.name, src.watermark()))
+                except SourceError as exc:
+                    raise SourceError(f"source {src.name}: {exc}") from exc
         except SourceError as exc:
             return self._failed(w, wm, str(exc))
-        marks = [(src.name, src.watermark()) for src in self.sources]
 
         def in_commit(session: Session, report: CycleReport) -> None:
             at = self.clock()
