@@ -26,7 +26,16 @@ from opsloop.clustering.surges import ticket_surges
 from opsloop.clustering.themes import CachedEmbedder
 from opsloop.clustering.tickets import cluster
 from opsloop.config import Settings
-from opsloop.domain import ActionStatus, Anomaly, Assessment, ContextNote, CycleReport, Incident, TicketCluster
+from opsloop.domain import (
+    ActionStatus,
+    Anomaly,
+    Assessment,
+    ContextNote,
+    CycleReport,
+    Incident,
+    TicketCluster,
+    Window,
+)
 from opsloop.llm import LRUCache, llm_from_settings, narrate
 from opsloop.pipeline.correlate import continues, correlate
 from opsloop.pipeline.decide import assess, incident_severity, risk_report
@@ -274,7 +283,7 @@ def run_cycle(
     signals: Signals, store: Store, settings: Settings | None = None,
     runbooks: Path | None = None, progress: Progress | None = None, pack: Pack | None = None,
     trigger: str = "cli", in_commit: Callable[[Session, CycleReport], None] | None = None,
-    index: RunbookIndex | None = None,
+    index: RunbookIndex | None = None, window: Window | None = None,
 ) -> CycleResult:
     """Run reason → decide → act on ``signals`` and store the results.
 
@@ -286,7 +295,9 @@ def run_cycle(
     row and creates no new incidents or actions. ``trigger`` is stored with the cycle (``cli``,
     ``schedule``, ``api``); ``in_commit(session, report)`` runs inside the transaction that stores
     the results (a runner advances its watermark and checks its lease there; raising rolls the
-    whole window back). Actions run after that transaction commits.
+    whole window back). Actions run after that transaction commits. ``window``: the cycle's own
+    window (its id and report) when ``signals.window``, the span anomalies are reported for, starts
+    earlier (a runner re-judges the recent past, so a blip can page once it is sustained).
     """
     settings = settings or Settings()
     pack = pack or load_pack(settings.pack)
@@ -304,7 +315,7 @@ def run_cycle(
     with clock.stage("act"), store.begin() as session:
         incidents, act_counts = act(session, assessed, settings, rules, pack)
         report = CycleReport(
-            id=repo.cycle_id(signals.window, pack.name), window=signals.window,
+            id=repo.cycle_id(window or signals.window, pack.name), window=window or signals.window,
             counts={**signals.counts(), "anomalies": len(anomalies), "clusters": len(clusters),
                     "incidents": len(incidents), "context": len(context),
                     "maintenance_suppressed": learned.maintenance_suppressed,

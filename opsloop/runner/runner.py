@@ -82,10 +82,13 @@ class RunnerConfig:
     """How the runner works: the window ``grid``; ``history`` (rows before a window's start given
     to the detectors and the ticket lookback); ``lease_ttl`` seconds (a dead holder's lease is taken
     over after this; renewed every third of it while a window runs); ``max_attempts`` per window;
-    ``trigger`` stored with each cycle."""
+    ``trigger`` stored with each cycle; ``reexamine``: anomalies from this long before a window are
+    judged again in it, so evidence that was a blip (not yet sustained) in one window pages in a
+    later one once it is (the incident is deduplicated as ever)."""
 
     grid: Grid
     history: timedelta = timedelta(days=7)
+    reexamine: timedelta = timedelta(hours=1)
     lease_ttl: float = 300.0
     max_attempts: int = 3
     trigger: str = "schedule"
@@ -260,7 +263,7 @@ class Runner:
                     parts.append(src.read(w, since))
                 except SourceError as exc:
                     raise SourceError(f"source {src.name}: {exc}") from exc
-            signals = combine(parts, w)
+            signals = combine(parts, Window(start=w.start - self.config.reexamine, end=w.end))
             marks = []
             for src in self.sources:
                 try:
@@ -289,7 +292,8 @@ class Runner:
                 before = set(s.execute(select(IncidentRow.id)).scalars())
             with _Heartbeat(self.store, self.holder, self.config.lease_ttl):
                 result = run_cycle(signals, self.store, self.settings, runbooks=self.runbooks, pack=self.pack,
-                                   trigger=self.config.trigger, in_commit=in_commit, index=self._index_for())
+                                   trigger=self.config.trigger, in_commit=in_commit, index=self._index_for(),
+                                   window=w)
         except LeaseLost as exc:
             self.log("lease.lost", window_start=w.start, error=str(exc))
             return WindowOutcome(w, "lease_lost", error=str(exc))
