@@ -10,7 +10,16 @@ scheduler running those windows could page). Prints one JSON line per seed and t
 
     python benchmarks/replay.py --seeds 7 --days 7 --every 1h
 
-Figures: see the README's benchmark table.
+Figures (2026-12-02 19:37 UTC, seed 7, 7 days, load 1.8-2.1 on 2 shared cores):
+
+    one cycle over the span      6 of 6 found, 0 false, 16 s
+    replay, 1-hour windows       168 windows, 6 of 6 found, each once, 0 false (the same as the one
+                                 cycle), 371 s; median time-to-detect 36.5 min
+    5-minute windows             time-to-detect: webhook 403 4 min, API 401 6 min, latency 24 min
+                                 (hard median 6 min), missing events 17 min, empty carts 16 min,
+                                 conversion drop 48 min. Before the runner re-judged the last hour
+                                 each window, the latency incident was never paged in 5-minute
+                                 windows (a blip in its first, gone from the next).
 """
 
 from __future__ import annotations
