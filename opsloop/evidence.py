@@ -47,6 +47,9 @@ class _Evidence(BaseModel):
     detector: ClassVar[str]
     #: An anomaly of a corroborating variant joins an incident but never names it.
     corroborating: ClassVar[bool] = False
+    #: Its source already required the condition to hold (an alert rule's ``for:``): it counts as
+    #: sustained for the paging rules however short its span in the window.
+    sustained: ClassVar[bool] = False
 
     metric: str
     labels: dict[str, str] = Field(default_factory=dict)
@@ -303,6 +306,7 @@ class AlertEvidence(_Evidence):
     """
 
     detector: ClassVar[str] = "alert"
+    sustained: ClassVar[bool] = True
     type: Literal["alert"] = "alert"
     unit: Literal["minutes firing"] = "minutes firing"
     fingerprint: str

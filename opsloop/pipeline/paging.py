@@ -30,7 +30,8 @@ these rules makes it *context* (checked in this order; the thresholds are the pa
 
 A candidate with no evidence left is context. One whose evidence is not **sustained** -- no
 evidence anomaly lasting ``min_seconds`` (its run, or for a KPI how long the series stays past
-halfway from expected to peak), and no second evidence anomaly of another detector or metric
+halfway from expected to peak), none whose source already required it to hold (an Alertmanager
+alert: its rule's ``for:``), and no second evidence anomaly of another detector or metric
 corroborating it -- is context too (``blip``). The others page, rebuilt from their evidence
 only: title, fingerprint, span and severity come from the evidence, so a blip beside an incident
 does not raise its severity. A candidate paging on a ticket surge also takes back its *thin*
@@ -234,8 +235,11 @@ class PagingJudge:
         return float(ts[last] - ts[0]) / 1e9 if last >= 0 else 0.0
 
     def sustained(self, evidence: list[Anomaly]) -> bool:
-        """A long enough evidence anomaly (its run, or for a KPI its excursion), or two of
-        different detectors or metrics."""
+        """A long enough evidence anomaly (its run, or for a KPI its excursion), one whose source
+        already required it to hold (an alert rule's ``for:``), or two of different detectors or
+        metrics."""
+        if any(a.evidence.sustained for a in evidence):
+            return True
         need = self.rules.min_seconds
         if any((a.end - a.start).total_seconds() >= need or self._excursion_seconds(a) >= need for a in evidence):
             return True

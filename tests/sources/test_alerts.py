@@ -95,3 +95,17 @@ def test_alert_and_kpi_anomaly_on_the_same_stage_make_one_incident(settings, sql
     assert sorted(a.detector for a in both.anomalies) == ["alert", "robust_z"]
     assert both.title == "alert CheckoutFailing (headless, pay)" and both.kind == Kind.hard
     assert [a.detector for a in by_stage[("legacy",)].anomalies] == ["alert"]
+
+
+def test_a_lone_short_alert_pages_its_rule_already_required_it_to_hold():
+    from opsloop.pipeline.correlate import correlate
+    from opsloop.pipeline.paging import PagingJudge, page
+    from opsloop.pipeline.observe import empty_frame
+    from opsloop.data.contracts import KPIS, LOGS, TICKETS
+
+    pack = load_pack("checkout")  # min_seconds 1200: a 5-minute anomaly of a detector would be a blip
+    anomalies = alert_anomalies([_alert("headless", END - timedelta(minutes=5))], WINDOW, pack)
+    candidates = correlate(anomalies, [], empty_frame(TICKETS), pack.labels, pack.correlation_labels)
+    judge = PagingJudge(pack, empty_frame(KPIS), empty_frame(LOGS), [])
+    pages, context = page(candidates, judge, pack.labels)
+    assert [p.title for p in pages] == ["alert CheckoutFailing (headless, pay)"] and context == []
