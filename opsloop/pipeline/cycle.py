@@ -263,6 +263,7 @@ def act(session: Session, incidents: list[Incident], settings: Settings,
     counts = {"incidents_new": 0, "incidents_updated": 0, "actions_new": 0, "actions_auto_approved": 0}
     stored: list[str] = []
     seen: set[str] = set()
+    repo.serialize_writers(session)
     for inc, rule in zip(incidents, rules, strict=True):
         inc, created = repo.upsert_incident(session, inc, gap, linked)
         counts["incidents_new" if created else "incidents_updated"] += 1

@@ -70,6 +70,15 @@ def _event_hash(seq: int, at: datetime, actor: str, verb: str, subject: str, det
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+def serialize_writers(session: Session) -> None:
+    """Make the caller's write transaction the only one storing incidents and actions until it ends:
+    on PostgreSQL the audit's transaction-scoped advisory lock taken up front (so a concurrent cycle
+    waits, then reads what this one committed, instead of colliding on the same incident id); on
+    SQLite ``BEGIN IMMEDIATE`` already does it."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(7260001)"))
+
+
 def append_audit(session: Session, actor: str, verb: str, subject: str, detail: dict[str, Any] | None = None) -> AuditEvent:
     """Append an audit event whose hash covers its content and the previous event's hash.
 
