@@ -55,7 +55,9 @@ def _quiet(event: str, **fields) -> None:
 
 def _replay(source: FileSource, settings: Settings, db: Path, every: timedelta, start, until):
     store = open_store(f"sqlite:///{db}")
-    runner = Runner(store, settings, load_pack("checkout"), [source], RunnerConfig(grid=Grid(every)), log=_quiet)
+    runner = Runner(
+        store, settings, load_pack("checkout"), [source], RunnerConfig(grid=Grid(every)), log=_quiet
+    )
     t0 = time.perf_counter()
     outcomes = runner.replay(start, until)
     runner.release()
@@ -68,13 +70,17 @@ def _detected_at(outcomes) -> dict[str, pd.Timestamp]:
     return {i: pd.Timestamp(o.window.end) for o in outcomes for i in o.new_incidents}
 
 
-def run_seed(seed: int, days: int, every: timedelta, ttd_every: timedelta, ttd_after: timedelta, work: Path) -> dict:
+def run_seed(
+    seed: int, days: int, every: timedelta, ttd_every: timedelta, ttd_after: timedelta, work: Path
+) -> dict:
     paths = write_scenario(simulate(seed=seed, days=days), work / f"seed{seed}")
     truth = json.loads(paths["ground_truth"].read_text())
     settings = Settings(home=work / "home", pack="checkout")
     source = FileSource(tickets=[paths["tickets"]], logs=[paths["logs"]], kpis=[paths["kpis"]])
-    frames = source.read(Window(start=pd.Timestamp("1970-01-01", tz="UTC"), end=pd.Timestamp("2100-01-01", tz="UTC")),
-                         pd.Timestamp("1970-01-01", tz="UTC"))
+    frames = source.read(
+        Window(start=pd.Timestamp("1970-01-01", tz="UTC"), end=pd.Timestamp("2100-01-01", tz="UTC")),
+        pd.Timestamp("1970-01-01", tz="UTC"),
+    )
     start = frames.kpis["ts"].min().floor("D").to_pydatetime()
     until = (frames.kpis["ts"].max() + pd.Timedelta(minutes=1)).ceil("D").to_pydatetime()
 
@@ -84,18 +90,31 @@ def run_seed(seed: int, days: int, every: timedelta, ttd_every: timedelta, ttd_a
     t_once = time.perf_counter() - t0
     m_once = match_ground_truth(once.incidents, truth)
 
-    _, outcomes, incidents, t_replay = _replay(source, settings, work / f"replay{seed}.db", every, start, until)
+    _, outcomes, incidents, t_replay = _replay(
+        source, settings, work / f"replay{seed}.db", every, start, until
+    )
     m_rep = match_ground_truth(incidents, truth)
     at = _detected_at(outcomes)
-    ttd_replay = {f["name"]: (min(at[i] for i in f["incidents"] if i in at)
-                              - pd.Timestamp(next(t["start"] for t in truth if t["id"] == f["truth"]))).total_seconds()
-                  for f in m_rep["found"] if any(i in at for i in f["incidents"])}
+    ttd_replay = {
+        f["name"]: (
+            min(at[i] for i in f["incidents"] if i in at)
+            - pd.Timestamp(next(t["start"] for t in truth if t["id"] == f["truth"]))
+        ).total_seconds()
+        for f in m_rep["found"]
+        if any(i in at for i in f["incidents"])
+    }
 
     ttd_short, kinds = {}, {t["name"]: t["kind"] for t in truth}
     for t in truth:
         onset = pd.Timestamp(t["start"])
-        _, outs, incs, _ = _replay(source, settings, work / f"ttd{seed}-{t['id']}.db", ttd_every,
-                                   (onset - pd.Timedelta(minutes=30)).to_pydatetime(), (onset + ttd_after).to_pydatetime())
+        _, outs, incs, _ = _replay(
+            source,
+            settings,
+            work / f"ttd{seed}-{t['id']}.db",
+            ttd_every,
+            (onset - pd.Timedelta(minutes=30)).to_pydatetime(),
+            (onset + ttd_after).to_pydatetime(),
+        )
         found = match_ground_truth(incs, [t])["found"]
         first = _detected_at(outs)
         hits = [first[i] for f in found for i in f["incidents"] if i in first]
@@ -105,17 +124,31 @@ def run_seed(seed: int, days: int, every: timedelta, ttd_every: timedelta, ttd_a
         if secs is not None:
             by_kind.setdefault(kinds[name], []).append(secs)
     return {
-        "seed": seed, "windows": len(outcomes), "every": str(every),
-        "once": {"found": len(m_once["found"]), "of": len(truth), "false": len(m_once["false_incidents"]),
-                 "seconds": round(t_once, 1)},
-        "replay": {"found": len(m_rep["found"]), "of": len(truth), "false": len(m_rep["false_incidents"]),
-                   "found_more_than_once": [f["name"] for f in m_rep["found"] if len(f["incidents"]) > 1],
-                   "same_found_as_once": sorted(f["name"] for f in m_rep["found"])
-                   == sorted(f["name"] for f in m_once["found"]),
-                   "failed_windows": sum(o.status != "done" for o in outcomes), "seconds": round(t_replay, 1),
-                   "median_ttd_seconds": statistics.median(ttd_replay.values()) if ttd_replay else None},
-        "ttd_short_windows": {"every": str(ttd_every), "seconds": ttd_short,
-                              "median_by_kind": {k: statistics.median(v) for k, v in sorted(by_kind.items())}},
+        "seed": seed,
+        "windows": len(outcomes),
+        "every": str(every),
+        "once": {
+            "found": len(m_once["found"]),
+            "of": len(truth),
+            "false": len(m_once["false_incidents"]),
+            "seconds": round(t_once, 1),
+        },
+        "replay": {
+            "found": len(m_rep["found"]),
+            "of": len(truth),
+            "false": len(m_rep["false_incidents"]),
+            "found_more_than_once": [f["name"] for f in m_rep["found"] if len(f["incidents"]) > 1],
+            "same_found_as_once": sorted(f["name"] for f in m_rep["found"])
+            == sorted(f["name"] for f in m_once["found"]),
+            "failed_windows": sum(o.status != "done" for o in outcomes),
+            "seconds": round(t_replay, 1),
+            "median_ttd_seconds": statistics.median(ttd_replay.values()) if ttd_replay else None,
+        },
+        "ttd_short_windows": {
+            "every": str(ttd_every),
+            "seconds": ttd_short,
+            "median_by_kind": {k: statistics.median(v) for k, v in sorted(by_kind.items())},
+        },
     }
 
 
@@ -129,8 +162,14 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
-            doc = run_seed(seed, args.days, parse_duration(args.every), parse_duration(args.ttd_every),
-                           pd.Timedelta(parse_duration(args.ttd_after)), Path(tmp))
+            doc = run_seed(
+                seed,
+                args.days,
+                parse_duration(args.every),
+                parse_duration(args.ttd_every),
+                pd.Timedelta(parse_duration(args.ttd_after)),
+                Path(tmp),
+            )
             print(json.dumps({**doc, "load": os.getloadavg()}), flush=True)
 
 

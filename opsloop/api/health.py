@@ -74,8 +74,11 @@ def _llm(settings: Settings) -> Check:
             httpx.get(f"{host.rstrip('/')}/api/tags", timeout=1.0).raise_for_status()
             return Check(status="ok", detail=f"ollama at {host}, model {cfg.model or 'default'}")
         except httpx.HTTPError as exc:
-            return Check(status="degraded", detail=f"ollama at {host} unreachable ({type(exc).__name__}); "
-                                                   "cycles use the rule-based assessment")
+            return Check(
+                status="degraded",
+                detail=f"ollama at {host} unreachable ({type(exc).__name__}); "
+                "cycles use the rule-based assessment",
+            )
     from opsloop.llm.llamacpp import default_model_path
 
     path = Path(cfg.model) if cfg.model else default_model_path()
@@ -95,25 +98,50 @@ def health(store: Store, settings: Settings, now: datetime | None = None) -> Hea
             lease = get_lease(s, "runner")
     except SQLAlchemyError as exc:
         down = Check(status="down", detail=f"store unreachable: {type(exc).__name__}")
-        return Health(status="down", store=down, llm=_llm(settings), knowledge_base=Check(status="down"),
-                      runner=RunnerHealth(status="down"))
-    kb = Check(status="ok", detail=f"{counts['documents']} documents, {counts['chunks']} chunks") if counts["documents"] \
+        return Health(
+            status="down",
+            store=down,
+            llm=_llm(settings),
+            knowledge_base=Check(status="down"),
+            runner=RunnerHealth(status="down"),
+        )
+    kb = (
+        Check(status="ok", detail=f"{counts['documents']} documents, {counts['chunks']} chunks")
+        if counts["documents"]
         else Check(status="ok", detail="empty: cycles retrieve from the bundled and uploaded runbooks")
+    )
     sources = []
     for name, _value, _updated, d in marks:
         if name.startswith("source:"):
             ok = d.get("last_error") is None
-            sources.append(SourceHealth(
-                name=name[7:], status="ok" if ok else "degraded", detail="" if ok else str(d.get("last_error")),
-                last_success=d.get("last_success"), lag_seconds=d.get("lag_seconds"), last_error=d.get("last_error")))
+            sources.append(
+                SourceHealth(
+                    name=name[7:],
+                    status="ok" if ok else "degraded",
+                    detail="" if ok else str(d.get("last_error")),
+                    last_success=d.get("last_success"),
+                    lag_seconds=d.get("lag_seconds"),
+                    last_error=d.get("last_error"),
+                )
+            )
     live = [(name, value) for name, value, _u, _d in marks if name.startswith("runner:")]
     watermark = max((v for _n, v in live), default=None)
     held = lease is not None and not lease.expired(now)
     runner = RunnerHealth(
-        status="ok" if held else "off", detail=f"held by {lease.holder}" if held else "no runner holds the store",
-        holder=lease.holder if held else None, lease_expires=lease.expires_at if held else None,
-        watermark=watermark, lag_seconds=(now - watermark).total_seconds() if watermark else None)
+        status="ok" if held else "off",
+        detail=f"held by {lease.holder}" if held else "no runner holds the store",
+        holder=lease.holder if held else None,
+        lease_expires=lease.expires_at if held else None,
+        watermark=watermark,
+        lag_seconds=(now - watermark).total_seconds() if watermark else None,
+    )
     llm = _llm(settings)
     degraded = llm.status == "degraded" or any(x.status == "degraded" for x in sources)
-    return Health(status="degraded" if degraded else "ok", store=Check(status="ok"), llm=llm, knowledge_base=kb,
-                  runner=runner, sources=sources)
+    return Health(
+        status="degraded" if degraded else "ok",
+        store=Check(status="ok"),
+        llm=llm,
+        knowledge_base=kb,
+        runner=runner,
+        sources=sources,
+    )

@@ -43,24 +43,33 @@ class StoreCollector:
         self.store = store
 
     def collect(self):
-        cycles = CounterMetricFamily("opsloop_cycles", "Cycles stored, by what ran them and how they ended",
-                                     labels=["trigger", "outcome"])
+        cycles = CounterMetricFamily(
+            "opsloop_cycles",
+            "Cycles stored, by what ran them and how they ended",
+            labels=["trigger", "outcome"],
+        )
         inc = GaugeMetricFamily("opsloop_incidents", "Incidents in the store", labels=["status", "severity"])
         act = GaugeMetricFamily("opsloop_actions", "Actions in the store", labels=["status"])
-        lag = GaugeMetricFamily("opsloop_source_lag_seconds", "Age of a source's newest event when last read",
-                                labels=["source"])
-        ok = GaugeMetricFamily("opsloop_source_last_success_timestamp_seconds", "When a source was last read",
-                               labels=["source"])
-        wm = GaugeMetricFamily("opsloop_runner_watermark_timestamp_seconds", "End of the last window committed",
-                               labels=["name"])
-        lease = GaugeMetricFamily("opsloop_lease_expires_timestamp_seconds", "Lease expiry, by holder",
-                                  labels=["name", "holder"])
+        lag = GaugeMetricFamily(
+            "opsloop_source_lag_seconds", "Age of a source's newest event when last read", labels=["source"]
+        )
+        ok = GaugeMetricFamily(
+            "opsloop_source_last_success_timestamp_seconds", "When a source was last read", labels=["source"]
+        )
+        wm = GaugeMetricFamily(
+            "opsloop_runner_watermark_timestamp_seconds", "End of the last window committed", labels=["name"]
+        )
+        lease = GaugeMetricFamily(
+            "opsloop_lease_expires_timestamp_seconds", "Lease expiry, by holder", labels=["name", "holder"]
+        )
         with self.store() as s:
             for trigger, outcome, n, _seconds in repo.cycle_stats(s):
                 cycles.add_metric([trigger, outcome], n)
             buckets, total = _histogram(repo.cycle_durations(s))
             for status, severity, n in s.execute(
-                select(IncidentRow.status, IncidentRow.severity, func.count()).group_by(IncidentRow.status, IncidentRow.severity)
+                select(IncidentRow.status, IncidentRow.severity, func.count()).group_by(
+                    IncidentRow.status, IncidentRow.severity
+                )
             ):
                 inc.add_metric([status, severity], n)
             for status, n in s.execute(select(ActionRow.status, func.count()).group_by(ActionRow.status)):
@@ -76,8 +85,12 @@ class StoreCollector:
             for row in s.execute(select(LeaseRow)).scalars():
                 lease.add_metric([row.name, row.holder], row.expires_at.timestamp())
         yield cycles
-        yield HistogramMetricFamily("opsloop_cycle_duration_seconds", "Seconds a cycle spent in its stages",
-                                    buckets=buckets, sum_value=total)
+        yield HistogramMetricFamily(
+            "opsloop_cycle_duration_seconds",
+            "Seconds a cycle spent in its stages",
+            buckets=buckets,
+            sum_value=total,
+        )
         yield from (inc, act, lag, ok, wm, lease)
 
 
@@ -86,6 +99,7 @@ class Metrics:
 
     def __init__(self, store: Store) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("opsloop_http_requests", "HTTP requests", ["method", "route", "status"],
-                                registry=self.registry)
+        self.requests = Counter(
+            "opsloop_http_requests", "HTTP requests", ["method", "route", "status"], registry=self.registry
+        )
         self.registry.register(StoreCollector(store))

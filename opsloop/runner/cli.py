@@ -27,7 +27,9 @@ def _duration(value: str, name: str) -> timedelta:
         _fail(f"--{name}: {exc}")
 
 
-def time_to_detect(outcomes: list[WindowOutcome], first_seen: dict[str, datetime], grace: timedelta) -> dict[str, float]:
+def time_to_detect(
+    outcomes: list[WindowOutcome], first_seen: dict[str, datetime], grace: timedelta
+) -> dict[str, float]:
     """Seconds from each new incident's first anomalous minute (``first_seen``) to the moment the
     runner could have paged it: the end of the window that opened it plus the grace."""
     out = {}
@@ -39,27 +41,57 @@ def time_to_detect(outcomes: list[WindowOutcome], first_seen: dict[str, datetime
 
 
 def schedule(
-    tickets: Annotated[list[str] | None, typer.Option(help="Tickets file(s), comma-separated or repeated.")] = None,
+    tickets: Annotated[
+        list[str] | None, typer.Option(help="Tickets file(s), comma-separated or repeated.")
+    ] = None,
     logs: Annotated[list[str] | None, typer.Option(help="Log events file(s).")] = None,
     kpis: Annotated[list[str] | None, typer.Option(help="KPI file(s); long or NAB form.")] = None,
-    watch: Annotated[list[Path] | None, typer.Option(help="Directory to watch: tickets*/logs*/kpis* files (or "
-                                                      "tickets/, logs/, kpis/ subdirectories), new files picked up.")] = None,
-    prometheus: Annotated[str | None, typer.Option(help="Prometheus URL: read the pack's `prometheus:` queries "
-                                                   "and --query ones as KPIs.")] = None,
-    query: Annotated[list[str] | None, typer.Option(help="NAME=PROMQL, repeatable (with --prometheus).")] = None,
-    pushed: Annotated[bool, typer.Option(help="Also read tickets, logs and Alertmanager alerts pushed to the "
-                                         "API (POST /tickets, /logs, /webhooks/alertmanager).")] = True,
-    runbooks: Annotated[Path | None, typer.Option(help="Runbook directory (default: the knowledge base, else the pack's).")] = None,
-    pack: Annotated[str | None, typer.Option(help="Domain pack (default $OPSLOOP_PACK, else generic).")] = None,
+    watch: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Directory to watch: tickets*/logs*/kpis* files (or "
+            "tickets/, logs/, kpis/ subdirectories), new files picked up."
+        ),
+    ] = None,
+    prometheus: Annotated[
+        str | None,
+        typer.Option(help="Prometheus URL: read the pack's `prometheus:` queries and --query ones as KPIs."),
+    ] = None,
+    query: Annotated[
+        list[str] | None, typer.Option(help="NAME=PROMQL, repeatable (with --prometheus).")
+    ] = None,
+    pushed: Annotated[
+        bool,
+        typer.Option(
+            help="Also read tickets, logs and Alertmanager alerts pushed to the "
+            "API (POST /tickets, /logs, /webhooks/alertmanager)."
+        ),
+    ] = True,
+    runbooks: Annotated[
+        Path | None, typer.Option(help="Runbook directory (default: the knowledge base, else the pack's).")
+    ] = None,
+    pack: Annotated[
+        str | None, typer.Option(help="Domain pack (default $OPSLOOP_PACK, else generic).")
+    ] = None,
     every: Annotated[str, typer.Option(help="Window length: 5m, 1h, 1d ...")] = "5m",
-    grace: Annotated[str, typer.Option(help="Wait this long after a window ends before running it (late data).")] = "0s",
-    max_catch_up: Annotated[int, typer.Option(help="After downtime, windows run one by one; older missed ones are "
-                                              "merged into one.", min=1)] = 24,
+    grace: Annotated[
+        str, typer.Option(help="Wait this long after a window ends before running it (late data).")
+    ] = "0s",
+    max_catch_up: Annotated[
+        int,
+        typer.Option(
+            help="After downtime, windows run one by one; older missed ones are merged into one.", min=1
+        ),
+    ] = 24,
     history: Annotated[str, typer.Option(help="Data before each window given to the detectors.")] = "7d",
     lease_ttl: Annotated[str, typer.Option(help="A dead runner's lease is taken over after this.")] = "5m",
     once: Annotated[bool, typer.Option("--once", help="Run the windows due now, then exit.")] = False,
-    wait: Annotated[bool, typer.Option("--wait", help="If another runner holds the store, wait for it.")] = False,
-    from_: Annotated[str | None, typer.Option("--from", help="Replay: first window start (ISO-8601).")] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="If another runner holds the store, wait for it.")
+    ] = False,
+    from_: Annotated[
+        str | None, typer.Option("--from", help="Replay: first window start (ISO-8601).")
+    ] = None,
     until: Annotated[str | None, typer.Option(help="Replay: end of the last window (ISO-8601).")] = None,
 ) -> None:
     """Run cycles on a schedule: each window once, crash-safe, one runner per store.
@@ -97,20 +129,29 @@ def schedule(
         except ValueError as exc:
             _fail(f"--prometheus: {exc}")
     if not sources and not pushed:
-        _fail("give at least one source: --tickets/--logs/--kpis files, --watch DIR, --prometheus URL or --pushed")
+        _fail(
+            "give at least one source: --tickets/--logs/--kpis files, --watch DIR, --prometheus URL "
+            "or --pushed"
+        )
     start, end = _parse_time(from_, "from"), _parse_time(until, "until")
     if (start is None) != (end is None):
         _fail("a replay needs both --from and --until")
     if start is not None and end <= start:
         _fail("--until must be after --from")
     try:
-        grid = Grid(every=_duration(every, "every"), grace=timedelta(0) if grace in ("0", "0s") else
-                    _duration(grace, "grace"), max_catch_up=max_catch_up)
+        grid = Grid(
+            every=_duration(every, "every"),
+            grace=timedelta(0) if grace in ("0", "0s") else _duration(grace, "grace"),
+            max_catch_up=max_catch_up,
+        )
     except ValueError as exc:
         _fail(str(exc))
-    config = RunnerConfig(grid=grid, history=_duration(history, "history"),
-                          lease_ttl=_duration(lease_ttl, "lease-ttl").total_seconds(),
-                          trigger="replay" if start else "schedule")
+    config = RunnerConfig(
+        grid=grid,
+        history=_duration(history, "history"),
+        lease_ttl=_duration(lease_ttl, "lease-ttl").total_seconds(),
+        trigger="replay" if start else "schedule",
+    )
     store = _store(settings)
     if pushed:
         sources.append(PushSource(store))
@@ -141,10 +182,14 @@ def schedule(
     for inc_id, secs in ttd.items():
         by_kind.setdefault(incidents[inc_id].kind.value, []).append(secs)
     summary = {
-        "windows": len(outcomes), "done": sum(o.status == "done" for o in outcomes),
+        "windows": len(outcomes),
+        "done": sum(o.status == "done" for o in outcomes),
         "failed": sum(o.status in ("failed", "given_up") for o in outcomes),
-        "new_incidents": len(ttd), "stopped": stop.is_set(),
+        "new_incidents": len(ttd),
+        "stopped": stop.is_set(),
         "median_time_to_detect_seconds": statistics.median(ttd.values()) if ttd else None,
-        "median_time_to_detect_seconds_by_kind": {k: statistics.median(v) for k, v in sorted(by_kind.items())},
+        "median_time_to_detect_seconds_by_kind": {
+            k: statistics.median(v) for k, v in sorted(by_kind.items())
+        },
     }
     typer.echo(json.dumps(summary))

@@ -49,7 +49,14 @@ from opsloop.runner.windows import Grid
 from opsloop.sources.base import Source, SourceError
 from opsloop.store import ingest
 from opsloop.store import repository as repo
-from opsloop.store.leases import LeaseLost, acquire_lease, advance_watermark, fence_lease, get_watermark, release_lease
+from opsloop.store.leases import (
+    LeaseLost,
+    acquire_lease,
+    advance_watermark,
+    fence_lease,
+    get_watermark,
+    release_lease,
+)
 from opsloop.store.models import CycleRow, IncidentRow
 from opsloop.store.session import Store
 
@@ -70,8 +77,10 @@ class JsonLog:
         self._lock = threading.Lock()
 
     def __call__(self, event: str, **fields: Any) -> None:
-        line = json.dumps({"ts": datetime.now(UTC).isoformat(timespec="milliseconds"), "event": event, **fields},
-                          default=str)
+        line = json.dumps(
+            {"ts": datetime.now(UTC).isoformat(timespec="milliseconds"), "event": event, **fields},
+            default=str,
+        )
         with self._lock:
             self.stream.write(line + "\n")
             self.stream.flush()
@@ -143,12 +152,27 @@ class Runner:
     the wall clock (UTC), replaceable in tests.
     """
 
-    def __init__(self, store: Store, settings: Settings, pack: Pack, sources: Sequence[Source],
-                 config: RunnerConfig, holder: str | None = None, log: Callable[..., None] | None = None,
-                 runbooks: Path | None = None, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        pack: Pack,
+        sources: Sequence[Source],
+        config: RunnerConfig,
+        holder: str | None = None,
+        log: Callable[..., None] | None = None,
+        runbooks: Path | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         if not sources:
             raise ValueError("a runner needs at least one source")
-        self.store, self.settings, self.pack, self.sources, self.config = store, settings, pack, list(sources), config
+        self.store, self.settings, self.pack, self.sources, self.config = (
+            store,
+            settings,
+            pack,
+            list(sources),
+            config,
+        )
         self.holder = holder or default_holder()
         self.log = log or JsonLog()
         self.runbooks = runbooks
@@ -162,8 +186,10 @@ class Runner:
         with self.store.begin() as s:
             ok, lease = acquire_lease(s, LEASE, self.holder, self.config.lease_ttl, self.clock())
         if not ok:
-            raise LeaseHeld(f"another runner holds this store: {lease.holder} (lease until "
-                            f"{lease.expires_at:%Y-%m-%d %H:%M:%S} UTC)")
+            raise LeaseHeld(
+                f"another runner holds this store: {lease.holder} (lease until "
+                f"{lease.expires_at:%Y-%m-%d %H:%M:%S} UTC)"
+            )
 
     def acquire_waiting(self, stop: threading.Event | None) -> bool:
         """:meth:`acquire`, retrying every ``lease_ttl / 3`` seconds while another runner holds the
@@ -207,8 +233,13 @@ class Runner:
         self.acquire()
         return self._run_windows(self.due(), self.watermark_name(), stop)
 
-    def replay(self, start: datetime, until: datetime, stop: threading.Event | None = None,
-               wait_for_lease: bool = False) -> list[WindowOutcome]:
+    def replay(
+        self,
+        start: datetime,
+        until: datetime,
+        stop: threading.Event | None = None,
+        wait_for_lease: bool = False,
+    ) -> list[WindowOutcome]:
         """Run the grid windows in ``[start, until)`` over recorded data as if live, resuming after
         its own watermark when restarted; a failed window is retried up to ``max_attempts`` times
         before the replay moves on. Raises :class:`LeaseHeld` unless ``wait_for_lease``."""
@@ -235,7 +266,9 @@ class Runner:
                 break
         return out
 
-    def _run_windows(self, windows: list[Window], wm: str, stop: threading.Event | None) -> list[WindowOutcome]:
+    def _run_windows(
+        self, windows: list[Window], wm: str, stop: threading.Event | None
+    ) -> list[WindowOutcome]:
         out = []
         for w in windows:
             if stop is not None and stop.is_set():
@@ -248,7 +281,9 @@ class Runner:
 
     def _index_for(self) -> RunbookIndex | None:
         if self._index is None:
-            self._index = runbook_index(self.runbooks, self.settings, self._index_degradations, self.store, self.pack)
+            self._index = runbook_index(
+                self.runbooks, self.settings, self._index_degradations, self.store, self.pack
+            )
         return self._index
 
     def run_window(self, w: Window, wm: str) -> WindowOutcome:
@@ -281,8 +316,13 @@ class Runner:
             repo.update_cycle_counts(session, report.id, counts)
             for name, mark in marks:
                 lag = (at - mark).total_seconds() if mark else None
-                advance_watermark(session, f"source:{name}", mark or w.end, at,
-                                  {"last_success": at.isoformat(), "lag_seconds": lag, "last_error": None})
+                advance_watermark(
+                    session,
+                    f"source:{name}",
+                    mark or w.end,
+                    at,
+                    {"last_success": at.isoformat(), "lag_seconds": lag, "last_error": None},
+                )
             advance_watermark(session, wm, w.end, at, {"cycle": report.id, "holder": self.holder})
             if wm == self.watermark_name():  # live: pushed rows no later window reads are dropped
                 ingest.prune(session, w.start - self.config.history)
@@ -291,25 +331,41 @@ class Runner:
             with self.store() as s:
                 before = set(s.execute(select(IncidentRow.id)).scalars())
             with _Heartbeat(self.store, self.holder, self.config.lease_ttl):
-                result = run_cycle(signals, self.store, self.settings, runbooks=self.runbooks, pack=self.pack,
-                                   trigger=self.config.trigger, in_commit=in_commit, index=self._index_for(),
-                                   window=w)
+                result = run_cycle(
+                    signals,
+                    self.store,
+                    self.settings,
+                    runbooks=self.runbooks,
+                    pack=self.pack,
+                    trigger=self.config.trigger,
+                    in_commit=in_commit,
+                    index=self._index_for(),
+                    window=w,
+                )
         except LeaseLost as exc:
             self.log("lease.lost", window_start=w.start, error=str(exc))
             return WindowOutcome(w, "lease_lost", error=str(exc))
         except OperationalError as exc:
-            return self._failed(w, wm, f"store unavailable: {str(exc.orig or exc).splitlines()[0]}", record=False)
+            return self._failed(
+                w, wm, f"store unavailable: {str(exc.orig or exc).splitlines()[0]}", record=False
+            )
         except Exception as exc:  # a bug in a stage must not stop the runner: record it, retry
             self.log("window.error", window_start=w.start, traceback=traceback.format_exc(limit=8))
             return self._failed(w, wm, f"{type(exc).__name__}: {exc}")
         if result.report.counts.get("incidents_escalated"):
             run_outbox(self.store, self.settings, policy=self.settings.policy(self.pack))
         new = [i for i in result.report.incident_ids if i not in before]
-        self.log("window.done", window_start=w.start, window_end=w.end, cycle=result.report.id,
-                 incidents=len(result.report.incident_ids), new_incidents=new,
-                 resolved=result.report.counts.get("incidents_resolved", 0),
-                 seconds=round(sum(result.report.stage_seconds.values()), 2),
-                 degradations=result.report.degradations)
+        self.log(
+            "window.done",
+            window_start=w.start,
+            window_end=w.end,
+            cycle=result.report.id,
+            incidents=len(result.report.incident_ids),
+            new_incidents=new,
+            resolved=result.report.counts.get("incidents_resolved", 0),
+            seconds=round(sum(result.report.stage_seconds.values()), 2),
+            degradations=result.report.degradations,
+        )
         return WindowOutcome(w, "done", result.report, new_incidents=new)
 
     def _review(self, session: Session, w: Window, touched: set[str]) -> dict[str, int]:
@@ -327,8 +383,14 @@ class Runner:
                 action, new = repo.add_action(session, action)
                 escalated += new
                 if new and not action.requires_approval:
-                    repo.transition_action(session, action.id, ActionStatus.proposed, ActionStatus.approved, "policy",
-                                           reason="escalation the policy lets run alone")
+                    repo.transition_action(
+                        session,
+                        action.id,
+                        ActionStatus.proposed,
+                        ActionStatus.approved,
+                        "policy",
+                        reason="escalation the policy lets run alone",
+                    )
         return {"incidents_resolved": len(review.resolved), "incidents_escalated": escalated}
 
     def _failed(self, w: Window, wm: str, error: str, record: bool = True) -> WindowOutcome:
@@ -345,8 +407,13 @@ class Runner:
                 repo.record_cycle(s, report, self.config.trigger)
                 for src in self.sources:
                     if error.startswith(f"source {src.name}:"):
-                        advance_watermark(s, f"source:{src.name}", w.start, at, {"last_error": error,
-                                                                                  "failed_at": at.isoformat()})
+                        advance_watermark(
+                            s,
+                            f"source:{src.name}",
+                            w.start,
+                            at,
+                            {"last_error": error, "failed_at": at.isoformat()},
+                        )
                 attempts = s.get(CycleRow, report.id).attempts
                 if attempts >= self.config.max_attempts:
                     advance_watermark(s, wm, w.end, at, {"given_up": report.id, "holder": self.holder})
@@ -373,7 +440,9 @@ class Runner:
                         break
                     outcomes = self.tick(stop)
                 except OperationalError as exc:
-                    self.log("tick.failed", error=f"store unavailable: {str(exc.orig or exc).splitlines()[0]}")
+                    self.log(
+                        "tick.failed", error=f"store unavailable: {str(exc.orig or exc).splitlines()[0]}"
+                    )
                     outcomes = []
                 if once:
                     break

@@ -70,7 +70,10 @@ class Grid:
     def between(self, start: datetime, until: datetime) -> list[Window]:
         """Every grid window inside ``[floor(start), ceil(until))``, oldest first (replay)."""
         a, b = self.floor(start), self.ceil(until)
-        return [Window(start=a + i * self.every, end=a + (i + 1) * self.every) for i in range((b - a) // self.every)]
+        return [
+            Window(start=a + i * self.every, end=a + (i + 1) * self.every)
+            for i in range((b - a) // self.every)
+        ]
 
 
 def parse_duration(text: str) -> timedelta:

@@ -60,7 +60,9 @@ class _FileCache:
         return hit
 
 
-def _slice(kind: str, loaded: list[_Loaded], window: Window, since: datetime) -> tuple[pd.DataFrame, list[Quarantined]]:
+def _slice(
+    kind: str, loaded: list[_Loaded], window: Window, since: datetime
+) -> tuple[pd.DataFrame, list[Quarantined]]:
     contract = CONTRACTS[kind]
     col = contract.time_column
     frames = []
@@ -76,7 +78,9 @@ def _slice(kind: str, loaded: list[_Loaded], window: Window, since: datetime) ->
     frames = [x for x in frames if not x.empty]
     if not frames:
         return empty_frame(contract), quarantined
-    return pd.concat(frames, ignore_index=True).sort_values(col, kind="stable").reset_index(drop=True), quarantined
+    return pd.concat(frames, ignore_index=True).sort_values(col, kind="stable").reset_index(
+        drop=True
+    ), quarantined
 
 
 def _read(loaded: list[tuple[str, _Loaded]], window: Window, since: datetime) -> Signals:
@@ -84,7 +88,9 @@ def _read(loaded: list[tuple[str, _Loaded]], window: Window, since: datetime) ->
     for kind in LOADERS:
         frames[kind], q = _slice(kind, [f for k, f in loaded if k == kind], window, since)
         quarantined += q
-    return Signals(window=window, quarantined=quarantined, sources=[f.result.source for _, f in loaded], **frames)
+    return Signals(
+        window=window, quarantined=quarantined, sources=[f.result.source for _, f in loaded], **frames
+    )
 
 
 def _newest(loaded: list[tuple[str, _Loaded]]) -> datetime | None:
@@ -96,8 +102,12 @@ class FileSource:
     """Signals from files given by path: ``tickets``, ``logs`` and ``kpis`` (lists of paths; any may
     be empty). Raises :class:`SourceError` naming the file when one cannot be read."""
 
-    def __init__(self, tickets: list[Path] | None = None, logs: list[Path] | None = None,
-                 kpis: list[Path] | None = None) -> None:
+    def __init__(
+        self,
+        tickets: list[Path] | None = None,
+        logs: list[Path] | None = None,
+        kpis: list[Path] | None = None,
+    ) -> None:
         self.paths = {"tickets": list(tickets or []), "logs": list(logs or []), "kpis": list(kpis or [])}
         if not any(self.paths.values()):
             raise ValueError("a file source needs at least one tickets, logs or kpis file")

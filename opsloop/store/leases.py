@@ -32,7 +32,8 @@ class LeaseLost(RuntimeError):
 
 @dataclass(frozen=True)
 class Lease:
-    """A lease as stored: ``holder`` (e.g. ``host:pid:nonce``), UTC ``acquired_at``, ``renewed_at``, ``expires_at``."""
+    """A lease as stored: ``holder`` (e.g. ``host:pid:nonce``), UTC ``acquired_at``, ``renewed_at``
+    and ``expires_at``."""
 
     name: str
     holder: str
@@ -54,7 +55,9 @@ def get_lease(session: Session, name: str) -> Lease | None:
     return None if row is None else _lease(row)
 
 
-def acquire_lease(session: Session, name: str, holder: str, ttl_seconds: float, at: datetime) -> tuple[bool, Lease]:
+def acquire_lease(
+    session: Session, name: str, holder: str, ttl_seconds: float, at: datetime
+) -> tuple[bool, Lease]:
     """Take or renew lease ``name`` for ``holder`` until ``at + ttl_seconds``.
 
     Succeeds when the lease is free, held by ``holder`` or expired at ``at``. Returns
@@ -67,7 +70,9 @@ def acquire_lease(session: Session, name: str, holder: str, ttl_seconds: float, 
     if current is None:
         try:
             with session.begin_nested():
-                session.add(LeaseRow(name=name, holder=holder, acquired_at=at, renewed_at=at, expires_at=expires))
+                session.add(
+                    LeaseRow(name=name, holder=holder, acquired_at=at, renewed_at=at, expires_at=expires)
+                )
             return True, Lease(name, holder, at, at, expires)
         except IntegrityError:  # another process inserted it first
             session.expire_all()
@@ -78,7 +83,11 @@ def acquire_lease(session: Session, name: str, holder: str, ttl_seconds: float, 
     acquired_at = current.acquired_at if current.holder == holder else at
     res = session.execute(
         update(LeaseRow)
-        .where(LeaseRow.name == name, LeaseRow.holder == current.holder, LeaseRow.expires_at == current.expires_at)
+        .where(
+            LeaseRow.name == name,
+            LeaseRow.holder == current.holder,
+            LeaseRow.expires_at == current.expires_at,
+        )
         .values(holder=holder, acquired_at=acquired_at, renewed_at=at, expires_at=expires)
         .execution_options(synchronize_session=False)
     )
@@ -95,20 +104,28 @@ def fence_lease(session: Session, name: str, holder: str, ttl_seconds: float, at
     no longer holds it (the caller must then roll back: another runner owns the store)."""
     at = utc(at)
     res = session.execute(
-        update(LeaseRow).where(LeaseRow.name == name, LeaseRow.holder == holder)
+        update(LeaseRow)
+        .where(LeaseRow.name == name, LeaseRow.holder == holder)
         .values(renewed_at=at, expires_at=at + timedelta(seconds=ttl_seconds))
         .execution_options(synchronize_session=False)
     )
     if res.rowcount != 1:
         current = get_lease(session, name)
-        who = f"held by {current.holder} until {current.expires_at:%Y-%m-%d %H:%M:%S} UTC" if current else "released"
+        who = (
+            f"held by {current.holder} until {current.expires_at:%Y-%m-%d %H:%M:%S} UTC"
+            if current
+            else "released"
+        )
         raise LeaseLost(f"lease {name!r} is no longer ours ({holder}): {who}")
 
 
 def release_lease(session: Session, name: str, holder: str) -> bool:
     """Give lease ``name`` up if ``holder`` holds it; returns whether it did."""
-    res = session.execute(delete(LeaseRow).where(LeaseRow.name == name, LeaseRow.holder == holder)
-                          .execution_options(synchronize_session=False))
+    res = session.execute(
+        delete(LeaseRow)
+        .where(LeaseRow.name == name, LeaseRow.holder == holder)
+        .execution_options(synchronize_session=False)
+    )
     return res.rowcount == 1
 
 
@@ -118,14 +135,19 @@ def get_watermark(session: Session, name: str) -> datetime | None:
     return None if row is None else row.value
 
 
-def list_watermarks(session: Session, prefix: str = "") -> list[tuple[str, datetime, datetime, dict[str, Any]]]:
+def list_watermarks(
+    session: Session, prefix: str = ""
+) -> list[tuple[str, datetime, datetime, dict[str, Any]]]:
     """``(name, value, updated_at, detail)`` of every watermark whose name starts with ``prefix``."""
-    rows = session.execute(select(WatermarkRow).where(WatermarkRow.name.startswith(prefix)).order_by(WatermarkRow.name))
+    rows = session.execute(
+        select(WatermarkRow).where(WatermarkRow.name.startswith(prefix)).order_by(WatermarkRow.name)
+    )
     return [(r.name, r.value, r.updated_at, dict(r.detail or {})) for r in rows.scalars()]
 
 
-def advance_watermark(session: Session, name: str, value: datetime, at: datetime,
-                      detail: dict[str, Any] | None = None) -> datetime:
+def advance_watermark(
+    session: Session, name: str, value: datetime, at: datetime, detail: dict[str, Any] | None = None
+) -> datetime:
     """Move watermark ``name`` forward to ``value`` (never back; ``detail`` replaced either way);
     returns the watermark now stored."""
     value, at = utc(value), utc(at)

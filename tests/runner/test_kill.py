@@ -41,7 +41,7 @@ def _kpis(path: Path) -> Path:
     for service, base, hours in (("api", 120.0, (27, 33, 39)), ("db", 40.0, (30,)), ("queue", 10.0, (36,))):
         v = base + rng.normal(0, base * 0.05, len(ts))
         for h in hours:
-            v[h * 60:h * 60 + 40] += base * 1.5
+            v[h * 60 : h * 60 + 40] += base * 1.5
         frames.append(pd.DataFrame({"ts": ts, "metric": "latency_ms", "value": v, "service": service}))
     pd.concat(frames).sort_values("ts", kind="stable").to_csv(path, index=False)
     return path
@@ -49,8 +49,23 @@ def _kpis(path: Path) -> Path:
 
 def _schedule(url: str, home: Path, kpis: Path) -> subprocess.Popen:
     env = {**os.environ, "OPSLOOP_HOME": str(home), "OPSLOOP_DATABASE_URL": url, "OPSLOOP_EMBEDDER": "tfidf"}
-    cmd = [sys.executable, "-m", "opsloop.cli", "schedule", "--kpis", str(kpis), "--every", "30m",
-           "--from", FROM, "--until", UNTIL, "--lease-ttl", "2s", "--wait"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "opsloop.cli",
+        "schedule",
+        "--kpis",
+        str(kpis),
+        "--every",
+        "30m",
+        "--from",
+        FROM,
+        "--until",
+        UNTIL,
+        "--lease-ttl",
+        "2s",
+        "--wait",
+    ]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -60,12 +75,20 @@ def _state(url: str) -> dict:
         incidents = sorted(i.id for i in repo.list_incidents(s))
         actions = {a.id: a.status.value for a in repo.list_actions(s)}
         audit = Counter((e.verb, e.subject) for e in repo.list_audit(s, limit=100_000))
-        cycles = [(r.window_start, r.attempts, r.outcome) for r in s.query(CycleRow).order_by(CycleRow.window_start)]
+        cycles = [
+            (r.window_start, r.attempts, r.outcome) for r in s.query(CycleRow).order_by(CycleRow.window_start)
+        ]
         span = Window(start=datetime(2026, 11, 2, tzinfo=UTC), end=datetime(2026, 11, 3, tzinfo=UTC))
         mark = get_watermark(s, f"replay:generic:{span.start.isoformat()}:{span.end.isoformat()}")
         problems = repo.verify_audit(s)
-    return {"incidents": incidents, "actions": actions, "audit": audit, "cycles": cycles, "watermark": mark,
-            "problems": problems}
+    return {
+        "incidents": incidents,
+        "actions": actions,
+        "audit": audit,
+        "cycles": cycles,
+        "watermark": mark,
+        "problems": problems,
+    }
 
 
 @pytest.mark.slow
@@ -103,7 +126,11 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(store_url, sqlite
     assert set(got["actions"]) == set(reference["actions"])
     stuck = {a for a, s in got["actions"].items() if s == "executing"}
     assert all(got["actions"][a] == reference["actions"][a] for a in set(got["actions"]) - stuck)
-    assert [(w, n) for w, n, _ in got["cycles"]] == [(w, 1) for w, _, _ in reference["cycles"]]  # each window once
+    assert [(w, n) for w, n, _ in got["cycles"]] == [
+        (w, 1) for w, _, _ in reference["cycles"]
+    ]  # each window once
     executed = {("action.succeeded", a) for a in stuck} | {("action.failed", a) for a in stuck}
     expected = Counter({k: v for k, v in reference["audit"].items() if k not in executed})
-    assert Counter({k: v for k, v in got["audit"].items() if k not in executed}) == expected  # none lost or doubled
+    assert (
+        Counter({k: v for k, v in got["audit"].items() if k not in executed}) == expected
+    )  # none lost or doubled

@@ -45,8 +45,14 @@ def replayed(scenario, tmp_path_factory):
     home = tmp_path_factory.mktemp("replay")
     store, events = open_store(f"sqlite:///{home / 'replay.db'}"), []
     settings = Settings(home=home, pack="checkout")  # MiniLM, as users run it (loaded once per session)
-    runner = Runner(store, settings, load_pack("checkout"), [_source(scenario)], RunnerConfig(grid=Grid(EVERY)),
-                    log=lambda event, **f: events.append((event, f)))
+    runner = Runner(
+        store,
+        settings,
+        load_pack("checkout"),
+        [_source(scenario)],
+        RunnerConfig(grid=Grid(EVERY)),
+        log=lambda event, **f: events.append((event, f)),
+    )
     outcomes = runner.replay(START, UNTIL)
     runner.release()
     whole = open_store(f"sqlite:///{home / 'whole.db'}")
@@ -64,7 +70,9 @@ def test_a_replay_finds_what_one_cycle_over_the_span_finds_each_once(replayed, s
     match, whole = match_ground_truth(incidents, truth), match_ground_truth(once.incidents, truth)
     assert match["missed"] == [] and whole["missed"] == []
     assert sorted(f["name"] for f in match["found"]) == sorted(f["name"] for f in whole["found"])
-    assert all(len(f["incidents"]) == 1 for f in match["found"]), match["found"]  # each injected incident once
+    assert all(len(f["incidents"]) == 1 for f in match["found"]), match[
+        "found"
+    ]  # each injected incident once
     assert len(match["false_incidents"]) <= len(whole["false_incidents"])
     assert len({i.fingerprint for i in incidents}) == len(incidents)
 
@@ -119,8 +127,14 @@ class _Flaky:
 def test_a_failing_source_is_recorded_and_the_window_retried(tmp_path):
     store = open_store(f"sqlite:///{tmp_path / 's.db'}")
     src = _Flaky(FileSource(kpis=[_kpi_file(tmp_path / "kpis.csv")]), n=1)
-    runner = Runner(store, Settings(home=tmp_path, embedder="tfidf"), load_pack("generic"), [src],
-                    RunnerConfig(grid=Grid(timedelta(hours=6))), log=lambda *a, **k: None)
+    runner = Runner(
+        store,
+        Settings(home=tmp_path, embedder="tfidf"),
+        load_pack("generic"),
+        [src],
+        RunnerConfig(grid=Grid(timedelta(hours=6))),
+        log=lambda *a, **k: None,
+    )
     first = runner.replay(datetime(2026, 11, 2, tzinfo=UTC), datetime(2026, 11, 2, 12, tzinfo=UTC))
     assert [o.status for o in first] == ["failed", "done", "done"]
     assert first[0].error == "source flaky: connection refused"
@@ -136,9 +150,16 @@ def test_one_runner_per_store_and_a_dead_holders_lease_is_taken_over(tmp_path):
     clock = [datetime(2026, 11, 3, tzinfo=UTC)]
 
     def runner(holder: str) -> Runner:
-        return Runner(store, Settings(home=tmp_path, embedder="tfidf"), load_pack("generic"), [src],
-                      RunnerConfig(grid=Grid(timedelta(hours=6)), lease_ttl=60), holder=holder,
-                      log=lambda *a, **k: None, clock=lambda: clock[0])
+        return Runner(
+            store,
+            Settings(home=tmp_path, embedder="tfidf"),
+            load_pack("generic"),
+            [src],
+            RunnerConfig(grid=Grid(timedelta(hours=6)), lease_ttl=60),
+            holder=holder,
+            log=lambda *a, **k: None,
+            clock=lambda: clock[0],
+        )
 
     a, b = runner("host-a:1"), runner("host-b:2")
     a.acquire()
@@ -147,8 +168,10 @@ def test_one_runner_per_store_and_a_dead_holders_lease_is_taken_over(tmp_path):
     clock[0] += timedelta(seconds=61)  # a died: its lease expires
     done = b.tick()
     assert [o.status for o in done] == ["done"]
-    out = a.run_window(Window(start=datetime(2026, 11, 2, tzinfo=UTC), end=datetime(2026, 11, 2, 6, tzinfo=UTC)),
-                       a.watermark_name())
+    out = a.run_window(
+        Window(start=datetime(2026, 11, 2, tzinfo=UTC), end=datetime(2026, 11, 2, 6, tzinfo=UTC)),
+        a.watermark_name(),
+    )
     assert out.status == "lease_lost" and "host-b:2" in out.error  # the old holder cannot commit
     with store() as s:
         assert s.query(CycleRow).count() == 1
@@ -157,19 +180,34 @@ def test_one_runner_per_store_and_a_dead_holders_lease_is_taken_over(tmp_path):
 def test_an_unacknowledged_incident_escalates_and_a_clear_one_resolves(tmp_path):
     ts = pd.date_range("2026-11-01", periods=2 * 1440, freq="1min", tz="UTC")
     v = np.random.default_rng(2).normal(100, 5, len(ts))
-    v[1440 + 120:1440 + 180] += 150  # 2026-11-02 02:00-03:00
+    v[1440 + 120 : 1440 + 180] += 150  # 2026-11-02 02:00-03:00
     path = tmp_path / "kpis.csv"
     pd.DataFrame({"ts": ts, "metric": "queue_depth", "value": v}).to_csv(path, index=False)
     store = open_store(f"sqlite:///{tmp_path / 's.db'}")
     pack = load_pack("generic")
-    pack = pack.model_copy(update={"lifecycle": pack.lifecycle.model_copy(
-        update={"escalate_after_hours": 4.0, "resolve_after_windows": 6})})
-    runner = Runner(store, Settings(home=tmp_path, embedder="tfidf"), pack, [FileSource(kpis=[path])],
-                    RunnerConfig(grid=Grid(timedelta(hours=1))), log=lambda *a, **k: None)
+    pack = pack.model_copy(
+        update={
+            "lifecycle": pack.lifecycle.model_copy(
+                update={"escalate_after_hours": 4.0, "resolve_after_windows": 6}
+            )
+        }
+    )
+    runner = Runner(
+        store,
+        Settings(home=tmp_path, embedder="tfidf"),
+        pack,
+        [FileSource(kpis=[path])],
+        RunnerConfig(grid=Grid(timedelta(hours=1))),
+        log=lambda *a, **k: None,
+    )
     runner.replay(datetime(2026, 11, 2, tzinfo=UTC), datetime(2026, 11, 2, 12, tzinfo=UTC))
     with store() as s:
         (inc,) = [i for i in repo.list_incidents(s) if i.first_seen.hour == 2]
-        pages = [a for a in repo.list_actions(s, incident_id=inc.id) if a.params.get("summary", "").startswith("Escalation")]
+        pages = [
+            a
+            for a in repo.list_actions(s, incident_id=inc.id)
+            if a.params.get("summary", "").startswith("Escalation")
+        ]
         assert len(pages) == 1 and pages[0].type == "page_oncall" and pages[0].requires_approval
         assert "open and unacknowledged for" in pages[0].rationale
         assert inc.status.value == "resolved"  # clear for 6 hourly windows after 03:00

@@ -14,10 +14,19 @@ from tests.runner.test_kill import _kpis
 
 def test_sigterm_releases_the_lease_and_exits_cleanly(sqlite_url, tmp_path):
     kpis = _kpis(tmp_path / "kpis.csv")
-    env = {**os.environ, "OPSLOOP_HOME": str(tmp_path / "home"), "OPSLOOP_DATABASE_URL": sqlite_url,
-           "OPSLOOP_EMBEDDER": "tfidf"}
-    live = subprocess.Popen([sys.executable, "-m", "opsloop.cli", "schedule", "--kpis", str(kpis), "--every", "1h"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "OPSLOOP_HOME": str(tmp_path / "home"),
+        "OPSLOOP_DATABASE_URL": sqlite_url,
+        "OPSLOOP_EMBEDDER": "tfidf",
+    }
+    live = subprocess.Popen(
+        [sys.executable, "-m", "opsloop.cli", "schedule", "--kpis", str(kpis), "--every", "1h"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     while (line := live.stderr.readline()) and '"tick.sleep"' not in line:  # live, idle until the next window
         pass
     with open_store(sqlite_url)() as s:

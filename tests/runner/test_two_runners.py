@@ -31,7 +31,9 @@ def test_two_schedulers_on_one_store_take_turns(store_url, tmp_path):
         assert p.returncode == 0, err[-2000:]
         logs.append(err)
     a, b = _spans(logs[0]), _spans(logs[1])
-    assert sorted(w for *_, w in a + b) == sorted({w for *_, w in a + b}) and len(a + b) == 48  # each window once
+    assert (
+        sorted(w for *_, w in a + b) == sorted({w for *_, w in a + b}) and len(a + b) == 48
+    )  # each window once
     for s1, e1, _ in a:
         for s2, e2, _ in b:
             assert e1 <= s2 or e2 <= s1, "two runners ran windows at the same time"

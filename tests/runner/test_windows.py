@@ -13,7 +13,10 @@ def t(h: float) -> datetime:
 
 def test_due_windows_are_on_the_grid_after_the_grace():
     grid = Grid(every=H, grace=timedelta(minutes=5))
-    assert [w.start for w in grid.due(t(0), t(3) + timedelta(minutes=4))] == [t(0), t(1)]  # 02:00-03:00 not yet due
+    assert [w.start for w in grid.due(t(0), t(3) + timedelta(minutes=4))] == [
+        t(0),
+        t(1),
+    ]  # 02:00-03:00 not yet due
     assert [w.start for w in grid.due(t(0), t(3) + timedelta(minutes=5))] == [t(0), t(1), t(2)]
     assert grid.due(t(3), t(3) + timedelta(minutes=30)) == []
     first = grid.due(None, t(5) + timedelta(minutes=20))  # nothing done yet: only the newest due window

@@ -63,6 +63,8 @@ def test_watermarks_only_move_forward(store_url):
         assert get_watermark(s, "runner:x") is None
         advance_watermark(s, "runner:x", T0, T0)
         assert advance_watermark(s, "runner:x", T0 - timedelta(hours=1), T0) == T0
-        assert advance_watermark(s, "runner:x", T0 + timedelta(hours=1), T0, {"cycle": "c"}) == T0 + timedelta(hours=1)
+        assert advance_watermark(
+            s, "runner:x", T0 + timedelta(hours=1), T0, {"cycle": "c"}
+        ) == T0 + timedelta(hours=1)
     with store() as s:
         assert get_watermark(s, "runner:x") == T0 + timedelta(hours=1)

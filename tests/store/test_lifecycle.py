@@ -28,7 +28,10 @@ def test_acknowledge_resolve_reopen_are_audited_and_refused_when_they_do_not_app
     with store.begin() as s, pytest.raises(repo.Conflict, match="is acknowledged; it cannot be reopened"):
         repo.move_incident(s, inc.id, "reopened", "alice")
     with store.begin() as s:
-        assert repo.move_incident(s, inc.id, "resolved", "bob", "fixed the secret").status == IncidentStatus.resolved
+        assert (
+            repo.move_incident(s, inc.id, "resolved", "bob", "fixed the secret").status
+            == IncidentStatus.resolved
+        )
     with store.begin() as s, pytest.raises(repo.Conflict, match="is resolved"):
         repo.move_incident(s, inc.id, "acknowledged", "alice")
     with store.begin() as s:
@@ -37,8 +40,11 @@ def test_acknowledge_resolve_reopen_are_audited_and_refused_when_they_do_not_app
         repo.move_incident(s, "inc-nope", "resolved", "bob")
     with store() as s:
         events = [(e.actor, e.verb, e.detail.get("from")) for e in repo.list_audit(s) if e.subject == inc.id]
-        assert events[1:] == [("alice", "incident.acknowledged", "open"), ("bob", "incident.resolved", "acknowledged"),
-                              ("carol", "incident.reopened", "resolved")]
+        assert events[1:] == [
+            ("alice", "incident.acknowledged", "open"),
+            ("bob", "incident.resolved", "acknowledged"),
+            ("carol", "incident.reopened", "resolved"),
+        ]
         assert repo.verify_audit(s) == []
 
 
@@ -59,8 +65,10 @@ def test_review_resolves_after_clear_windows_and_a_recurrence_reopens(store_url)
         again, created = repo.upsert_incident(s, incident(start=T0 + 5 * H, minutes=20), GAP)
         assert not created and again.id == inc.id and again.status == IncidentStatus.open
     with store() as s:
-        assert [e.verb for e in repo.list_audit(s) if e.subject == inc.id][-2:] == ["incident.resolved",
-                                                                                   "incident.reopened"]
+        assert [e.verb for e in repo.list_audit(s) if e.subject == inc.id][-2:] == [
+            "incident.resolved",
+            "incident.reopened",
+        ]
 
 
 def test_a_seen_incident_is_not_resolved_and_an_old_unacknowledged_one_escalates_once(store_url):
@@ -73,4 +81,6 @@ def test_a_seen_incident_is_not_resolved_and_an_old_unacknowledged_one_escalates
         with store.begin() as s:
             r = repo.review_incidents(s, _window(k), {inc.id, acked.id}, 2, timedelta(hours=3))
             assert r.resolved == []
-            assert [i.id for i in r.escalate] == ([inc.id] if k == 2 else [])  # 3 h old at the end of window 2
+            assert [i.id for i in r.escalate] == (
+                [inc.id] if k == 2 else []
+            )  # 3 h old at the end of window 2
