@@ -55,6 +55,7 @@ from opsloop.store.leases import (
     advance_watermark,
     fence_lease,
     get_watermark,
+    note_watermark,
     release_lease,
 )
 from opsloop.store.models import CycleRow, IncidentRow
@@ -395,7 +396,8 @@ class Runner:
 
     def _failed(self, w: Window, wm: str, error: str, record: bool = True) -> WindowOutcome:
         """Record a failed attempt (a cycle row with the error) and give the window up after
-        ``max_attempts`` attempts."""
+        ``max_attempts`` attempts -- except, live, when a source failed: that window waits for the
+        source (its data is not lost, and the catch-up runs it once the source answers)."""
         self.log("window.failed", window_start=w.start, window_end=w.end, error=error)
         if not record:
             return WindowOutcome(w, "failed", error=error)
@@ -405,9 +407,11 @@ class Runner:
             with self.store.begin() as s:
                 fence_lease(s, LEASE, self.holder, self.config.lease_ttl, at)
                 repo.record_cycle(s, report, self.config.trigger)
+                failed_source = False
                 for src in self.sources:
                     if error.startswith(f"source {src.name}:"):
-                        advance_watermark(
+                        failed_source = True
+                        note_watermark(
                             s,
                             f"source:{src.name}",
                             w.start,
@@ -415,6 +419,8 @@ class Runner:
                             {"last_error": error, "failed_at": at.isoformat()},
                         )
                 attempts = s.get(CycleRow, report.id).attempts
+                if failed_source and wm == self.watermark_name():
+                    attempts = min(attempts, self.config.max_attempts - 1)  # live: wait for the source
                 if attempts >= self.config.max_attempts:
                     advance_watermark(s, wm, w.end, at, {"given_up": report.id, "holder": self.holder})
         except LeaseLost as exc:

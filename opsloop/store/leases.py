@@ -168,3 +168,17 @@ def advance_watermark(
         row.detail = detail
     session.flush()
     return row.value
+
+
+def note_watermark(
+    session: Session, name: str, initial: datetime, at: datetime, detail: dict[str, Any]
+) -> None:
+    """Merge ``detail`` into watermark ``name``'s detail (e.g. a source's last error) without moving
+    it; a watermark never set starts at ``initial``."""
+    row = session.get(WatermarkRow, name)
+    if row is None:
+        advance_watermark(session, name, initial, at, detail)
+        return
+    row.detail = {**(row.detail or {}), **detail}
+    row.updated_at = utc(at)
+    session.flush()

@@ -22,7 +22,7 @@ from opsloop.runner.windows import Grid
 from opsloop.sources.base import SourceError
 from opsloop.sources.files import FileSource
 from opsloop.store import repository as repo
-from opsloop.store.leases import get_watermark
+from opsloop.store.leases import get_watermark, list_watermarks
 from opsloop.store.models import CycleRow
 from opsloop.store.session import open_store
 
@@ -213,3 +213,19 @@ def test_an_unacknowledged_incident_escalates_and_a_clear_one_resolves(tmp_path)
         assert inc.status.value == "resolved"  # clear for 6 hourly windows after 03:00
         verbs = [e.verb for e in repo.list_audit(s) if e.subject == inc.id]
         assert verbs.index("incident.escalated") < verbs.index("incident.resolved")
+
+
+def test_live_a_window_waits_for_a_failing_source_and_is_never_given_up(tmp_path):
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    src = _Flaky(FileSource(kpis=[_kpi_file(tmp_path / "kpis.csv")]), n=5)
+    runner = Runner(store, Settings(home=tmp_path, embedder="tfidf"), load_pack("generic"), [src],
+                    RunnerConfig(grid=Grid(timedelta(hours=6))), log=lambda *a, **k: None,
+                    clock=lambda: datetime(2026, 11, 2, 7, tzinfo=UTC))
+    statuses = [o.status for _ in range(6) for o in runner.tick()]
+    assert statuses == ["failed"] * 5 + ["done"]  # five outages in a row, then the source answers
+    with store() as s:
+        (row,) = s.query(CycleRow).all()
+        assert row.attempts == 6 and row.outcome == "ok"
+        assert get_watermark(s, runner.watermark_name()) == datetime(2026, 11, 2, 6, tzinfo=UTC)
+        detail = dict(list_watermarks(s, "source:flaky")[0][3])
+        assert detail["last_error"] is None and detail["last_success"]  # recovered, and /health says so
