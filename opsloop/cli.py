@@ -389,7 +389,7 @@ def incidents_show(incident_id: str, as_json: JsonOpt = False) -> None:
         for c in a.citations:
             out.print(f"  [{c.chunk_id}] {c.document} › {c.section} (score {c.score:.3f})", highlight=False, markup=False)
             for line in c.text.strip().splitlines():
-                out.print(f"      {line}", highlight=False, markup=False)
+                out.print(f"      {line}", highlight=False, markup=False, soft_wrap=True)
     for c in inc.clusters:
         out.print(f"[bold]Tickets:[/] {c.size} × '{c.label}' ({', '.join(c.top_terms)})", highlight=False)
     for sig in inc.signatures:
@@ -397,11 +397,14 @@ def incidents_show(incident_id: str, as_json: JsonOpt = False) -> None:
     if inc.actions:
         t = Table(title="actions")
         _id_column(t, "id", [x.id for x in inc.actions])
-        _columns(t, "type", "risk", "status", "needs approval", "params", "rationale")
+        _columns(t, "type", "risk", "status", "needs approval", "params")
         for x in inc.actions:
             t.add_row(x.id, x.type, x.risk.value, x.status.value, "yes" if x.requires_approval else "no",
-                      escape(json.dumps(x.params)), escape(x.rationale))
+                      escape(json.dumps(x.params)))
         out.print(t)
+        out.print("[bold]Why:[/]")
+        for x in inc.actions:
+            out.print(f"  {x.id} ({x.type}): {x.rationale}", highlight=False, markup=False, soft_wrap=True)
 
 
 def _incident_op(incident_id: str, verb: str, actor: str | None, reason: str | None) -> None:
