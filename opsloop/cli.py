@@ -11,7 +11,10 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -19,13 +22,25 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from opsloop.actions import service
 from opsloop.actions.outbox import stale_after_seconds
 from opsloop.config import Settings, SettingsError, effective_settings
 from opsloop.data.loaders import InputError
-from opsloop.domain import ActionStatus, Incident, MaintenanceWindow, PolicyViolation, utc
+from opsloop.domain import (
+    ROLES,
+    ActionStatus,
+    Incident,
+    IncidentStatus,
+    MaintenanceWindow,
+    PolicyViolation,
+    utc,
+)
 from opsloop.store import repository as repo
+from opsloop.store.models import ActionRow, IncidentRow
 from opsloop.store.session import open_store
 
 app = typer.Typer(help="opsloop: incident intelligence for SREs (observe → reason → decide → act).",
@@ -45,8 +60,23 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
 
+def _redacted(url: str) -> str:
+    """``url`` with its password, if any, shown as ``***``."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(an unparsable URL)"
+
+
 def _store(settings: Settings):
-    return open_store(settings.resolved_database_url())
+    """The migrated store of ``settings``; a database that cannot be opened (unreachable, no driver,
+    bad URL) exits 2 with one line naming the URL without its password."""
+    url = settings.resolved_database_url()
+    try:
+        return open_store(url)
+    except (SQLAlchemyError, ImportError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        _fail(f"cannot open the database {_redacted(url)}: {reason[0] if reason else type(exc).__name__}")
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -61,6 +91,42 @@ def _settings(**overrides: object) -> Settings:
         return Settings(**overrides)
     except SettingsError as exc:
         _fail(str(exc))
+
+
+def _choice(value: str | None, allowed: type[Enum] | tuple[str, ...], option: str) -> str | None:
+    """``value`` if it is one of ``allowed`` (an Enum's values or a tuple), else exit 2 with one line
+    naming the allowed values; ``None`` passes through (the option was not given)."""
+    names = tuple(m.value for m in allowed) if isinstance(allowed, type) else allowed
+    if value is not None and value not in names:
+        _fail(f"{option}: {value!r} is not one of {', '.join(names)}")
+    return value
+
+
+def _resolve_id(row: type[IncidentRow | ActionRow], prefix: str) -> str:
+    """The stored id of ``row``'s table equal to ``prefix`` or, failing that, the only one starting
+    with it; ``prefix`` itself when none does (the command then reports it not found). Several
+    matches exit 1 with one line listing them."""
+    with _store(_settings())() as s:
+        if s.get(row, prefix) is not None:
+            return prefix
+        ids = list(s.scalars(select(row.id).where(row.id.startswith(prefix, autoescape=True))
+                             .order_by(row.id).limit(11)))
+    if len(ids) > 1:
+        shown = ", ".join(ids[:10]) + (", …" if len(ids) > 10 else "")
+        _fail(f"{prefix!r} is ambiguous: it matches {shown}; give more of the id", 1)
+    return ids[0] if ids else prefix
+
+
+@contextmanager
+def _progress(first: str) -> Iterator[Callable[[str], None]]:
+    """Progress on stderr for a block: a rich spinner on a terminal, else (piped, redirected) one
+    plain line per stage. Yields the function that announces the next stage."""
+    if err.is_terminal:
+        with err.status(first) as status:
+            yield lambda stage: status.update(f"{stage} …")
+        return
+    err.print(f"… {first}", highlight=False, markup=False)
+    yield lambda stage: err.print(f"… {stage}", highlight=False, markup=False)
 
 
 def _parse_time(value: str | None, name: str) -> datetime | None:
@@ -89,10 +155,23 @@ def _incident_json(inc: Incident) -> dict[str, Any]:
     }
 
 
+def _id_column(t: Table, header: str, ids: list[str]) -> None:
+    """Add an id column that never wraps nor truncates, however narrow the terminal: ids are what a
+    user copies into the next command."""
+    t.add_column(header, no_wrap=True, min_width=max([len(header), *map(len, ids)]))
+
+
+def _columns(t: Table, *headers: str) -> None:
+    """Add columns that fold long values onto more lines rather than cut them with an ellipsis."""
+    for h in headers:
+        t.add_column(h, overflow="fold")
+
+
 def _incident_table(incidents: list[Incident]) -> Table:
     t = Table(title=f"{len(incidents)} incident(s)", show_lines=False)
-    for col in ("id", "severity", "kind", "category", "title", "first seen (UTC)", "last", "$/h at risk", "by", "actions"):
-        t.add_column(col)
+    _id_column(t, "id", [i.id for i in incidents])
+    _columns(t, "severity", "kind", "category", "title", "first seen (UTC)", "last", "$/h at risk", "by",
+             "actions")
     colors = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "green"}
     for i in incidents:
         a = i.assessment
@@ -120,10 +199,10 @@ def _run(settings: Settings, tickets, logs, kpis, runbooks, start, end, as_json:
     pack = _pack(settings)
     t0 = time.perf_counter()
     try:
-        with err.status("observe: loading signals") as status:
+        store = _store(settings)
+        with _progress("observe: loading signals") as stage:
             signals = observe(tickets=tickets, logs=logs, kpis=kpis, start=start, end=end)
-            result = run_cycle(signals, _store(settings), settings, runbooks=runbooks,
-                               progress=lambda s: status.update(f"{s} …"), pack=pack)
+            result = run_cycle(signals, store, settings, runbooks=runbooks, progress=stage, pack=pack)
     except InputError as exc:
         _fail(str(exc))
     except (FileNotFoundError, ValueError) as exc:
@@ -185,9 +264,12 @@ def demo(
 
     settings = _settings(pack="checkout")
     target = settings.home / "demo" / f"seed{seed}-days{days}"
-    with err.status(f"simulating {days} days (seed {seed}) into {target}"):
-        scenario = simulate(seed=seed, days=days)
-        paths = write_scenario(scenario, target)
+    try:
+        with _progress(f"simulating {days} days (seed {seed}) into {target}"):
+            scenario = simulate(seed=seed, days=days)
+            paths = write_scenario(scenario, target)
+    except ValueError as exc:  # e.g. --days below 3
+        _fail(f"--days/--seed: {exc}")
     truth = json.loads(paths["ground_truth"].read_text())
 
     def extra(result):
@@ -248,10 +330,12 @@ def cycle(
 
 @incidents_app.command("list")
 def incidents_list(
-    status: Annotated[str | None, typer.Option(help="open, acknowledged, mitigating or resolved.")] = None,
+    status: Annotated[str | None, typer.Option(
+        help=f"One of {', '.join(m.value for m in IncidentStatus)}.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Incidents, most severe first."""
+    _choice(status, IncidentStatus, "--status")
     with _store(_settings())() as s:
         incs = [repo.get_incident(s, i.id) for i in repo.list_incidents(s, status)]
     if as_json:
@@ -262,7 +346,9 @@ def incidents_list(
 
 @incidents_app.command("show")
 def incidents_show(incident_id: str, as_json: JsonOpt = False) -> None:
-    """One incident in full: assessment, evidence, citations, risk and actions."""
+    """One incident in full: assessment, evidence, assumptions, uncertainties, the cited runbook
+    passages, risk and actions with their rationale. INCIDENT_ID may be a unique prefix."""
+    incident_id = _resolve_id(IncidentRow, incident_id)
     with _store(_settings())() as s:
         try:
             inc = repo.get_incident(s, incident_id)
@@ -285,8 +371,14 @@ def incidents_show(incident_id: str, as_json: JsonOpt = False) -> None:
         out.print("[bold]Evidence:[/]")
         for e in a.evidence:
             out.print(f"  • {e}", highlight=False)
-        for u in a.uncertainties:
-            out.print(f"  ? {u}", highlight=False)
+        if a.assumptions:
+            out.print("[bold]Assumptions:[/]")
+            for x in a.assumptions:
+                out.print(f"  • {x}", highlight=False, markup=False)
+        if a.uncertainties:
+            out.print("[bold]Uncertainties:[/]")
+            for u in a.uncertainties:
+                out.print(f"  ? {u}", highlight=False, markup=False)
         r = a.risk
         if r.revenue_at_risk_per_hour is not None:
             out.print(f"[bold]Revenue at risk:[/] {r.lost_orders:.0f} lost orders, {r.revenue_at_risk_window:,.0f} "
@@ -296,21 +388,27 @@ def incidents_show(incident_id: str, as_json: JsonOpt = False) -> None:
         out.print("[bold]Runbook passages:[/]")
         for c in a.citations:
             out.print(f"  [{c.chunk_id}] {c.document} › {c.section} (score {c.score:.3f})", highlight=False, markup=False)
+            for line in c.text.strip().splitlines():
+                out.print(f"      {line}", highlight=False, markup=False, soft_wrap=True)
     for c in inc.clusters:
         out.print(f"[bold]Tickets:[/] {c.size} × '{c.label}' ({', '.join(c.top_terms)})", highlight=False)
     for sig in inc.signatures:
         out.print(f"[bold]Log:[/] {sig.count} × {sig.template}", highlight=False)
     if inc.actions:
         t = Table(title="actions")
-        for col in ("id", "type", "risk", "status", "needs approval", "params"):
-            t.add_column(col)
+        _id_column(t, "id", [x.id for x in inc.actions])
+        _columns(t, "type", "risk", "status", "needs approval", "params")
         for x in inc.actions:
             t.add_row(x.id, x.type, x.risk.value, x.status.value, "yes" if x.requires_approval else "no",
-                      json.dumps(x.params))
+                      escape(json.dumps(x.params)))
         out.print(t)
+        out.print("[bold]Why:[/]")
+        for x in inc.actions:
+            out.print(f"  {x.id} ({x.type}): {x.rationale}", highlight=False, markup=False, soft_wrap=True)
 
 
 def _incident_op(incident_id: str, verb: str, actor: str | None, reason: str | None) -> None:
+    incident_id = _resolve_id(IncidentRow, incident_id)
     with _store(_settings()).begin() as s:
         try:
             inc = repo.move_incident(s, incident_id, verb, _actor(actor), reason)
@@ -343,7 +441,8 @@ def incidents_reopen(incident_id: str, actor: ActorOpt = None, reason: ReasonOpt
 
 @actions_app.command("list")
 def actions_list(
-    status: Annotated[str | None, typer.Option(help="proposed, approved, rejected, succeeded, …")] = None,
+    status: Annotated[str | None, typer.Option(
+        help=f"One of {', '.join(m.value for m in ActionStatus)}.")] = None,
     stale: Annotated[bool, typer.Option(
         "--stale", help="Only claims left executing past their executor's deadline plus a margin (a crash "
         "between claim and outcome): never run again, for an operator to check.")] = False,
@@ -353,6 +452,7 @@ def actions_list(
     as_json: JsonOpt = False,
 ) -> None:
     """Actions and their state."""
+    _choice(status, ActionStatus, "--status")
     settings = _settings()
     if stale and status not in (None, ActionStatus.executing.value):
         _fail("--stale lists executing actions; it cannot be combined with another --status")
@@ -367,8 +467,9 @@ def actions_list(
         return
     title = f"{len(acts)} stale claim(s), executing for over {threshold:g} s" if stale else f"{len(acts)} action(s)"
     t = Table(title=title)
-    for col in ("id", "incident", "type", "risk", "confidence", "status", "needs approval"):
-        t.add_column(col)
+    _id_column(t, "id", [a.id for a in acts])
+    _id_column(t, "incident", [a.incident_id for a in acts])
+    _columns(t, "type", "risk", "confidence", "status", "needs approval")
     for a in acts:
         t.add_row(a.id, a.incident_id, a.type, a.risk.value, f"{a.confidence:.2f}", a.status.value,
                   "yes" if a.requires_approval else "no")
@@ -394,6 +495,7 @@ def actions_approve(
 ) -> None:
     """Approve a proposed action (critical actions need a second, distinct approver)."""
     settings = _settings()
+    action_id = _resolve_id(ActionRow, action_id)
 
     def op():
         action, done = service.approve(_store(settings), action_id, _actor(actor), settings.policy())
@@ -413,6 +515,7 @@ def actions_reject(
     """Reject a proposed action with a reason (``proposed → rejected``)."""
     if not reason.strip():
         _fail("--reason must not be empty")
+    action_id = _resolve_id(ActionRow, action_id)
     _action_op(lambda: service.reject(_store(_settings()), action_id, _actor(actor), reason))
 
 
@@ -423,6 +526,7 @@ def actions_execute(
 ) -> None:
     """Execute an approved action (exactly once: a second call is refused)."""
     settings = _settings()
+    action_id = _resolve_id(ActionRow, action_id)
     _action_op(lambda: service.execute(_store(settings), action_id, _actor(actor), settings.policy(), settings))
 
 
@@ -450,7 +554,7 @@ def rag_ingest(
     if not sources:
         _fail("give PATH… or --defaults")
     try:
-        with err.status("embedding and indexing …"):
+        with _progress("embedding and indexing"):
             counts = _kb().ingest(sources)
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
@@ -465,8 +569,7 @@ def rag_query(
     as_json: JsonOpt = False,
 ) -> None:
     """Retrieve passages for a query."""
-    if mode not in ("hybrid", "dense", "bm25"):
-        _fail("--mode must be hybrid, dense or bm25")
+    _choice(mode, ("hybrid", "dense", "bm25"), "--mode")
     kb = _kb()
     k = _settings().rag.top_k if k is None else k
     if not kb.stats()["documents"]:
@@ -499,9 +602,10 @@ app.add_typer(tokens_app, name="tokens")
 @tokens_app.command("create")
 def tokens_create(
     name: Annotated[str, typer.Option(help="Who or what the token is for.")],
-    role: Annotated[str, typer.Option(help="viewer, operator, approver or admin.")],
+    role: Annotated[str, typer.Option(help=f"One of {', '.join(ROLES)}.")],
 ) -> None:
     """Create an API token; it is printed once and stored hashed."""
+    _choice(role, ROLES, "--role")
     try:
         with _store(_settings()).begin() as s:
             token = repo.create_token(s, name, role)
@@ -562,7 +666,9 @@ def maintenance_list(as_json: JsonOpt = False) -> None:
     if as_json:
         typer.echo(json.dumps([_window_row(w) for w in windows], indent=2))
         return
-    table = Table("id", "start (UTC)", "end (UTC)", "labels", "reason", "by")
+    table = Table()
+    _id_column(table, "id", [w.id for w in windows])
+    _columns(table, "start (UTC)", "end (UTC)", "labels", "reason", "by")
     for w in windows:
         table.add_row(w.id, f"{w.start:%Y-%m-%d %H:%M}", f"{w.end:%Y-%m-%d %H:%M}",
                       ", ".join(f"{k}={v}" for k, v in w.labels.items()) or "(all)", w.reason, w.created_by)

@@ -194,3 +194,142 @@ def test_incidents_ack_resolve_reopen(tmp_path, monkeypatch):
     assert "now open" in run("incidents", "reopen", inc).stdout
     assert run("incidents", "resolve", "inc-missing").exit_code == 1
     open_store.cache_clear()
+
+
+@pytest.fixture
+def fresh(tmp_path, monkeypatch):
+    """A CLI runner on its own empty OPSLOOP_HOME (TF-IDF embedder, SQLite)."""
+    monkeypatch.setenv("OPSLOOP_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("OPSLOOP_EMBEDDER", "tfidf")
+    monkeypatch.delenv("OPSLOOP_DATABASE_URL", raising=False)
+    runner = CliRunner()
+
+    def _run(*args: str):
+        return runner.invoke(app, list(args), catch_exceptions=False)
+
+    yield _run
+    open_store.cache_clear()
+
+
+def _cycle_with_incidents(run, tmp_path, *extra: str) -> list[dict]:
+    from tests.runner.test_kill import _kpis
+
+    res = run("cycle", "--kpis", str(_kpis(tmp_path / "k.csv")), *extra)
+    assert res.exit_code == 0, res.output
+    incidents = json.loads(run("incidents", "list", "--json").stdout)
+    assert len(incidents) >= 2
+    return incidents
+
+
+def _error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+def test_full_ids_in_a_narrow_terminal_and_unique_prefixes_accepted(fresh, tmp_path, monkeypatch):
+    from opsloop import cli
+
+    incidents = _cycle_with_incidents(fresh, tmp_path)
+    monkeypatch.setattr(cli.out, "width", 120)
+    table = fresh("incidents", "list").stdout
+    assert all(i["id"] in table for i in incidents) and "…" not in table
+    actions = json.loads(fresh("actions", "list", "--json").stdout)
+    listed = fresh("actions", "list").stdout
+    assert all(a["id"] in listed and a["incident_id"] in listed for a in actions)
+
+    ambiguous = fresh("incidents", "show", "inc-")
+    assert ambiguous.exit_code == 1 and len(ambiguous.stderr.strip().splitlines()) == 1
+    assert "ambiguous" in ambiguous.stderr and all(i["id"] in ambiguous.stderr for i in incidents)
+    target = incidents[0]["id"]
+    prefix = next(target[:n] for n in range(5, len(target))
+                  if sum(i["id"].startswith(target[:n]) for i in incidents) == 1)
+    shown = fresh("incidents", "show", prefix)
+    assert shown.exit_code == 0 and shown.stdout.startswith(target)
+    assert f"{target} is now acknowledged" in fresh("incidents", "ack", prefix).stdout
+    assert f"{target} is now resolved" in fresh("incidents", "resolve", prefix).stdout
+    assert f"{target} is now open" in fresh("incidents", "reopen", prefix).stdout
+    missing = fresh("incidents", "ack", "inc-zzz")
+    assert missing.exit_code == 1 and "inc-zzz" in missing.stderr
+
+    proposed = [a["id"] for a in actions if a["status"] == "proposed"]
+    assert len(proposed) >= 2
+    first, second = proposed[0], proposed[1]
+    short = next(first[:n] for n in range(5, len(first))
+                 if sum(a["id"].startswith(first[:n]) for a in actions) == 1)
+    ok = fresh("actions", "approve", short, "--actor", "alice")
+    assert ok.exit_code == 0 and f"{first} " in ok.stdout and "approved" in ok.stdout
+    rej = fresh("actions", "reject", second[:-1], "--reason", "not needed", "--actor", "bob")
+    assert rej.exit_code == 0 and f"{second} " in rej.stdout and "rejected" in rej.stdout
+    assert fresh("actions", "execute", "act-", "--actor", "alice").exit_code == 1  # ambiguous
+    statuses = {a["id"]: a["status"] for a in json.loads(fresh("actions", "list", "--json").stdout)}
+    assert statuses[first] == "approved" and statuses[second] == "rejected"
+
+
+def test_show_prints_passage_text_assumptions_uncertainties_and_rationale(fresh, tmp_path):
+    runbooks = tmp_path / "runbooks"
+    runbooks.mkdir()
+    (runbooks / "latency.md").write_text(
+        "---\ntitle: Latency\ncategory: latency\n---\n# Latency rise\n\n## Mitigation\n\n"
+        "Shed load from the slow service and compare its p99 with the dependency dashboard.\n")
+    inc = _cycle_with_incidents(fresh, tmp_path, "--runbooks", str(runbooks))[0]
+    full = json.loads(fresh("incidents", "show", inc["id"], "--json").stdout)
+    a = full["assessment"]
+    assert a["citations"] and a["assumptions"] and a["uncertainties"] and full["actions"]
+    shown = fresh("incidents", "show", inc["id"]).stdout
+    assert "Shed load from the slow service and compare its p99 with the dependency dashboard." in shown
+    assert "Assumptions:" in shown and all(x in shown for x in a["assumptions"])
+    assert "Uncertainties:" in shown and all(u in shown for u in a["uncertainties"])
+    for x in full["actions"]:
+        assert f"{x['id']} ({x['type']}): {x['rationale']}" in shown
+
+
+def test_bad_enum_options_are_one_line_errors_naming_the_allowed_values(fresh):
+    res = fresh("incidents", "list", "--status", "closed")
+    assert res.exit_code == 2 and _error_lines(res.stderr) == [
+        "error: --status: 'closed' is not one of open, acknowledged, mitigating, resolved"]
+    res = fresh("actions", "list", "--status", "done")
+    assert res.exit_code == 2 and len(_error_lines(res.stderr)) == 1
+    assert "'done' is not one of proposed, approved, rejected" in res.stderr
+    res = fresh("rag", "query", "x", "--mode", "fuzzy")
+    assert res.exit_code == 2 and "--mode: 'fuzzy' is not one of hybrid, dense, bm25" in res.stderr
+    res = fresh("tokens", "create", "--name", "ci", "--role", "root")
+    assert res.exit_code == 2 and "--role: 'root' is not one of viewer" in res.stderr
+    assert fresh("incidents", "list", "--status", "open").exit_code == 0
+
+
+def test_rag_on_an_empty_knowledge_base_answers_without_loading_the_embedder(fresh, monkeypatch):
+    monkeypatch.setenv("OPSLOOP_EMBEDDER", "minilm")
+    stats = json.loads(fresh("rag", "stats").stdout)
+    assert stats == {"documents": 0, "chunks": 0, "index": "flat", "dim": 0, "embedder": "minilm"}
+    res = fresh("rag", "query", "disk full")
+    assert res.exit_code == 1 and "the knowledge base is empty" in res.stderr
+    assert json.loads(fresh("rag", "stats").stdout)["dim"] == 0  # still not loaded after the query
+
+
+def test_progress_is_one_plain_line_per_stage_when_piped(fresh, tmp_path):
+    from tests.runner.test_kill import _kpis
+
+    res = fresh("cycle", "--kpis", str(_kpis(tmp_path / "k.csv")))
+    assert res.exit_code == 0, res.output
+    lines = res.stderr.splitlines()
+    assert lines[0] == "… observe: loading signals"
+    assert {"… detect", "… correlate", "… assess", "… act"} <= set(lines)
+    assert "\x1b" not in res.stderr and "\r" not in res.stderr  # no spinner redraws
+
+
+def test_bad_option_setting_or_database_is_one_line_not_a_traceback(fresh, monkeypatch):
+    res = fresh("demo", "--days", "2")
+    assert res.exit_code == 2 and len(_error_lines(res.stderr)) == 1
+    assert "days must be an integer >= 3" in res.stderr and "Traceback" not in res.stderr
+
+    monkeypatch.setenv("OPSLOOP_LLM_TIMEOUT", "abc")
+    res = fresh("incidents", "list")
+    assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1
+    assert "OPSLOOP_LLM_TIMEOUT='abc'" in res.stderr
+    monkeypatch.delenv("OPSLOOP_LLM_TIMEOUT")
+
+    monkeypatch.setenv("OPSLOOP_DATABASE_URL", "postgresql+psycopg2://ops:s3cret@127.0.0.1:1/x")
+    for args in (("incidents", "list"), ("actions", "approve", "act-1"), ("rag", "stats")):
+        res = fresh(*args)
+        assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+        assert "cannot open the database postgresql+psycopg2://ops:***@127.0.0.1:1/x" in res.stderr
+        assert "s3cret" not in res.stderr

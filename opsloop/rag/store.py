@@ -118,10 +118,11 @@ class KnowledgeBase:
 
     def __init__(self, store: Store, directory: str | Path, embedder: Embedder | None = None, *,
                  max_chars: int = MAX_CHARS, overlap_chars: int = OVERLAP_CHARS,
-                 hnsw_threshold: int = HNSW_THRESHOLD) -> None:
+                 hnsw_threshold: int = HNSW_THRESHOLD, embedder_name: str = "minilm") -> None:
         self.store = store
         self.directory = Path(directory)
         self._embedder = embedder
+        self._embedder_name = embedder_name  # what to load on first use when ``embedder`` is None
         self.max_chars = max_chars
         self.overlap_chars = overlap_chars
         self.hnsw_threshold = hnsw_threshold
@@ -133,9 +134,10 @@ class KnowledgeBase:
     # -- parts ---------------------------------------------------------------------------------------
     @property
     def embedder(self) -> Embedder:
-        if self._embedder is None:
-            self._embedder, self.degradation = get_embedder("minilm")
-        return self._embedder
+        with self._lock:
+            if self._embedder is None:
+                self._embedder, self.degradation = get_embedder(self._embedder_name)
+            return self._embedder
 
     @property
     def _persist_vectors(self) -> bool:
@@ -221,7 +223,11 @@ class KnowledgeBase:
         """
         with self._lock:
             with self.store() as s:
-                fp = self._fingerprint_of(kdb.list_documents(s))
+                docs = kdb.list_documents(s)
+                if not docs:  # nothing to index: no need to load the embedder for a fingerprint
+                    self._index = self._fingerprint = None
+                    return None
+                fp = self._fingerprint_of(docs)
                 if self._index is not None and fp == self._fingerprint:
                     return self._index
                 chunks = [Chunk(id=c.id, document=c.document, section=c.section, text=c.text, meta=c.meta)
@@ -299,10 +305,17 @@ class KnowledgeBase:
                  "updated_at": d.updated_at.isoformat()} for d in docs]
 
     def stats(self) -> dict:
-        """``{"documents", "chunks", "index": "flat"|"hnsw", "dim", "embedder"}``."""
+        """``{"documents", "chunks", "index": "flat"|"hnsw", "dim", "embedder"}``.
+
+        Counts come from the store first: an empty knowledge base whose embedder is not loaded yet
+        answers without loading it (``dim`` 0, ``embedder`` the configured name), in milliseconds
+        rather than the seconds MiniLM takes to load."""
         with self.store() as s:
             counts = kdb.knowledge_counts(s)
         n_docs, n_chunks = counts["documents"], counts["chunks"]
+        if not n_docs and self._embedder is None:
+            return {"documents": 0, "chunks": int(n_chunks), "index": "flat", "dim": 0,
+                    "embedder": self._embedder_name}
         dim = self._index.dim if self._index is not None else None
         if dim is None and self._persist_vectors:
             dim = self._cache().dim
@@ -361,7 +374,9 @@ _OPEN_LOCK = threading.Lock()
 def open_knowledge_base(settings, store: Store | None = None) -> KnowledgeBase:
     """The process-wide :class:`KnowledgeBase` of ``settings`` (store at
     ``settings.resolved_database_url()``, files under ``settings.home / "rag"``, embedder
-    ``settings.embedder``); ``kb.degradation`` says if the embedder fell back to TF-IDF."""
+    ``settings.embedder``, loaded on first use: opening, :meth:`KnowledgeBase.stats` and a query
+    on an empty knowledge base never load it); ``kb.degradation`` says, once the embedder is loaded,
+    if it fell back to TF-IDF."""
     from opsloop.store.session import open_store
 
     url = settings.resolved_database_url()
@@ -369,8 +384,7 @@ def open_knowledge_base(settings, store: Store | None = None) -> KnowledgeBase:
     with _OPEN_LOCK:
         kb = _OPEN.get(key)
         if kb is None:
-            embedder, note = get_embedder(settings.embedder)
-            kb = KnowledgeBase(store or open_store(url), Path(settings.home) / "rag", embedder)
-            kb.degradation = note
+            kb = KnowledgeBase(store or open_store(url), Path(settings.home) / "rag",
+                               embedder_name=settings.embedder)
             _OPEN[key] = kb
         return kb
