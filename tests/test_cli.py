@@ -11,6 +11,16 @@ from opsloop.cli import app
 from opsloop.store.session import open_store
 
 
+def _cli():
+    """``run(*args)``: the ``opsloop`` command in-process (typer's CliRunner), exceptions raised."""
+    runner = CliRunner()
+
+    def _run(*args: str):
+        return runner.invoke(app, list(args), catch_exceptions=False)
+
+    return _run
+
+
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     return tmp_path_factory.mktemp("home")
@@ -20,12 +30,7 @@ def home(tmp_path_factory):
 def run(home, monkeypatch):
     monkeypatch.setenv("OPSLOOP_HOME", str(home))
     monkeypatch.delenv("OPSLOOP_DATABASE_URL", raising=False)
-    runner = CliRunner()
-
-    def _run(*args: str):
-        return runner.invoke(app, list(args), catch_exceptions=False)
-
-    yield _run
+    yield _cli()
     open_store.cache_clear()
 
 
@@ -172,17 +177,10 @@ def test_maintenance_add_list_remove(run):
     assert run("maintenance", "remove", window["id"]).exit_code == 1
 
 
-def test_incidents_ack_resolve_reopen(tmp_path, monkeypatch):
+def test_incidents_ack_resolve_reopen(fresh, tmp_path):
     from tests.runner.test_kill import _kpis
 
-    monkeypatch.setenv("OPSLOOP_HOME", str(tmp_path))
-    monkeypatch.setenv("OPSLOOP_EMBEDDER", "tfidf")
-    monkeypatch.delenv("OPSLOOP_DATABASE_URL", raising=False)
-    runner = CliRunner()
-
-    def run(*args: str):
-        return runner.invoke(app, list(args), catch_exceptions=False)
-
+    run = fresh
     assert run("cycle", "--kpis", str(_kpis(tmp_path / "k.csv"))).exit_code == 0
     inc = json.loads(run("incidents", "list", "--json").stdout)[0]["id"]
     ack = run("incidents", "ack", inc, "--actor", "alice")
@@ -193,7 +191,6 @@ def test_incidents_ack_resolve_reopen(tmp_path, monkeypatch):
     assert [i["id"] for i in json.loads(run("incidents", "list", "--status", "resolved", "--json").stdout)] == [inc]
     assert "now open" in run("incidents", "reopen", inc).stdout
     assert run("incidents", "resolve", "inc-missing").exit_code == 1
-    open_store.cache_clear()
 
 
 @pytest.fixture
@@ -202,12 +199,7 @@ def fresh(tmp_path, monkeypatch):
     monkeypatch.setenv("OPSLOOP_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("OPSLOOP_EMBEDDER", "tfidf")
     monkeypatch.delenv("OPSLOOP_DATABASE_URL", raising=False)
-    runner = CliRunner()
-
-    def _run(*args: str):
-        return runner.invoke(app, list(args), catch_exceptions=False)
-
-    yield _run
+    yield _cli()
     open_store.cache_clear()
 
 
