@@ -14,8 +14,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from opsloop.domain import Policy
-from opsloop.domain import ActionStatus, Incident, ProposedAction, Risk, stable_hash
+from opsloop.domain import ActionStatus, Incident, Policy, ProposedAction, Risk, stable_hash
+
 
 class ParamSpec(BaseModel):
     """One action parameter. ``label``: filled from the incident's blast radius for that label (an

@@ -14,9 +14,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from opsloop.actions import service
 from opsloop.actions.outbox import stale_after_seconds
+from opsloop.api.deps import Admin, Approver, Operator, SessionDep, SettingsDep, StoreDep, Viewer
 from opsloop.api.health import Health
 from opsloop.api.health import health as health_report
-from opsloop.api.deps import Admin, Approver, Operator, SessionDep, SettingsDep, StoreDep, Viewer
 from opsloop.api.schemas import (
     CandidateOut,
     CycleOut,
@@ -29,7 +29,14 @@ from opsloop.api.schemas import (
     TokenIn,
     TokenOut,
 )
-from opsloop.domain import AuditEvent, CycleReport, Incident, IncidentStatus, MaintenanceWindow, ProposedAction
+from opsloop.domain import (
+    AuditEvent,
+    CycleReport,
+    Incident,
+    IncidentStatus,
+    MaintenanceWindow,
+    ProposedAction,
+)
 from opsloop.pipeline.observe import Signals, observe
 from opsloop.rag.documents import SUPPORTED, load_default_documents, uploads_dir
 from opsloop.store import repository as repo
