@@ -69,10 +69,13 @@ def _llm(settings: Settings) -> Check:
     if cfg.backend == "off":
         return Check(status="off", detail="rules only (OPSLOOP_LLM=off)")
     if cfg.backend == "ollama":
-        host = cfg.host or "http://127.0.0.1:11434"
+        from opsloop.llm.ollama import DEFAULT_MODEL, OllamaLLM
+
+        ollama = OllamaLLM(host=cfg.host, model=cfg.model or DEFAULT_MODEL)  # the host a cycle would call
+        host = ollama.host
         try:
             httpx.get(f"{host.rstrip('/')}/api/tags", timeout=1.0).raise_for_status()
-            return Check(status="ok", detail=f"ollama at {host}, model {cfg.model or 'default'}")
+            return Check(status="ok", detail=f"ollama at {host}, model {ollama.model}")
         except httpx.HTTPError as exc:
             return Check(
                 status="degraded",

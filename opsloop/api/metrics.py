@@ -13,6 +13,7 @@ CLI, the scheduler and the API count alike:
 
 from __future__ import annotations
 
+import collections
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter
@@ -63,9 +64,10 @@ class StoreCollector:
             "opsloop_lease_expires_timestamp_seconds", "Lease expiry, by holder", labels=["name", "holder"]
         )
         with self.store() as s:
-            for trigger, outcome, n, _seconds in repo.cycle_stats(s):
+            durations = repo.cycle_durations(s)  # one read of the cycles serves both families
+            for (trigger, outcome), n in sorted(collections.Counter((t, o) for t, o, _ in durations).items()):
                 cycles.add_metric([trigger, outcome], n)
-            buckets, total = _histogram(repo.cycle_durations(s))
+            buckets, total = _histogram([seconds for *_, seconds in durations])
             for status, severity, n in s.execute(
                 select(IncidentRow.status, IncidentRow.severity, func.count()).group_by(
                     IncidentRow.status, IncidentRow.severity

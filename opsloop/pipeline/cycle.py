@@ -37,6 +37,8 @@ from opsloop.domain import (
     Window,
 )
 from opsloop.llm import LRUCache, llm_from_settings, narrate
+from opsloop.packs import load_pack
+from opsloop.packs.model import Pack
 from opsloop.pipeline.correlate import continues, correlate
 from opsloop.pipeline.decide import assess, incident_severity, risk_report
 from opsloop.pipeline.detect import (
@@ -46,8 +48,6 @@ from opsloop.pipeline.detect import (
     detect_kpis,
     detect_log_errors,
 )
-from opsloop.packs import load_pack
-from opsloop.packs.model import Pack
 from opsloop.pipeline.observe import Signals
 from opsloop.pipeline.paging import PagingJudge, page
 from opsloop.rag.documents import load_default_documents, load_documents
@@ -70,12 +70,15 @@ Progress = Callable[[str], None]
 
 @dataclass
 class CycleResult:
-    """The stored cycle report and the incidents it created or updated (with their actions)."""
+    """The stored cycle report and the incidents it created or updated (with their actions);
+    ``index``: the runbook index the cycle retrieved from (``None`` if it needed none), for a runner
+    to pass to its next cycle."""
 
     report: CycleReport
     incidents: list[Incident] = field(default_factory=list)
     anomalies: list[Anomaly] = field(default_factory=list)
     clusters: list[TicketCluster] = field(default_factory=list)
+    index: RunbookIndex | None = None
 
 
 class _Clock:
@@ -172,7 +175,7 @@ def reason(signals: Signals, settings: Settings, clock: _Clock | None = None, de
     return anomalies, clusters, candidates
 
 
-def runbook_index(runbooks: Path | None, settings: Settings, degradations: list[str],
+def _runbook_index(runbooks: Path | None, settings: Settings, degradations: list[str],
                    store: Store | None = None, pack: Pack | None = None) -> RunbookIndex | None:
     """The retrieval index: the persisted knowledge base when it holds documents (``opsloop rag
     ingest``), else the domain pack's and the uploaded runbooks (or ``runbooks`` when given)."""
@@ -309,7 +312,7 @@ def run_cycle(
     anomalies, clusters, candidates = reason(signals, settings, clock, degradations, store, learned, pack, context)
     with clock.stage("retrieve"):
         if candidates and index is None:
-            index = runbook_index(runbooks, settings, degradations, store, pack)
+            index = _runbook_index(runbooks, settings, degradations, store, pack)
     llm_counts: dict[str, int] = {}
     with clock.stage("assess"):
         assessed, rules = decide(candidates, signals, index, settings, degradations, llm_counts, pack, store)
@@ -341,4 +344,4 @@ def run_cycle(
                 incidents = [repo.get_incident(session, i.id) for i in incidents]
     report.stage_seconds["act"] = clock.seconds.get("act", 0.0)
     report.stage_seconds["outbox"] = clock.seconds.get("outbox", 0.0)
-    return CycleResult(report=report, incidents=incidents, anomalies=anomalies, clusters=clusters)
+    return CycleResult(report=report, incidents=incidents, anomalies=anomalies, clusters=clusters, index=index)

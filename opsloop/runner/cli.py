@@ -18,11 +18,11 @@ from opsloop.runner.windows import Grid, parse_duration
 from opsloop.sources.base import Source
 
 
-def _duration(value: str, name: str) -> timedelta:
+def _duration(value: str, name: str, allow_zero: bool = False) -> timedelta:
     from opsloop.cli import _fail
 
     try:
-        return parse_duration(value)
+        return parse_duration(value, allow_zero)
     except ValueError as exc:
         _fail(f"--{name}: {exc}")
 
@@ -141,7 +141,7 @@ def schedule(
     try:
         grid = Grid(
             every=_duration(every, "every"),
-            grace=timedelta(0) if grace in ("0", "0s") else _duration(grace, "grace"),
+            grace=_duration(grace, "grace", allow_zero=True),
             max_catch_up=max_catch_up,
         )
     except ValueError as exc:

@@ -42,7 +42,7 @@ from opsloop.actions.outbox import run_outbox
 from opsloop.config import Settings
 from opsloop.domain import ActionStatus, CycleReport, Window
 from opsloop.packs.model import Pack
-from opsloop.pipeline.cycle import run_cycle, runbook_index
+from opsloop.pipeline.cycle import run_cycle
 from opsloop.pipeline.observe import combine
 from opsloop.rag.index import RunbookIndex
 from opsloop.runner.windows import Grid
@@ -178,8 +178,7 @@ class Runner:
         self.log = log or JsonLog()
         self.runbooks = runbooks
         self.clock = clock or (lambda: datetime.now(UTC))
-        self._index: RunbookIndex | None = None
-        self._index_degradations: list[str] = []
+        self._index: RunbookIndex | None = None  # built by the first cycle that retrieves, then reused
 
     # -- the lease --------------------------------------------------------------------------------
     def acquire(self) -> None:
@@ -280,13 +279,6 @@ class Runner:
                 break
         return out
 
-    def _index_for(self) -> RunbookIndex | None:
-        if self._index is None:
-            self._index = runbook_index(
-                self.runbooks, self.settings, self._index_degradations, self.store, self.pack
-            )
-        return self._index
-
     def run_window(self, w: Window, wm: str) -> WindowOutcome:
         """Run one window and commit it with the lease fenced and watermark ``wm`` advanced (see the
         module docstring). Never raises for source, store or cycle errors: they are the outcome."""
@@ -340,7 +332,7 @@ class Runner:
                     pack=self.pack,
                     trigger=self.config.trigger,
                     in_commit=in_commit,
-                    index=self._index_for(),
+                    index=self._index,
                     window=w,
                 )
         except LeaseLost as exc:
@@ -353,6 +345,7 @@ class Runner:
         except Exception as exc:  # a bug in a stage must not stop the runner: record it, retry
             self.log("window.error", window_start=w.start, traceback=traceback.format_exc(limit=8))
             return self._failed(w, wm, f"{type(exc).__name__}: {exc}")
+        self._index = self._index or result.index
         if result.report.counts.get("incidents_escalated"):
             run_outbox(self.store, self.settings, policy=self.settings.policy(self.pack))
         new = [i for i in result.report.incident_ids if i not in before]

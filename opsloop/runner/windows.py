@@ -76,9 +76,11 @@ class Grid:
         ]
 
 
-def parse_duration(text: str) -> timedelta:
+def parse_duration(text: str, allow_zero: bool = False) -> timedelta:
     """``"5m"``, ``"1h"``, ``"90s"``, ``"1d"``, ``"1h30m"`` → timedelta. Raises ``ValueError`` naming
-    the text for anything else (or zero)."""
+    the text for anything else, and for zero unless ``allow_zero`` (a grace may be ``0s``)."""
+    if allow_zero and text.strip() == "0":
+        return timedelta(0)
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
     total, num = 0.0, ""
     for ch in text.strip().lower():
@@ -89,6 +91,6 @@ def parse_duration(text: str) -> timedelta:
             num = ""
         else:
             raise ValueError(f"bad duration {text!r}: use a number with s, m, h, d or w (e.g. 5m, 1h, 1h30m)")
-    if num or total <= 0:
+    if num or total < 0 or (total == 0 and not allow_zero):
         raise ValueError(f"bad duration {text!r}: use a number with s, m, h, d or w (e.g. 5m, 1h, 1h30m)")
     return timedelta(seconds=total)

@@ -24,6 +24,7 @@ from opsloop.domain import (
     AuditEvent,
     CycleReport,
     Incident,
+    IncidentStatus,
     MaintenanceWindow,
     Policy,
     PolicyViolation,
@@ -31,7 +32,6 @@ from opsloop.domain import (
     Quarantined,
     Risk,
     Severity,
-    IncidentStatus,
     Window,
     stable_hash,
 )
@@ -150,19 +150,10 @@ def record_cycle(session: Session, report: CycleReport, trigger: str = "cli") ->
     session.flush()
 
 
-def cycle_stats(session: Session) -> list[tuple[str, str, int, float]]:
-    """``(trigger, outcome, count, total stage seconds)`` over stored cycles, for ``/metrics``."""
+def cycle_durations(session: Session) -> list[tuple[str, str, float]]:
+    """``(trigger, outcome, seconds in its stages)`` of every stored cycle, for ``/metrics``."""
     rows = session.execute(select(CycleRow.trigger, CycleRow.outcome, CycleRow.report)).all()
-    out: dict[tuple[str, str], list[float]] = {}
-    for trig, outcome, report in rows:
-        out.setdefault((trig, outcome), []).append(sum((report or {}).get("stage_seconds", {}).values()))
-    return [(t, o, len(v), float(sum(v))) for (t, o), v in sorted(out.items())]
-
-
-def cycle_durations(session: Session) -> list[float]:
-    """Seconds each stored cycle spent in its stages (the sum of its stage timings)."""
-    rows = session.execute(select(CycleRow.report)).scalars()
-    return [float(sum((r or {}).get("stage_seconds", {}).values())) for r in rows]
+    return [(t, o, float(sum((r or {}).get("stage_seconds", {}).values()))) for t, o, r in rows]
 
 
 def update_cycle_counts(session: Session, cycle_id: str, counts: dict[str, int]) -> CycleReport:
@@ -232,13 +223,13 @@ def find_matching_incident(session: Session, inc: Incident, gap: timedelta,
     return min(ranked, key=lambda x: x[0])[1] if ranked else None
 
 
-def _merged(row: IncidentRow, inc: Incident) -> Incident:
-    """``inc`` with the stored incident's anomalies it does not repeat (newer evidence wins per key),
-    clusters by id and blast radius unioned: an incident accumulates what each cycle saw of it."""
-    old = _incident_from_row(row)
+def _merged(old: Incident, inc: Incident) -> Incident:
+    """``inc`` with the ``old`` (stored) incident's anomalies it does not repeat (newer evidence wins
+    per key), clusters by id and blast radius unioned: an incident accumulates what each cycle saw."""
     new_keys = {a.key() for a in inc.anomalies}
     anomalies = inc.anomalies + [a for a in old.anomalies if a.key() not in new_keys]
-    clusters = inc.clusters + [c for c in old.clusters if c.id not in {x.id for x in inc.clusters}]
+    new_clusters = {x.id for x in inc.clusters}
+    clusters = inc.clusters + [c for c in old.clusters if c.id not in new_clusters]
     affected = {k: sorted(set(old.affected.get(k, [])) | set(inc.affected.get(k, [])))
                 for k in {*old.affected, *inc.affected}}
     return inc.model_copy(update={"anomalies": sorted(anomalies, key=lambda a: a.start), "clusters": clusters,
@@ -279,11 +270,12 @@ def upsert_incident(session: Session, inc: Incident, gap: timedelta,
     first, last = min(row.first_seen, inc.first_seen), max(row.last_seen, inc.last_seen)
     changed = (first, last, severity.value) != (row.first_seen, row.last_seen, row.severity)
     row.first_seen, row.last_seen, row.severity = first, last, severity.value
-    merged = _merged(row, inc).model_copy(update={"fingerprint": row.fingerprint})
+    old = _incident_from_row(row)
+    merged = _merged(old, inc).model_copy(update={"fingerprint": row.fingerprint})
     if row.fingerprint == inc.fingerprint:  # the same problem seen whole again: its newer reading stands
         row.kind, row.category, row.title = inc.kind.value, category, inc.title
     else:  # a partial sighting (shared anomaly key): it adds evidence, the stored reading stands
-        merged = merged.model_copy(update={"assessment": _incident_from_row(row).assessment or inc.assessment})
+        merged = merged.model_copy(update={"assessment": old.assessment or inc.assessment})
     row.data = _incident_data(merged)
     row.updated_at = t
     if changed:
