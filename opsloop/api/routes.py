@@ -22,6 +22,7 @@ from opsloop.api.schemas import (
     CycleOut,
     IncidentMoveIn,
     MaintenanceIn,
+    Me,
     ObserveOut,
     RagStats,
     RejectIn,
@@ -36,6 +37,7 @@ from opsloop.domain import (
     IncidentStatus,
     MaintenanceWindow,
     ProposedAction,
+    Role,
 )
 from opsloop.pipeline.observe import Signals, observe
 from opsloop.rag.documents import SUPPORTED, load_default_documents, uploads_dir
@@ -59,6 +61,12 @@ def health(store: StoreDep, settings: SettingsDep, response: Response) -> Health
 def metrics(request: Request) -> Response:
     """Prometheus exposition format (no token needed)."""
     return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/me", tags=["system"], responses={401: {"description": "missing, unknown or revoked token"}})
+def me(caller: Viewer) -> Me:
+    """Who the token belongs to (the UI signs in with this)."""
+    return Me(name=caller.name, role=Role(caller.role))
 
 
 def _server_path(path: str, root: Path) -> Path:

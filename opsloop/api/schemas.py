@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from opsloop.domain import Anomaly, CycleReport, Quarantined
+from opsloop.domain import Anomaly, CycleReport, Quarantined, Role
 
 
 class _In(BaseModel):
@@ -97,3 +97,10 @@ class MaintenanceIn(_In):
     end: datetime
     labels: dict[str, str] = Field(default_factory=dict, max_length=20)
     reason: str = Field(default="", max_length=2000)
+
+
+class Me(BaseModel):
+    """The caller as the API sees it: the token's ``name`` and ``role``."""
+
+    name: str
+    role: Role

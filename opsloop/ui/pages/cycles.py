@@ -1,0 +1,5 @@
+"""cycles page (being built)."""
+
+import streamlit as st
+
+st.title("cycles")

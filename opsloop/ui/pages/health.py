@@ -1,0 +1,5 @@
+"""health page (being built)."""
+
+import streamlit as st
+
+st.title("health")

@@ -1,0 +1,5 @@
+"""incident page (being built)."""
+
+import streamlit as st
+
+st.title("incident")

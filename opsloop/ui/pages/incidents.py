@@ -1,0 +1,5 @@
+"""incidents page (being built)."""
+
+import streamlit as st
+
+st.title("incidents")

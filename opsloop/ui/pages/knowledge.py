@@ -1,0 +1,5 @@
+"""knowledge page (being built)."""
+
+import streamlit as st
+
+st.title("knowledge")
