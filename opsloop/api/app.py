@@ -1,10 +1,12 @@
-"""The FastAPI application (``opsloop serve``): OpenAPI at ``/docs``, JSON errors, Prometheus metrics."""
+"""The FastAPI application (``opsloop serve``): OpenAPI at ``/docs`` and ``/redoc`` (Swagger UI and ReDoc
+served from local assets, no CDN: ``fastapi-offline``), JSON errors, Prometheus metrics."""
 
 from __future__ import annotations
 
 import logging
 
 from fastapi import FastAPI, Request
+from fastapi_offline import FastAPIOffline
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
@@ -28,7 +30,7 @@ def _error(status: int, detail: str) -> JSONResponse:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app on ``settings`` (default: from the environment) and its store."""
     settings = settings or Settings()
-    app = FastAPI(title="opsloop", version=__version__,
+    app: FastAPI = FastAPIOffline(title="opsloop", version=__version__,
                   description="Incident intelligence for SREs: incidents, assessments, actions behind an approval gate.")
     app.state.settings = settings
     app.state.store = open_store(settings.resolved_database_url())

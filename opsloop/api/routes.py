@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -18,33 +19,46 @@ from opsloop.api.deps import Admin, Approver, Operator, SessionDep, SettingsDep,
 from opsloop.api.health import Health
 from opsloop.api.health import health as health_report
 from opsloop.api.schemas import (
+    ActionDetail,
+    ApproveOut,
+    AuditVerifyOut,
     CandidateOut,
     CycleOut,
     IncidentMoveIn,
+    IncidentSummary,
+    ListOut,
     MaintenanceIn,
     Me,
     ObserveOut,
     RagStats,
     RejectIn,
     SignalsIn,
+    SimilarIncidentOut,
+    TimelineEntryOut,
     TokenIn,
     TokenOut,
 )
 from opsloop.domain import (
+    ActionStatus,
     AuditEvent,
+    Citation,
     CycleReport,
     Incident,
     IncidentStatus,
+    Kind,
     MaintenanceWindow,
     ProposedAction,
     Role,
+    Severity,
 )
 from opsloop.pipeline.observe import Signals, observe
 from opsloop.rag.documents import SUPPORTED, load_default_documents, uploads_dir
+from opsloop.store import queries
 from opsloop.store import repository as repo
 
 router = APIRouter()
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+MAX_INPUT_BYTES = 200 * 1024 * 1024
 
 
 @router.get("/health", tags=["system"], responses={503: {"description": "the store is unreachable"}})
@@ -102,10 +116,14 @@ def _observe(body: SignalsIn, workdir: Path, root: Path) -> Signals:
 def observe_signals(body: SignalsIn, store: StoreDep, settings: SettingsDep, _: Operator) -> ObserveOut:
     """Load and validate signals for a window and run detection, correlation and the paging rules
     (with the stored maintenance windows); stores nothing."""
-    from opsloop.pipeline.cycle import reason
-
     with tempfile.TemporaryDirectory() as tmp:
         signals = _observe(body, Path(tmp), settings.home)
+    return _reasoned(signals, settings, store)
+
+
+def _reasoned(signals: Signals, settings, store) -> ObserveOut:
+    from opsloop.pipeline.cycle import reason
+
     anomalies, _clusters, candidates = reason(signals, settings, store=store)
     return ObserveOut(
         window={"start": signals.window.start, "end": signals.window.end}, counts=signals.counts(),
@@ -127,24 +145,142 @@ def run_cycle_route(body: SignalsIn, request: Request, store: StoreDep, settings
     return CycleOut(report=result.report, incident_ids=[i.id for i in result.incidents])
 
 
+Limit = Annotated[int, Query(ge=1, le=500, description="Items per page.")]
+Offset = Annotated[int, Query(ge=0, le=10**9, description="Items to skip.")]
+
+
+_INPUT_SUFFIXES = (".csv", ".jsonl", ".json", ".ndjson", ".parquet")
+
+
+async def _staged(upload: UploadFile | None, name: str, workdir: Path) -> Path | None:
+    """Write an uploaded input to ``workdir`` under its own (base) name so loaders and quarantine
+    name the user's file; 413 over the upload limit, 415 for an unknown suffix."""
+    if upload is None:
+        return None
+    base = Path(upload.filename or name).name[-120:] or name
+    if Path(base).suffix.lower() not in _INPUT_SUFFIXES:
+        raise HTTPException(415, f"{base}: {name} must be one of {', '.join(_INPUT_SUFFIXES)}")
+    data = await upload.read(MAX_INPUT_BYTES + 1)
+    if len(data) > MAX_INPUT_BYTES:
+        raise HTTPException(413, f"{base}: larger than {MAX_INPUT_BYTES} bytes")
+    target = workdir / name
+    target.mkdir(exist_ok=True)
+    (target / base).write_bytes(data)
+    return target / base
+
+
+async def _observe_files(tickets: UploadFile | None, logs: UploadFile | None, kpis: list[UploadFile],
+                         workdir: Path) -> Signals:
+    if not (tickets or logs or kpis):
+        raise HTTPException(422, "give at least one of the files tickets, logs, kpis")
+    staged_kpis = [await _staged(k, f"kpis{i}", workdir) for i, k in enumerate(kpis)]
+    return await run_in_threadpool(
+        observe, tickets=await _staged(tickets, "tickets", workdir), logs=await _staged(logs, "logs", workdir),
+        kpis=[k for k in staged_kpis if k is not None])
+
+
+UploadOpt = Annotated[UploadFile | None, File(description="CSV, JSONL or Parquet in the input contract.")]
+_UPLOAD_ERRORS = {413: {"description": "a file is too large"}, 415: {"description": "unsupported file type"},
+                  422: {"description": "no file given, or a file names a bad row (file, line, field)"}}
+
+
+@router.post("/cycles/files", tags=["cycles"], status_code=status.HTTP_201_CREATED, responses=_UPLOAD_ERRORS)
+async def run_cycle_files(store: StoreDep, settings: SettingsDep, _: Operator, tickets: UploadOpt = None,
+                          logs: UploadOpt = None, kpis: Annotated[list[UploadFile], File()] = []  # noqa: B006
+                          ) -> CycleOut:
+    """Run one cycle on uploaded files (any subset of tickets, logs and KPI files) and store its results."""
+    from opsloop.pipeline.cycle import run_cycle
+
+    with tempfile.TemporaryDirectory() as tmp:
+        signals = await _observe_files(tickets, logs, kpis, Path(tmp))
+        result = await run_in_threadpool(run_cycle, signals, store, settings, trigger="api")
+    return CycleOut(report=result.report, incident_ids=[i.id for i in result.incidents])
+
+
+@router.post("/observe/files", tags=["cycles"], responses=_UPLOAD_ERRORS)
+async def observe_files(store: StoreDep, settings: SettingsDep, _: Operator, tickets: UploadOpt = None,
+                        logs: UploadOpt = None, kpis: Annotated[list[UploadFile], File()] = []  # noqa: B006
+                        ) -> ObserveOut:
+    """Detect, correlate and page on uploaded files without storing anything (like ``POST /observe``)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        signals = await _observe_files(tickets, logs, kpis, Path(tmp))
+    return await run_in_threadpool(_reasoned, signals, settings, store)
+
+
 @router.get("/cycles", tags=["cycles"])
-def list_cycles(session: SessionDep, _: Viewer, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[CycleReport]:
-    """Recent cycle reports, newest first."""
-    return [CycleReport.model_validate(r) for r in repo.list_cycles(session, limit)]
+def list_cycles(session: SessionDep, _: Viewer, limit: Limit = 50, offset: Offset = 0) -> ListOut[CycleReport]:
+    """Cycle reports, newest first."""
+    data, count = queries.search_cycles(session, limit, offset)
+    return ListOut(data=data, count=count)
 
 
-@router.get("/incidents", tags=["incidents"])
-def list_incidents(session: SessionDep, _: Viewer,
-                   status_: Annotated[IncidentStatus | None, Query(alias="status")] = None
-                   ) -> list[Incident]:
-    """Incidents, most severe first."""
-    return repo.list_incidents(session, status_.value if status_ else None)
+def _label_pairs(labels: list[str]) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in labels:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise HTTPException(422, f"label {item!r}: expected NAME=VALUE")
+        pairs.append((name, value))
+    return tuple(pairs)
+
+
+def _summary(s: queries.IncidentRowSummary) -> IncidentSummary:
+    inc, a = s.incident, s.incident.assessment
+    return IncidentSummary(
+        id=inc.id, title=inc.title, status=inc.status, severity=inc.severity, kind=inc.kind, category=s.category,
+        confidence=a.confidence if a else None, first_seen=inc.first_seen, last_seen=inc.last_seen,
+        affected=inc.affected, revenue_at_risk_window=a.risk.revenue_at_risk_window if a else None,
+        currency=a.risk.currency if a else "", pending_actions=s.pending_actions)
+
+
+@router.get("/incidents", tags=["incidents"], responses={422: {"description": "a bad filter value"}})
+def list_incidents(
+    session: SessionDep, _: Viewer,
+    status_: Annotated[IncidentStatus | None, Query(alias="status")] = None,
+    severity: Severity | None = None,
+    kind: Kind | None = None,
+    category: Annotated[str | None, Query(max_length=64)] = None,
+    label: Annotated[list[str], Query(max_length=20, description=(
+        "`NAME=VALUE` in the incident's blast radius; repeat to require several."))] = [],  # noqa: B006
+    since: Annotated[datetime | None, Query(description="Active at or after (UTC).")] = None,
+    until: Annotated[datetime | None, Query(description="Active before (UTC).")] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Substring of the id, title or category.")] = None,
+    limit: Limit = 50, offset: Offset = 0,
+) -> ListOut[IncidentSummary]:
+    """Incidents matching the filters, most severe first, then most recently seen."""
+    f = queries.IncidentFilter(
+        status=status_.value if status_ else None, severity=severity.value if severity else None,
+        kind=kind.value if kind else None, category=category, labels=_label_pairs(label),
+        since=since, until=until, q=q)
+    data, count = queries.search_incidents(session, f, limit, offset)
+    return ListOut(data=[_summary(s) for s in data], count=count)
 
 
 @router.get("/incidents/{incident_id}", tags=["incidents"], responses={404: {"description": "no such incident"}})
 def get_incident(incident_id: str, session: SessionDep, _: Viewer) -> Incident:
     """One incident with its assessment, evidence, citations and actions."""
     return repo.get_incident(session, incident_id)
+
+
+@router.get("/incidents/{incident_id}/timeline", tags=["incidents"],
+            responses={404: {"description": "no such incident"}})
+def incident_timeline(incident_id: str, session: SessionDep, _: Viewer) -> ListOut[TimelineEntryOut]:
+    """First seen, status changes and everything done to the incident's actions, oldest first."""
+    entries = queries.incident_timeline(session, incident_id)
+    return ListOut(data=[TimelineEntryOut(**vars(e)) for e in entries], count=len(entries))
+
+
+@router.get("/incidents/{incident_id}/similar", tags=["incidents"],
+            responses={404: {"description": "no such incident"}})
+def similar_incidents(incident_id: str, session: SessionDep, _: Viewer,
+                      limit: Annotated[int, Query(ge=1, le=50)] = 5) -> ListOut[SimilarIncidentOut]:
+    """Other incidents whose evidence names the same series, category, labels, detectors or ticket
+    themes, most alike first (``score`` in [0, 1])."""
+    found = queries.similar_incidents(session, incident_id, limit)
+    return ListOut(data=[SimilarIncidentOut(
+        id=s.incident.id, title=s.incident.title, status=s.incident.status, severity=s.incident.severity,
+        category=s.category, first_seen=s.incident.first_seen, last_seen=s.incident.last_seen, score=s.score,
+        shared=s.shared) for s in found], count=len(found))
 
 
 _MOVES = {"acknowledge": "acknowledged", "resolve": "resolved", "reopen": "reopened"}
@@ -163,7 +299,8 @@ def move_incident(incident_id: str, move: Literal["acknowledge", "resolve", "reo
 @router.get("/actions", tags=["actions"], responses={422: {"description": "stale=true with another status"}})
 def list_actions(
     session: SessionDep, settings: SettingsDep, _: Viewer,
-    status_: Annotated[str | None, Query(alias="status", max_length=16)] = None,
+    status_: Annotated[ActionStatus | None, Query(alias="status")] = None,
+    incident_id: Annotated[str | None, Query(max_length=64)] = None,
     stale: Annotated[bool, Query(description=(
         "Only stale claims: actions left `executing` longer than their executor's deadline plus "
         "`OPSLOOP_ACTION_STALE_MARGIN_SECONDS` (a crash between claim and outcome). They are never run "
@@ -171,20 +308,29 @@ def list_actions(
     older_than_seconds: Annotated[float | None, Query(ge=0, le=10**9, description=(
         "With `stale=true`: claimed more than this many seconds ago (default: the longest executor "
         "deadline plus the margin)."))] = None,
-) -> list[ProposedAction]:
+    limit: Limit = 50, offset: Offset = 0,
+) -> ListOut[ProposedAction]:
     """Actions, oldest first; with ``stale=true``, the claims that never finished."""
     if not stale:
-        return repo.list_actions(session, status_)
-    if status_ not in (None, "executing"):
+        data, count = queries.search_actions(session, status_.value if status_ else None, incident_id, limit, offset)
+        return ListOut(data=data, count=count)
+    if status_ not in (None, ActionStatus.executing):
         raise HTTPException(422, "stale=true lists executing actions; it cannot be combined with another status")
     threshold = older_than_seconds if older_than_seconds is not None else stale_after_seconds(settings)
-    return repo.stale_executions(session, threshold)
+    stale_actions = [a for a in repo.stale_executions(session, threshold)
+                     if incident_id is None or a.incident_id == incident_id]
+    return ListOut(data=stale_actions[offset:offset + limit], count=len(stale_actions))
 
 
 @router.get("/actions/{action_id}", tags=["actions"], responses={404: {"description": "no such action"}})
-def get_action(action_id: str, session: SessionDep, _: Viewer) -> dict:
-    """One action with who proposed, approved and executed it."""
-    return repo.action_detail(session, action_id)
+def get_action(action_id: str, session: SessionDep, settings: SettingsDep, _: Viewer) -> ActionDetail:
+    """One action with who proposed, approved and executed it, and how many approvals it needs."""
+    d = repo.action_detail(session, action_id)
+    action = repo.get_action(session, action_id)
+    return ActionDetail(
+        action=action, proposed_by=d["proposed_by"], decided_by=d["decided_by"], reason=d["reason"],
+        result=d["result"], created_at=d["created_at"], updated_at=d["updated_at"], approved_at=d["approved_at"],
+        approvals=d["approvals"], approvals_needed=settings.policy().approvers_needed(action.risk))
 
 
 _CONFLICT = {404: {"description": "no such action"}, 409: {"description": "not in a state that allows this"},
@@ -192,10 +338,11 @@ _CONFLICT = {404: {"description": "no such action"}, 409: {"description": "not i
 
 
 @router.post("/actions/{action_id}/approve", tags=["actions"], responses=_CONFLICT)
-def approve(action_id: str, store: StoreDep, settings: SettingsDep, caller: Approver) -> dict:
-    """Approve a proposed action (critical actions need two distinct approvers)."""
+def approve(action_id: str, store: StoreDep, settings: SettingsDep, caller: Approver) -> ApproveOut:
+    """Approve a proposed action (critical actions need two distinct approvers); ``approved`` is false
+    while it waits for another approver."""
     action, done = service.approve(store, action_id, caller.name, settings.policy())
-    return {"action": action.model_dump(mode="json"), "approved": done}
+    return ApproveOut(action=action, approved=done)
 
 
 @router.post("/actions/{action_id}/reject", tags=["actions"], responses=_CONFLICT)
@@ -258,6 +405,32 @@ def rag_stats(store: StoreDep, settings: SettingsDep, _: Viewer) -> RagStats:
     return RagStats(documents=len({c.document for c in chunks}), chunks=len(chunks), uploaded=uploaded, index="files")
 
 
+@router.get("/rag/query", tags=["rag"])
+def rag_query(request: Request, store: StoreDep, settings: SettingsDep, _: Viewer,
+              q: Annotated[str, Query(min_length=1, max_length=2000, description="What to look for.")],
+              k: Annotated[int, Query(ge=1, le=50)] = 5,
+              mode: Literal["hybrid", "dense", "bm25"] = "hybrid") -> ListOut[Citation]:
+    """The passages a cycle would retrieve for ``q``: from the knowledge base, or from the bundled
+    plus uploaded runbooks while it is empty (that index is built once and kept until they change)."""
+    from opsloop.pipeline.cycle import runbook_index
+    from opsloop.rag.store import open_knowledge_base
+
+    kb = open_knowledge_base(settings, store)
+    if kb.stats()["documents"]:
+        hits = kb.query(q, k, mode)
+    else:
+        from opsloop.packs import load_pack
+
+        chunks = load_default_documents(settings.home, load_pack(settings.pack).runbooks_path)
+        key = tuple(c.id for c in chunks)
+        cached = getattr(request.app.state, "file_index", None)
+        if cached is None or cached[0] != key:
+            cached = (key, runbook_index(None, settings, [], None, None)) if chunks else (key, None)
+            request.app.state.file_index = cached
+        hits = cached[1].query(q, k, mode) if cached[1] is not None else []
+    return ListOut(data=hits, count=len(hits))
+
+
 @router.delete("/rag/documents", tags=["rag"])
 def delete_documents(store: StoreDep, settings: SettingsDep, _: Admin,
                      name: Annotated[str | None, Query(max_length=255)] = None) -> dict:
@@ -305,12 +478,25 @@ def remove_maintenance(window_id: str, store: StoreDep, caller: Operator) -> Mai
 
 
 @router.get("/audit", tags=["audit"])
-def audit(session: SessionDep, _: Viewer, after: Annotated[int, Query(ge=0, le=2**62)] = 0,
-          limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict:
-    """Audit events after ``seq`` ``after``, and whether the whole hash chain verifies."""
-    events: list[AuditEvent] = repo.list_audit(session, limit, after)
+def audit(
+    session: SessionDep, _: Viewer,
+    actor: Annotated[str | None, Query(max_length=128, description="Exactly this actor.")] = None,
+    verb: Annotated[str | None, Query(max_length=32, description="Verbs starting with this, e.g. `action.`.")] = None,
+    subject: Annotated[str | None, Query(max_length=128, description="Subjects starting with this.")] = None,
+    since: Annotated[datetime | None, Query(description="At or after (UTC).")] = None,
+    until: Annotated[datetime | None, Query(description="Before (UTC).")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Offset = 0,
+) -> ListOut[AuditEvent]:
+    """Audit events matching the filters, newest first."""
+    data, count = queries.search_audit(session, actor, verb, subject, since, until, limit, offset)
+    return ListOut(data=data, count=count)
+
+
+@router.post("/audit/verify", tags=["audit"])
+def audit_verify(session: SessionDep, _: Viewer) -> AuditVerifyOut:
+    """Recompute the audit hash chain: intact, or each edited, inserted or missing event."""
     problems = repo.verify_audit(session)
-    return {"events": [e.model_dump(mode="json") for e in events], "chain_intact": not problems, "problems": problems}
+    return AuditVerifyOut(intact=not problems, events=repo.count_rows(session)["audit_events"], problems=problems)
 
 
 @router.post("/tokens", tags=["admin"], status_code=status.HTTP_201_CREATED)

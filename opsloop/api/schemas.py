@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from opsloop.domain import Anomaly, CycleReport, Quarantined, Role
+from opsloop.domain import (
+    Anomaly,
+    CycleReport,
+    IncidentStatus,
+    Kind,
+    ProposedAction,
+    Quarantined,
+    Role,
+    Severity,
+)
+
+T = TypeVar("T")
 
 
 class _In(BaseModel):
@@ -104,3 +115,91 @@ class Me(BaseModel):
 
     name: str
     role: Role
+
+
+class ListOut(BaseModel, Generic[T]):
+    """A page of a list: ``data`` (at most ``limit`` items from ``offset``) and ``count``, the number of
+    items matching the filter in all."""
+
+    data: list[T]
+    count: int
+
+
+class IncidentSummary(BaseModel):
+    """An incident's entry in a list: what an on-call engineer scans (full detail at
+    ``GET /incidents/{id}``). ``revenue_at_risk_window`` is in ``currency`` over the incident's span,
+    ``None`` where the domain pack has no revenue model; ``pending_actions``: proposed or approved."""
+
+    id: str
+    title: str
+    status: IncidentStatus
+    severity: Severity
+    kind: Kind
+    category: str | None
+    confidence: float | None
+    first_seen: datetime
+    last_seen: datetime
+    affected: dict[str, list[str]]
+    revenue_at_risk_window: float | None
+    currency: str
+    pending_actions: int
+
+
+class TimelineEntryOut(BaseModel):
+    """One moment of an incident (UTC): who did what to the incident or one of its actions."""
+
+    at: datetime
+    actor: str
+    verb: str
+    subject: str
+    text: str
+
+
+class SimilarIncidentOut(BaseModel):
+    """A past incident like this one: ``score`` in [0, 1] and what the two share."""
+
+    id: str
+    title: str
+    status: IncidentStatus
+    severity: Severity
+    category: str | None
+    first_seen: datetime
+    last_seen: datetime
+    score: float
+    shared: list[str]
+
+
+class ApprovalOut(BaseModel):
+    approver: str
+    at: datetime
+
+
+class ActionDetail(BaseModel):
+    """An action with its history: who proposed and decided it, each approval, how many approvals
+    its risk needs (``approvals_needed``) and the executor's result."""
+
+    action: ProposedAction
+    proposed_by: str | None
+    decided_by: str | None
+    reason: str | None
+    result: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+    approved_at: datetime | None
+    approvals: list[ApprovalOut]
+    approvals_needed: int
+
+
+class ApproveOut(BaseModel):
+    """The action after an approval; ``approved`` is false while it waits for another approver."""
+
+    action: ProposedAction
+    approved: bool
+
+
+class AuditVerifyOut(BaseModel):
+    """Whether the audit hash chain verifies: ``events`` checked and each problem found."""
+
+    intact: bool
+    events: int
+    problems: list[str]

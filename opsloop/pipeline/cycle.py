@@ -175,7 +175,7 @@ def reason(signals: Signals, settings: Settings, clock: _Clock | None = None, de
     return anomalies, clusters, candidates
 
 
-def _runbook_index(runbooks: Path | None, settings: Settings, degradations: list[str],
+def runbook_index(runbooks: Path | None, settings: Settings, degradations: list[str],
                    store: Store | None = None, pack: Pack | None = None) -> RunbookIndex | None:
     """The retrieval index: the persisted knowledge base when it holds documents (``opsloop rag
     ingest``), else the domain pack's and the uploaded runbooks (or ``runbooks`` when given)."""
@@ -312,7 +312,7 @@ def run_cycle(
     anomalies, clusters, candidates = reason(signals, settings, clock, degradations, store, learned, pack, context)
     with clock.stage("retrieve"):
         if candidates and index is None:
-            index = _runbook_index(runbooks, settings, degradations, store, pack)
+            index = runbook_index(runbooks, settings, degradations, store, pack)
     llm_counts: dict[str, int] = {}
     with clock.stage("assess"):
         assessed, rules = decide(candidates, signals, index, settings, degradations, llm_counts, pack, store)

@@ -180,7 +180,7 @@ def list_quarantine(session: Session, cycle_id: str) -> list[Quarantined]:
 
 
 # -- incidents ----------------------------------------------------------------------------------
-def _incident_from_row(row: IncidentRow, actions: list[ProposedAction] | None = None) -> Incident:
+def incident_from_row(row: IncidentRow, actions: list[ProposedAction] | None = None) -> Incident:
     data = dict(row.data)
     data.pop("evidence_keys", None)
     data.update(
@@ -215,7 +215,7 @@ def find_matching_incident(session: Session, inc: Incident, gap: timedelta,
             rank = 0
         elif keys & set((r.data or {}).get("evidence_keys", ())):
             rank = 1
-        elif linked is not None and not resolved and linked(_incident_from_row(r), inc):
+        elif linked is not None and not resolved and linked(incident_from_row(r), inc):
             rank = 2
         else:
             continue
@@ -270,7 +270,7 @@ def upsert_incident(session: Session, inc: Incident, gap: timedelta,
     first, last = min(row.first_seen, inc.first_seen), max(row.last_seen, inc.last_seen)
     changed = (first, last, severity.value) != (row.first_seen, row.last_seen, row.severity)
     row.first_seen, row.last_seen, row.severity = first, last, severity.value
-    old = _incident_from_row(row)
+    old = incident_from_row(row)
     merged = _merged(old, inc).model_copy(update={"fingerprint": row.fingerprint})
     if row.fingerprint == inc.fingerprint:  # the same problem seen whole again: its newer reading stands
         row.kind, row.category, row.title = inc.kind.value, category, inc.title
@@ -281,7 +281,7 @@ def upsert_incident(session: Session, inc: Incident, gap: timedelta,
     if changed:
         row.times_seen += 1
     session.flush()
-    return _incident_from_row(row), False
+    return incident_from_row(row), False
 
 
 def list_incidents(session: Session, status: str | None = None) -> list[Incident]:
@@ -291,7 +291,7 @@ def list_incidents(session: Session, status: str | None = None) -> list[Incident
         q = q.where(IncidentRow.status == status)
     rows = list(session.execute(q).scalars())
     rows.sort(key=lambda r: (-SEVERITY_RANK[Severity(r.severity)], -r.last_seen.timestamp()))
-    return [_incident_from_row(r) for r in rows]
+    return [incident_from_row(r) for r in rows]
 
 
 def get_incident(session: Session, incident_id: str) -> Incident:
@@ -299,7 +299,7 @@ def get_incident(session: Session, incident_id: str) -> Incident:
     row = session.get(IncidentRow, incident_id)
     if row is None:
         raise NotFound(f"no incident {incident_id!r}")
-    return _incident_from_row(row, list_actions(session, incident_id=incident_id))
+    return incident_from_row(row, list_actions(session, incident_id=incident_id))
 
 
 _OPEN = (IncidentStatus.open.value, IncidentStatus.acknowledged.value, IncidentStatus.mitigating.value)
@@ -380,7 +380,7 @@ def review_incidents(session: Session, window: Window, touched: set[str], resolv
             row.escalated_at = window.end
             append_audit(session, "opsloop", "incident.escalated", row.id,
                          {"age_hours": round((window.end - row.first_seen).total_seconds() / 3600, 1)})
-            escalate.append(_incident_from_row(row))
+            escalate.append(incident_from_row(row))
     session.flush()
     return Review(resolved=resolved, escalate=escalate)
 
@@ -395,7 +395,7 @@ def count_rows(session: Session) -> dict[str, int]:
 
 
 # -- actions ------------------------------------------------------------------------------------
-def _action_from_row(row: ActionRow) -> ProposedAction:
+def action_from_row(row: ActionRow) -> ProposedAction:
     return ProposedAction(
         id=row.id, incident_id=row.incident_id, type=row.type, params=row.params, rationale=row.rationale,
         risk=row.risk, confidence=row.confidence, requires_approval=row.requires_approval, status=row.status,
@@ -414,7 +414,7 @@ def _add_action(session: Session, action: ProposedAction, actor: str) -> tuple[P
         select(ActionRow).where(ActionRow.idempotency_key == action.idempotency_key)
     ).scalar_one_or_none()
     if existing is not None:
-        return _action_from_row(existing), False
+        return action_from_row(existing), False
     t = now()
     session.add(
         ActionRow(id=action.id, incident_id=action.incident_id, type=action.type, params=action.params,
@@ -434,7 +434,7 @@ def list_actions(session: Session, status: str | None = None, incident_id: str |
         q = q.where(ActionRow.status == status)
     if incident_id:
         q = q.where(ActionRow.incident_id == incident_id)
-    return [_action_from_row(r) for r in session.execute(q).scalars()]
+    return [action_from_row(r) for r in session.execute(q).scalars()]
 
 
 def approved_auto_actions(session: Session, limit: int | None = None) -> list[ProposedAction]:
@@ -445,7 +445,7 @@ def approved_auto_actions(session: Session, limit: int | None = None) -> list[Pr
          .order_by(ActionRow.created_at, ActionRow.id))
     if limit is not None:
         q = q.limit(limit)
-    return [_action_from_row(r) for r in session.execute(q).scalars()]
+    return [action_from_row(r) for r in session.execute(q).scalars()]
 
 
 def stale_executions(session: Session, older_than_seconds: float, at: datetime | None = None) -> list[ProposedAction]:
@@ -459,14 +459,14 @@ def stale_executions(session: Session, older_than_seconds: float, at: datetime |
     cutoff = (at or now()) - timedelta(seconds=older_than_seconds)
     q = (select(ActionRow).where(ActionRow.status == ActionStatus.executing.value, ActionRow.updated_at < cutoff)
          .order_by(ActionRow.updated_at, ActionRow.id))
-    return [_action_from_row(r) for r in session.execute(q).scalars()]
+    return [action_from_row(r) for r in session.execute(q).scalars()]
 
 
 def get_action(session: Session, action_id: str) -> ProposedAction:
     row = session.get(ActionRow, action_id)
     if row is None:
         raise NotFound(f"no action {action_id!r}")
-    return _action_from_row(row)
+    return action_from_row(row)
 
 
 def transition_action(
@@ -585,7 +585,7 @@ def action_detail(session: Session, action_id: str) -> dict[str, Any]:
         raise NotFound(f"no action {action_id!r}")
     approvals = session.execute(select(ApprovalRow).where(ApprovalRow.action_id == action_id).order_by(ApprovalRow.id)).scalars()
     return {
-        **_action_from_row(row).model_dump(mode="json"), "proposed_by": row.proposed_by, "decided_by": row.decided_by,
+        **action_from_row(row).model_dump(mode="json"), "proposed_by": row.proposed_by, "decided_by": row.decided_by,
         "reason": row.reason, "result": row.result, "created_at": row.created_at.isoformat(),
         "updated_at": row.updated_at.isoformat(), "approved_at": row.approved_at.isoformat() if row.approved_at else None,
         "approvals": [{"approver": a.approver, "at": a.at.isoformat()} for a in approvals],

@@ -254,10 +254,11 @@ def test_crash_after_claim_is_reported_never_rerun(tmp_path, store_url, monkeypa
     with TestClient(create_app(Settings()), raise_server_exceptions=False) as client:
         h = {"Authorization": f"Bearer {token}"}
         res = client.get("/actions", params={"stale": "true"}, headers=h)
-        assert res.status_code == 200 and [a["id"] for a in res.json()] == [crashed.id]
-        assert client.get("/actions", params={"stale": "true", "older_than_seconds": 3600}, headers=h).json() == []
+        assert res.status_code == 200 and [a["id"] for a in res.json()["data"]] == [crashed.id]
+        assert client.get("/actions", params={"stale": "true", "older_than_seconds": 3600}, headers=h
+        ).json()["data"] == []
         assert client.get("/actions", params={"stale": "true", "status": "approved"}, headers=h).status_code == 422
-        assert len(client.get("/actions", headers=h).json()) == 2  # without stale: every action, as before
+        assert client.get("/actions", headers=h).json()["count"] == 2  # without stale: every action, as before
         params = {p["name"] for p in client.get("/openapi.json").json()["paths"]["/actions"]["get"]["parameters"]}
         assert {"stale", "older_than_seconds"} <= params
 

@@ -59,7 +59,7 @@ def test_metrics_count_cli_and_scheduled_cycles_alike_and_health_names_the_runne
 
 def test_incident_lifecycle_over_http(api):
     client, tokens, _ = api
-    inc = client.get("/incidents", headers=auth(tokens["viewer"])).json()[0]["id"]
+    inc = client.get("/incidents", headers=auth(tokens["viewer"])).json()["data"][0]["id"]
     assert client.post(f"/incidents/{inc}/acknowledge", headers=auth(tokens["viewer"])).status_code == 403
     res = client.post(
         f"/incidents/{inc}/acknowledge", headers=auth(tokens["operator"]), json={"reason": "on it"}
@@ -72,13 +72,13 @@ def test_incident_lifecycle_over_http(api):
         == "resolved"
     )
     listed = client.get("/incidents", params={"status": "resolved"}, headers=auth(tokens["viewer"])).json()
-    assert [i["id"] for i in listed] == [inc]
+    assert [i["id"] for i in listed["data"]] == [inc]
     assert (
         client.get("/incidents", params={"status": "nope"}, headers=auth(tokens["viewer"])).status_code == 422
     )
     assert client.post("/incidents/inc-none/resolve", headers=auth(tokens["operator"])).status_code == 404
-    audit = client.get("/audit", headers=auth(tokens["viewer"])).json()["events"]
-    assert [(e["actor"], e["verb"]) for e in audit if e["subject"] == inc][-2:] == [
+    audit = client.get("/audit", headers=auth(tokens["viewer"]), params={"subject": inc}).json()["data"][::-1]
+    assert [(e["actor"], e["verb"]) for e in audit][-2:] == [
         ("operator-user", "incident.acknowledged"),
         ("operator-user", "incident.resolved"),
     ]
