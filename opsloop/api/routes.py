@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -38,6 +39,7 @@ from opsloop.api.schemas import (
     TokenIn,
     TokenOut,
 )
+from opsloop.data.loaders import InputError
 from opsloop.domain import (
     ActionStatus,
     AuditEvent,
@@ -174,9 +176,18 @@ async def _observe_files(tickets: UploadFile | None, logs: UploadFile | None, kp
     if not (tickets or logs or kpis):
         raise HTTPException(422, "give at least one of the files tickets, logs, kpis")
     staged_kpis = [await _staged(k, f"kpis{i}", workdir) for i, k in enumerate(kpis)]
-    return await run_in_threadpool(
-        observe, tickets=await _staged(tickets, "tickets", workdir), logs=await _staged(logs, "logs", workdir),
-        kpis=[k for k in staged_kpis if k is not None])
+    staged = {"tickets": await _staged(tickets, "tickets", workdir), "logs": await _staged(logs, "logs", workdir)}
+    try:
+        signals = await run_in_threadpool(observe, **staged, kpis=[k for k in staged_kpis if k is not None])
+    except (InputError, ValueError) as exc:  # name the user's file, not where it was staged
+        raise HTTPException(422, _unstaged(str(exc), workdir)) from None
+    signals.quarantined = [q.model_copy(update={"file": _unstaged(q.file, workdir)}) for q in signals.quarantined]
+    return signals
+
+
+def _unstaged(text: str, workdir: Path) -> str:
+    """``text`` with staged paths (``workdir/<input>/<name>``) shortened to the uploaded ``name``."""
+    return re.sub(re.escape(str(workdir)) + r"/[^/\s]+/", "", text)
 
 
 UploadOpt = Annotated[UploadFile | None, File(description="CSV, JSONL or Parquet in the input contract.")]

@@ -196,6 +196,7 @@ class SimilarIncident:
 def _traits(inc: Incident, category: str | None) -> dict[str, set[str]]:
     return {
         "series": {str(a.series) for a in inc.anomalies},
+        "metric": {a.series.metric for a in inc.anomalies},
         "detector": {f"{a.detector} {a.direction}" for a in inc.anomalies},
         "label": {f"{k}={v}" for k, vs in inc.affected.items() for v in vs},
         "category": {category} if category else set(),
@@ -203,15 +204,15 @@ def _traits(inc: Incident, category: str | None) -> dict[str, set[str]]:
     }
 
 
-_WEIGHTS = {"series": 0.4, "category": 0.25, "label": 0.15, "detector": 0.1, "theme": 0.1}
+_WEIGHTS = {"series": 0.2, "metric": 0.2, "category": 0.25, "label": 0.15, "detector": 0.1, "theme": 0.1}
 
 
 def similar_incidents(session: Session, incident_id: str, limit: int = 5, pool: int = 500) -> list[SimilarIncident]:
     """Other incidents most like ``incident_id``, best first, among the ``pool`` most recently seen.
 
     The score is a weighted sum of Jaccard overlaps of what the incidents' evidence names: anomalous
-    series (0.4), category (0.25), blast-radius labels (0.15), detector and direction (0.1) and
-    ticket-theme labels (0.1). Incidents sharing nothing are left out. ``NotFound`` if unknown."""
+    series (0.2) and their metrics (0.2), category (0.25), blast-radius labels (0.15), detector and
+    direction (0.1) and ticket-theme labels (0.1). Incidents sharing nothing but a detector are left out. ``NotFound`` if unknown."""
     row = session.get(IncidentRow, incident_id)
     if row is None:
         raise NotFound(f"no incident {incident_id!r}")
@@ -229,7 +230,7 @@ def similar_incidents(session: Session, incident_id: str, limit: int = 5, pool: 
             if union:
                 score += weight * len(common) / len(union)
             shared += [f"{name} {c}" for c in sorted(common)]
-        if shared:
+        if any(not s.startswith("detector ") for s in shared):  # a shared detector alone says little
             out.append(SimilarIncident(other, r.category or None, round(score, 3), shared))
     out.sort(key=lambda s: (-s.score, -s.incident.last_seen.timestamp()))
     return out[:limit]
