@@ -25,6 +25,7 @@ from opsloop.api.schemas import (
     AuditVerifyOut,
     CandidateOut,
     CycleOut,
+    DeletedOut,
     IncidentMoveIn,
     IncidentSummary,
     ListOut,
@@ -38,6 +39,7 @@ from opsloop.api.schemas import (
     TimelineEntryOut,
     TokenIn,
     TokenOut,
+    UploadOut,
 )
 from opsloop.data.loaders import InputError
 from opsloop.domain import (
@@ -370,7 +372,7 @@ def execute(action_id: str, store: StoreDep, settings: SettingsDep, caller: Oper
 
 @router.post("/rag/documents", tags=["rag"], status_code=status.HTTP_201_CREATED,
              responses={413: {"description": "too large"}, 415: {"description": "unsupported type"}})
-async def upload_document(store: StoreDep, settings: SettingsDep, _: Operator, file: Annotated[UploadFile, File()]) -> dict:
+async def upload_document(store: StoreDep, settings: SettingsDep, _: Operator, file: Annotated[UploadFile, File()]) -> UploadOut:
     """Add a runbook (Markdown, text or PDF, at most 5 MiB) to the knowledge base, together with the
     bundled runbooks (unchanged documents are no-ops)."""
     from opsloop.rag.documents import load_documents
@@ -396,7 +398,7 @@ async def upload_document(store: StoreDep, settings: SettingsDep, _: Operator, f
     from opsloop.packs import load_pack
 
     counts = await run_in_threadpool(kb.ingest, default_sources(settings.home, load_pack(settings.pack).runbooks_path))
-    return {"document": name, "chunks": len(chunks), "knowledge_base": counts}
+    return UploadOut(document=name, chunks=len(chunks), knowledge_base=counts)
 
 
 @router.get("/rag/stats", tags=["rag"])
@@ -444,7 +446,7 @@ def rag_query(request: Request, store: StoreDep, settings: SettingsDep, _: Viewe
 
 @router.delete("/rag/documents", tags=["rag"])
 def delete_documents(store: StoreDep, settings: SettingsDep, _: Admin,
-                     name: Annotated[str | None, Query(max_length=255)] = None) -> dict:
+                     name: Annotated[str | None, Query(max_length=255)] = None) -> DeletedOut:
     """Remove uploaded runbooks (one by ``name``, or all) from the uploads and the knowledge base;
     bundled runbooks stay."""
     from opsloop.rag.store import open_knowledge_base
@@ -463,7 +465,7 @@ def delete_documents(store: StoreDep, settings: SettingsDep, _: Admin,
             pass
     for p in files:
         p.unlink()
-    return {"deleted": sorted(names)}
+    return DeletedOut(deleted=sorted(names))
 
 
 @router.post("/maintenance", tags=["maintenance"], status_code=status.HTTP_201_CREATED,

@@ -203,3 +203,18 @@ class AuditVerifyOut(BaseModel):
     intact: bool
     events: int
     problems: list[str]
+
+
+class UploadOut(BaseModel):
+    """An uploaded runbook: its ``chunks`` and what the knowledge base did (``added``, ``unchanged``,
+    ``replaced`` documents ...)."""
+
+    document: str
+    chunks: int
+    knowledge_base: dict[str, int]
+
+
+class DeletedOut(BaseModel):
+    """The uploaded runbooks removed."""
+
+    deleted: list[str]
