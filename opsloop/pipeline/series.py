@@ -30,6 +30,9 @@ its own expectation); inside the anomaly, where the detector states its expectat
 that value and the band keeps the pre-anomaly width around it. Shares and ratios of counts are
 never below 0.
 
+Building reads the cycle's signals through a :class:`SeriesSource` (each KPI metric selected once,
+each funnel ratio computed once); log lines are sliced by time, not scanned, when sorted.
+
 Down-sampling keeps, from each run of ``ceil(n / MAX_POINTS)`` consecutive points, the one farthest
 from its expected value, so spikes and drops survive. Values are in the series' unit; times UTC.
 """
@@ -55,7 +58,7 @@ from opsloop.evidence import (
     FunnelEvidence,
     RobustZEvidence,
 )
-from opsloop.packs.model import Pack
+from opsloop.packs.model import FunnelSpec, Pack
 from opsloop.pipeline.detect import ALL, DetectionSettings
 from opsloop.pipeline.observe import Signals
 from opsloop.store.series import AnomalySeries, SeriesPoint, save_series
@@ -90,14 +93,30 @@ def _span(a: Anomaly) -> tuple[pd.Timestamp, pd.Timestamp]:
     return lo, hi
 
 
-def _kpi(a: Anomaly, signals: Signals, pack: Pack, ds: DetectionSettings) -> _Raw | None:
+class SeriesSource:
+    """A cycle's :class:`~opsloop.pipeline.observe.Signals` read for snapshots: each KPI metric's
+    rows are selected once however many anomalies chart it, and each funnel's ratio is computed once
+    per label value (several incidents may share them)."""
+
+    def __init__(self, signals: Signals) -> None:
+        self.signals = signals
+        self.logs = signals.logs
+        self.labels = [c for c in signals.kpis.columns if c not in ("ts", "metric", "value")]
+        self._metrics: dict[str, pd.DataFrame] = {}
+        self._funnels: dict[tuple[str, str], pd.Series | None] = {}
+
+    def metric(self, name: str) -> pd.DataFrame:
+        """The KPI rows of metric ``name`` (``ts, value`` and the label columns)."""
+        if name not in self._metrics:
+            kpis = self.signals.kpis
+            self._metrics[name] = kpis.loc[kpis["metric"] == name, ["ts", "value", *self.labels]]
+        return self._metrics[name]
+
+
+def _kpi(a: Anomaly, source: SeriesSource, pack: Pack, ds: DetectionSettings) -> _Raw | None:
     ev = a.evidence
-    kpis = signals.kpis
-    if kpis.empty:
-        return None
-    labels = [c for c in kpis.columns if c not in ("ts", "metric", "value")]
-    rows = kpis.loc[kpis["metric"] == ev.metric, ["ts", "value", *labels]]
-    for col in labels:
+    rows = source.metric(ev.metric)
+    for col in source.labels:
         want = ev.labels.get(col)
         rows = rows[rows[col] == want] if want else rows[rows[col].isna() | (rows[col] == "")]
     if rows.empty:
@@ -125,18 +144,18 @@ def _logs_near(a: Anomaly, logs: pd.DataFrame, bucket: str, columns: list[str]) 
     lines are sorted by time, as observed signals are)."""
     lo, hi = _span(a)
     lo -= pd.Timedelta(bucket) * MAX_BASELINE_POINTS
-    part = logs[[c for c in dict.fromkeys(["ts", *columns]) if c in logs]]
-    if part["ts"].is_monotonic_increasing:
-        ts = part["ts"]
-        return part.iloc[int(ts.searchsorted(lo)) : int(ts.searchsorted(hi))]
-    return part[(part["ts"] >= lo) & (part["ts"] < hi)]
+    cols = [c for c in dict.fromkeys(["ts", *columns]) if c in logs]
+    ts = logs["ts"]
+    if ts.is_monotonic_increasing:
+        return logs.iloc[int(ts.searchsorted(lo)) : int(ts.searchsorted(hi))][cols]
+    return logs.loc[(ts >= lo) & (ts < hi), cols]
 
 
-def _error_share(a: Anomaly, signals: Signals, ds: DetectionSettings) -> _Raw | None:
+def _error_share(a: Anomaly, logs: pd.DataFrame, ds: DetectionSettings) -> _Raw | None:
     ev = a.evidence
-    if signals.logs.empty:
+    if logs.empty:
         return None
-    logs = _logs_near(a, signals.logs, ds.bucket, ["endpoint", "status"])
+    logs = _logs_near(a, logs, ds.bucket, ["endpoint", "status"])
     calls = logs[logs["endpoint"] == ev.endpoint]
     if calls.empty:
         return None
@@ -147,13 +166,13 @@ def _error_share(a: Anomaly, signals: Signals, ds: DetectionSettings) -> _Raw | 
     return _Raw(share, "share of calls", "up", nonnegative=True)
 
 
-def _event_ratio(a: Anomaly, signals: Signals, pack: Pack, ds: DetectionSettings) -> _Raw | None:
+def _event_ratio(a: Anomaly, logs: pd.DataFrame, pack: Pack, ds: DetectionSettings) -> _Raw | None:
     ev = a.evidence
     pair = next((p for p in pack.event_pairs
                  if (p.upstream, p.downstream) == (ev.upstream_event, ev.downstream_event)), None)
-    if pair is None or signals.logs.empty or "event" not in signals.logs:
+    if pair is None or logs.empty or "event" not in logs:
         return None
-    logs = _logs_near(a, signals.logs, ds.bucket, ["event", *([pair.group_by] if pair.group_by else [])])
+    logs = _logs_near(a, logs, ds.bucket, ["event", *([pair.group_by] if pair.group_by else [])])
     events = logs[logs["event"].isin([pair.upstream, pair.downstream])]
     group = ev.labels.get(pair.group_by, ALL) if pair.group_by else ALL
     if group != ALL and pair.group_by in events:
@@ -168,39 +187,45 @@ def _event_ratio(a: Anomaly, signals: Signals, pack: Pack, ds: DetectionSettings
     return _Raw(ratio, "ratio", "down", nonnegative=True)
 
 
-def _funnel(a: Anomaly, signals: Signals, pack: Pack, ds: DetectionSettings) -> _Raw | None:
+def _funnel_ratio(source: SeriesSource, funnel: FunnelSpec, group: str, ds: DetectionSettings) -> pd.Series | None:
+    """Downstream per upstream of a KPI funnel per funnel bucket, both summed over the trailing
+    funnel span, for one value of its ``group_by`` label (or overall)."""
+    key = (funnel.name, group)
+    if key not in source._funnels:
+        up, down = funnel.upstream, funnel.downstream
+        rows = pd.concat([source.metric(up).assign(metric=up), source.metric(down).assign(metric=down)])
+        if group != ALL and funnel.group_by in rows:
+            rows = rows[rows[funnel.group_by].astype(str) == group]
+        table = rows.groupby(["ts", "metric"])["value"].sum().unstack("metric")
+        ratio = None
+        if up in table and down in table:
+            rolled = table[[up, down]].resample(ds.funnel_bucket).sum().rolling(ds.funnel_span, min_periods=1).sum()
+            ratio = rolled[down].astype(float) / rolled[up].where(rolled[up] > 0).astype(float)
+        source._funnels[key] = ratio
+    return source._funnels[key]
+
+
+def _funnel(a: Anomaly, source: SeriesSource, pack: Pack, ds: DetectionSettings) -> _Raw | None:
     ev = a.evidence
     funnel = next((f for f in pack.funnels if f.name == ev.name), None)
-    if funnel is None or signals.kpis.empty:
+    if funnel is None or (ev.upstream_metric, ev.downstream_metric) != (funnel.upstream, funnel.downstream):
         return None
-    up, down = ev.upstream_metric, ev.downstream_metric
-    kpis = signals.kpis
-    cols = ["ts", "metric", "value", *([funnel.group_by] if funnel.group_by in kpis else [])]
-    lo, hi = _span(a)
-    lo -= pd.Timedelta(ds.funnel_bucket) * (MAX_BASELINE_POINTS + ds.funnel_span)
-    rows = kpis.loc[kpis["metric"].isin([up, down]) & (kpis["ts"] >= lo) & (kpis["ts"] <= hi), cols]
     group = ev.labels.get(funnel.group_by, ALL) if funnel.group_by else ALL
-    if group != ALL and funnel.group_by in rows:
-        rows = rows[rows[funnel.group_by].astype(str) == group]
-    table = rows.groupby(["ts", "metric"], observed=True)["value"].sum().unstack("metric")
-    if up not in table or down not in table:
-        return None
-    rolled = table[[up, down]].resample(ds.funnel_bucket).sum().rolling(ds.funnel_span, min_periods=1).sum()
-    ratio = rolled[down].astype(float) / rolled[up].where(rolled[up] > 0).astype(float)
-    return _Raw(ratio, "ratio", "down", nonnegative=True)
+    ratio = _funnel_ratio(source, funnel, group, ds)
+    return None if ratio is None else _Raw(ratio, "ratio", "down", nonnegative=True)
 
 
-def _raw(a: Anomaly, signals: Signals, pack: Pack, ds: DetectionSettings) -> _Raw | None:
+def _raw(a: Anomaly, source: SeriesSource, pack: Pack, ds: DetectionSettings) -> _Raw | None:
     """The series ``a``'s detector scored, or ``None`` when the signals hold none for it."""
     ev = a.evidence
     if isinstance(ev, RobustZEvidence | EnsembleEvidence):
-        return _kpi(a, signals, pack, ds)
+        return _kpi(a, source, pack, ds)
     if isinstance(ev, ErrorRateEvidence):
-        return _error_share(a, signals, ds)
+        return _error_share(a, source.logs, ds)
     if isinstance(ev, EventRatioEvidence):
-        return _event_ratio(a, signals, pack, ds)
+        return _event_ratio(a, source.logs, pack, ds)
     if isinstance(ev, FunnelEvidence):
-        return _funnel(a, signals, pack, ds)
+        return _funnel(a, source, pack, ds)
     return None
 
 
@@ -272,10 +297,10 @@ def downsample(frame: pd.DataFrame, max_points: int = MAX_POINTS) -> pd.DataFram
     return frame.iloc[keep]
 
 
-def anomaly_series(a: Anomaly, signals: Signals, pack: Pack, ds: DetectionSettings) -> AnomalySeries | None:
+def anomaly_series(a: Anomaly, source: SeriesSource, pack: Pack, ds: DetectionSettings) -> AnomalySeries | None:
     """The snapshot of one anomaly (see the module docstring), or ``None`` when the signals hold no
     series for it or do not reach its peak."""
-    raw = _raw(a, signals, pack, ds)
+    raw = _raw(a, source, pack, ds)
     if raw is None or raw.values.empty:
         return None
     idx = raw.values.index
@@ -297,9 +322,9 @@ def anomaly_series(a: Anomaly, signals: Signals, pack: Pack, ds: DetectionSettin
                          points=points)
 
 
-def incident_series(inc: Incident, signals: Signals, pack: Pack, ds: DetectionSettings) -> list[AnomalySeries]:
+def incident_series(inc: Incident, source: SeriesSource, pack: Pack, ds: DetectionSettings) -> list[AnomalySeries]:
     """The snapshots of an incident's anomalies the signals hold a series for."""
-    return [s for a in inc.anomalies if (s := anomaly_series(a, signals, pack, ds)) is not None]
+    return [s for a in inc.anomalies if (s := anomaly_series(a, source, pack, ds)) is not None]
 
 
 def snapshot_series(session: Session, incidents: list[Incident], signals: Signals, pack: Pack,
@@ -308,9 +333,9 @@ def snapshot_series(session: Session, incidents: list[Incident], signals: Signal
     (replacing their earlier snapshots); returns how many were stored."""
     ds = DetectionSettings(kpi_threshold=settings.detection.kpi_z_threshold,
                            count_threshold=settings.detection.count_threshold)
-    stored = 0
+    stored, source = 0, SeriesSource(signals)
     for inc in incidents:
-        series = incident_series(inc, signals, pack, ds)
+        series = incident_series(inc, source, pack, ds)
         save_series(session, inc.id, series)
         stored += len(series)
     return stored

@@ -19,7 +19,7 @@ from opsloop.packs.checkout.simulator import simulate, write_scenario
 from opsloop.pipeline.cycle import run_cycle
 from opsloop.pipeline.detect import DetectionSettings
 from opsloop.pipeline.observe import Signals, observe
-from opsloop.pipeline.series import MAX_POINTS, anomaly_series, trailing_median
+from opsloop.pipeline.series import MAX_POINTS, SeriesSource, anomaly_series, trailing_median
 from opsloop.store import repository as repo
 from opsloop.store.series import SeriesPoint, list_series, save_series
 from opsloop.store.session import open_store
@@ -126,7 +126,7 @@ def test_long_anomaly_is_downsampled_keeping_the_spike():
     anomaly = Anomaly(kind=Kind.business, start=start, end=end, peak=ts[spike], severity=Severity.high,
                       evidence=EnsembleEvidence(metric="queue_depth", score=9.0, observed=180.0, expected=100.0))
     signals = Signals(window=Window(start=ts[0], end=ts[-1] + pd.Timedelta("1min")), kpis=kpis)
-    x = anomaly_series(anomaly, signals, load_pack("generic"),
+    x = anomaly_series(anomaly, SeriesSource(signals), load_pack("generic"),
                        DetectionSettings(kpi_threshold=4.0, count_threshold=8.0))
     assert x is not None and len(x.points) <= MAX_POINTS
     lookback = start - 4 * (end - start)  # 4 × the duration before the start, one down-sampled bin's slack
