@@ -4,9 +4,8 @@ never run again by the outbox (see test_recovery.py for what an operator does wi
 
 from __future__ import annotations
 
-import shutil
-
 import json
+import shutil
 import sqlite3
 import threading
 import time
@@ -22,8 +21,8 @@ from typer.testing import CliRunner
 from opsloop.actions import outbox, service
 from opsloop.actions.outbox import ExecutionLimits, run_outbox, stale_after_seconds
 from opsloop.config import Settings
-from opsloop.packs import load_pack
 from opsloop.domain import ActionStatus, Assessment, Incident, Kind, Policy, ProposedAction, Severity
+from opsloop.packs import load_pack
 from opsloop.pipeline.cycle import act, run_cycle
 from opsloop.pipeline.observe import observe
 from opsloop.store import repository as repo
@@ -76,8 +75,8 @@ def _pack(tmp_path: Path) -> Path:
 
 def _settings(tmp_path: Path, url: str, **actions) -> Settings:
     """Settings for these tests; ``actions``: fields of the ``actions`` group to override."""
-    group = dict(auto_execute_confidence=0.0, timeout_seconds=5.0, retries=2, backoff_seconds=0.01,
-                 stale_margin_seconds=0.0)
+    group = {"auto_execute_confidence": 0.0, "timeout_seconds": 5.0, "retries": 2, "backoff_seconds": 0.01,
+             "stale_margin_seconds": 0.0}
     return Settings(home=tmp_path / "home", database_url=url, embedder="tfidf", pack=str(_pack(tmp_path)),
                     actions={**group, **actions})
 
@@ -167,7 +166,7 @@ def test_nothing_runs_twice(tmp_path, store_url):
     auto = _act(store, settings, [_incident("fp-a"), _incident("fp-b")])
     assert len(auto) == 4
     executor = Recording()
-    factory = lambda t: executor  # noqa: E731
+    factory = lambda t: executor
     reports = []
     workers = [threading.Thread(target=lambda: reports.append(run_outbox(store, settings, executor_factory=factory)))
                for _ in range(2)]
@@ -299,7 +298,7 @@ def test_side_effects_run_outside_any_transaction(kpi_signals, tmp_path):
         repo.count_rows(s)
         write_now(None)
     executor = Recording(during=write_now)
-    factory = lambda t, s: executor  # noqa: E731
+    factory = lambda t, s: executor
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(outbox, "executor_for", factory)
         result = run_cycle(kpi_signals(), store, settings)
