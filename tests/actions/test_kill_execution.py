@@ -38,7 +38,7 @@ import pytest
 
 import opsloop
 from opsloop.actions import service
-from opsloop.actions.outbox import run_outbox
+from opsloop.actions.outbox import FAULT_POINTS, run_outbox
 from opsloop.config import Settings
 from opsloop.domain import ActionStatus, ProposedAction
 from opsloop.store import repository as repo
@@ -47,6 +47,7 @@ from tests.actions.kill_child import SideEffectExecutor, lines
 from tests.actions.test_outbox import _act, _incident
 
 POINTS = ("claimed", "during", "executed", "recorded")
+assert set(POINTS) == {*FAULT_POINTS, "during"}
 PATHS = ("auto", "human")
 REPEATS = 3  # 3 × 4 points × 2 paths = 24 kills per backend
 SLEEP = 0.1  # seconds the executor sleeps before and after its side effect
