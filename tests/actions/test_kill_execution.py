@@ -109,7 +109,7 @@ def _kill_while_running(proc: subprocess.Popen, started: Path, key: str, rng: ra
         assert proc.poll() is None, f"the child ended before its executor started: {proc.communicate()}"
         assert time.monotonic() - t0 < 30, "the executor never started"
         time.sleep(0.005)
-    time.sleep(rng.uniform(0.0, 1.8 * SLEEP))
+    time.sleep(rng.uniform(0.0, 1.5 * SLEEP))  # before or after its line; never after it answered
     os.kill(proc.pid, signal.SIGKILL)
 
 
