@@ -530,6 +530,33 @@ def actions_execute(
     _action_op(lambda: service.execute(_store(settings), action_id, _actor(actor), settings.policy(), settings))
 
 
+@actions_app.command("resolve")
+def actions_resolve(
+    action_id: str,
+    outcome: Annotated[str, typer.Option(help="What the check found: succeeded or failed.")],
+    note: Annotated[str, typer.Option(help="What was checked (required, kept in the audit trail).")],
+    actor: Annotated[str | None, typer.Option(help="Who resolves (default: the OS user).")] = None,
+) -> None:
+    """Resolve an interrupted execution (``unknown``) as succeeded or failed after checking."""
+    _choice(outcome, (ActionStatus.succeeded.value, ActionStatus.failed.value), "--outcome")
+    if not note.strip():
+        _fail("--note must not be empty")
+    settings = _settings()
+    action_id = _resolve_id(ActionRow, action_id)
+    _action_op(lambda: service.resolve(_store(settings), action_id, _actor(actor), ActionStatus(outcome), note, settings))
+
+
+@actions_app.command("retry")
+def actions_retry(
+    action_id: str,
+    actor: Annotated[str | None, typer.Option(help="Who retries (default: the OS user).")] = None,
+) -> None:
+    """Run an interrupted execution (``unknown``) again, with the same idempotency key."""
+    settings = _settings()
+    action_id = _resolve_id(ActionRow, action_id)
+    _action_op(lambda: service.retry(_store(settings), action_id, _actor(actor), settings.policy(), settings))
+
+
 rag_app = typer.Typer(help="The runbook knowledge base (hybrid MiniLM + BM25 retrieval).", no_args_is_help=True)
 app.add_typer(rag_app, name="rag")
 

@@ -17,6 +17,7 @@ from opsloop import __version__
 from opsloop.api import openapi
 from opsloop.api.ingest import router as ingest_router
 from opsloop.api.metrics import Metrics
+from opsloop.api.recovery import router as recovery_router
 from opsloop.api.routes import router
 from opsloop.config import Settings
 from opsloop.data.loaders import InputError
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics(app.state.store)
     app.include_router(router)
     app.include_router(ingest_router)
+    app.include_router(recovery_router)
     openapi.install(app)
 
     @app.middleware("http")

@@ -452,8 +452,9 @@ def stale_executions(session: Session, older_than_seconds: float, at: datetime |
     """Actions claimed (``executing``) more than ``older_than_seconds`` before ``at`` (default now,
     UTC) and never finished: a crash between claim and outcome. Oldest claim first.
 
-    Nothing re-claims them (``claim_execution`` only moves ``approved`` actions): whether the side
-    effect happened is unknown, so they are reported for an operator, never run again."""
+    ``claim_execution`` only moves ``approved`` actions, so nothing runs them again; the outbox's
+    next pass moves each past its own executor's deadline to ``unknown`` (:func:`mark_unknown`), for
+    an operator to resolve or retry."""
     if older_than_seconds < 0:
         raise ValueError(f"older_than_seconds must be >= 0, got {older_than_seconds}")
     cutoff = (at or now()) - timedelta(seconds=older_than_seconds)
@@ -573,9 +574,77 @@ def claim_execution(session: Session, action_id: str, actor: str, policy: Policy
 def finish_execution(session: Session, action_id: str, actor: str, ok: bool, result: dict[str, Any],
                      reason: str | None = None) -> ProposedAction:
     """``executing → succeeded|failed`` with the executor's result (stored on the action) and, for a
-    failure, its ``reason`` (also in the audit event). ``Conflict`` if the action is not ``executing``."""
+    failure, its ``reason`` (also in the audit event). An action found overdue and marked ``unknown``
+    while its executor still ran takes the outcome the executor did report (``unknown →
+    succeeded|failed``). ``Conflict`` naming the status otherwise."""
     to = ActionStatus.succeeded if ok else ActionStatus.failed
-    return transition_action(session, action_id, ActionStatus.executing, to, actor, reason=reason, result=result)
+    try:
+        return transition_action(session, action_id, ActionStatus.executing, to, actor, reason=reason, result=result)
+    except Conflict:
+        if get_action(session, action_id).status != ActionStatus.unknown:
+            raise
+    late = f"outcome recorded after the claim was marked unknown{': ' + reason if reason else ''}"
+    return transition_action(session, action_id, ActionStatus.unknown, to, actor, reason=late, result=result)
+
+
+def mark_unknown(session: Session, action_id: str, deadline_seconds: float,
+                 at: datetime | None = None) -> ProposedAction | None:
+    """``executing → unknown`` if the action's claim is older than ``deadline_seconds`` (its executor's
+    deadline plus the margin) at ``at`` (default now, UTC): one conditional UPDATE on the status and
+    the claim time, so a finish or another marker racing it leaves it as they put it. Audited
+    ``action.unknown`` with ``claimed_at`` and ``deadline`` (both ISO-8601 UTC) and ``deadline_seconds``.
+    Returns the action now ``unknown``, or ``None`` when the move does not apply (not executing, not
+    overdue, or changed meanwhile). Raises ``NotFound``."""
+    if deadline_seconds < 0:
+        raise ValueError(f"deadline_seconds must be >= 0, got {deadline_seconds}")
+    row = session.get(ActionRow, action_id)
+    if row is None:
+        raise NotFound(f"no action {action_id!r}")
+    claimed_at = row.updated_at
+    cutoff = (at or now()) - timedelta(seconds=deadline_seconds)
+    if row.status != ActionStatus.executing.value or claimed_at >= cutoff:
+        return None
+    res = session.execute(
+        update(ActionRow).where(ActionRow.id == action_id, ActionRow.status == ActionStatus.executing.value,
+                                ActionRow.updated_at == claimed_at)
+        .values(status=ActionStatus.unknown.value, updated_at=now()).execution_options(synchronize_session=False)
+    )
+    session.expire_all()
+    if res.rowcount != 1:
+        return None
+    deadline = claimed_at + timedelta(seconds=deadline_seconds)
+    append_audit(session, "opsloop", "action.unknown", action_id,
+                 {"from": ActionStatus.executing.value, "claimed_at": claimed_at.isoformat(),
+                  "deadline": deadline.isoformat(), "deadline_seconds": deadline_seconds})
+    return get_action(session, action_id)
+
+
+def reclaim_execution(session: Session, action_id: str, actor: str, reason: str) -> ProposedAction:
+    """``unknown → executing``: claim an interrupted execution again (same action, so the same
+    idempotency key), once of any racing calls; ``reason`` (e.g. who retried and why) goes to the
+    audit event. Raises ``NotFound``; ``Conflict`` naming the status if the action is not ``unknown``."""
+    return transition_action(session, action_id, ActionStatus.unknown, ActionStatus.executing, actor, reason=reason)
+
+
+def reclaims(session: Session, action_id: str) -> int:
+    """How many times the action was claimed again after becoming ``unknown`` (its audit events)."""
+    events = session.execute(select(AuditRow.detail).where(AuditRow.subject == action_id,
+                                                           AuditRow.verb == "action.executing")).scalars()
+    return sum(1 for d in events if (d or {}).get("from") == ActionStatus.unknown.value)
+
+
+def resolve_unknown(session: Session, action_id: str, actor: str, outcome: ActionStatus, note: str) -> ProposedAction:
+    """``unknown → succeeded|failed`` as ``actor`` found it (e.g. in the receiver's console), with a
+    required ``note``: kept as the action's result (``{"resolved_by", "note"}``) and in the audit
+    event. ``ValueError`` for another outcome or an empty note; ``NotFound``; ``Conflict`` naming
+    the status if the action is not ``unknown``."""
+    if outcome not in (ActionStatus.succeeded, ActionStatus.failed):
+        raise ValueError(f"an unknown execution resolves as succeeded or failed, not {outcome.value}")
+    note = (note or "").strip()
+    if not note:
+        raise ValueError("resolving an unknown execution needs a note (what was checked)")
+    return transition_action(session, action_id, ActionStatus.unknown, outcome, actor, reason=note,
+                             result={"resolved_by": actor, "note": note})
 
 
 def action_detail(session: Session, action_id: str) -> dict[str, Any]:
