@@ -16,6 +16,7 @@ from starlette.routing import compile_path
 from opsloop import __version__
 from opsloop.api import openapi
 from opsloop.api.ingest import router as ingest_router
+from opsloop.api.limits import BodyLimits
 from opsloop.api.metrics import Metrics
 from opsloop.api.recovery import router as recovery_router
 from opsloop.api.routes import router
@@ -72,6 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ingest_router)
     app.include_router(recovery_router)
     openapi.install(app)
+
+    app.add_middleware(BodyLimits, store=app.state.store)
 
     @app.middleware("http")
     async def count_requests(request: Request, call_next):

@@ -64,6 +64,8 @@ from opsloop.store import repository as repo
 router = APIRouter()
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 MAX_INPUT_BYTES = 200 * 1024 * 1024
+MAX_CHUNKS = 10_000  # passages per uploaded document
+PARSE_SECONDS = 60.0  # time limit for parsing one uploaded document
 
 
 @router.get("/health", tags=["system"], responses={503: {"description": "the store is unreachable"}})
@@ -169,7 +171,7 @@ async def _staged(upload: UploadFile | None, name: str, workdir: Path) -> Path |
     name the user's file; 413 over the upload limit, 415 for an unknown suffix."""
     if upload is None:
         return None
-    base = Path(upload.filename or name).name[-120:] or name
+    base = _safe_name(upload.filename or name) or name
     if Path(base).suffix.lower() not in _INPUT_SUFFIXES:
         raise HTTPException(415, f"{base}: {name} must be one of {', '.join(_INPUT_SUFFIXES)}")
     data = await upload.read(MAX_INPUT_BYTES + 1)
@@ -399,10 +401,10 @@ def execute(action_id: str, store: StoreDep, settings: SettingsDep, caller: Oper
 async def upload_document(store: StoreDep, settings: SettingsDep, _: Operator, file: Annotated[UploadFile, File()]) -> UploadOut:
     """Add a runbook (Markdown, text or PDF, at most 5 MiB) to the knowledge base, together with the
     bundled runbooks (unchanged documents are no-ops)."""
-    from opsloop.rag.documents import load_documents
+    from opsloop.rag.check import CheckFailed, count_passages
     from opsloop.rag.store import default_sources, open_knowledge_base
 
-    name = Path(file.filename or "").name
+    name = _safe_name(file.filename or "")
     if not name or Path(name).suffix.lower() not in SUPPORTED:
         raise HTTPException(415, f"unsupported document {name!r}; supported: {', '.join(SUPPORTED)}")
     data = await file.read(MAX_UPLOAD_BYTES + 1)
@@ -413,16 +415,27 @@ async def upload_document(store: StoreDep, settings: SettingsDep, _: Operator, f
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / name
         staged.write_bytes(data)
-        try:
-            chunks = load_documents(staged)
-        except ValueError as exc:
+        try:  # parsed in a child process with a time limit: PDF parsing would stall the API
+            n_chunks = await count_passages(staged, PARSE_SECONDS)
+        except CheckFailed as exc:
             raise HTTPException(422, str(exc).replace(str(staged), name)) from None
+    if n_chunks > MAX_CHUNKS:
+        raise HTTPException(422, f"{name}: {n_chunks} passages; at most {MAX_CHUNKS} per document")
     (target / name).write_bytes(data)
     kb = open_knowledge_base(settings, store)
     from opsloop.packs import load_pack
 
     counts = await run_in_threadpool(kb.ingest, default_sources(settings.home, load_pack(settings.pack).runbooks_path))
-    return UploadOut(document=name, chunks=len(chunks), knowledge_base=counts)
+    return UploadOut(document=name, chunks=n_chunks, knowledge_base=counts)
+
+
+def _safe_name(filename: str, keep: int = 120) -> str:
+    """The base name of an uploaded file, cut to at most ``keep`` characters with its suffix kept."""
+    name = Path(filename.replace("\\", "/")).name.strip()
+    if len(name) <= keep:
+        return name
+    suffix = Path(name).suffix[:16]
+    return name[: keep - len(suffix)] + suffix
 
 
 @router.get("/rag/stats", tags=["rag"])
