@@ -22,6 +22,7 @@ from opsloop.api.health import health as health_report
 from opsloop.api.schemas import (
     ActionDetail,
     ApproveOut,
+    AuditHeadOut,
     AuditVerifyOut,
     CandidateOut,
     CycleOut,
@@ -540,6 +541,17 @@ def audit(
     """Audit events matching the filters, newest first."""
     data, count = queries.search_audit(session, actor, verb, subject, since, until, limit, offset)
     return ListOut(data=data, count=count)
+
+
+@router.get("/audit/head", tags=["audit"])
+def audit_head(session: SessionDep, _: Viewer) -> AuditHeadOut:
+    """The newest audit event (``seq``, keyed ``hash``) — record it elsewhere (a monitor, a ticket) to
+    anchor the trail — and the checkpoint this server last wrote."""
+    from opsloop.store import audit as chain
+
+    newest, anchor = chain.head(session), chain.read_head(chain.head_path(session))
+    return AuditHeadOut(seq=newest.seq if newest else 0, hash=newest.hash if newest else chain.GENESIS,
+                        checkpoint_seq=anchor.seq if anchor else None, checkpoint_hash=anchor.hash if anchor else None)
 
 
 @router.post("/audit/verify", tags=["audit"])

@@ -249,3 +249,13 @@ class DeletedOut(BaseModel):
     """The uploaded runbooks removed."""
 
     deleted: list[str]
+
+
+class AuditHeadOut(BaseModel):
+    """The audit trail's head in the database and in this server's checkpoint file (``None`` when
+    none was written yet)."""
+
+    seq: int
+    hash: str
+    checkpoint_seq: int | None
+    checkpoint_hash: str | None

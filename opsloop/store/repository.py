@@ -6,7 +6,6 @@ Every function takes an open :class:`~sqlalchemy.orm.Session`; the caller commit
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +34,8 @@ from opsloop.domain import (
     Window,
     stable_hash,
 )
+from opsloop.store import audit
+from opsloop.store.audit import GENESIS
 from opsloop.store.models import (
     ActionRow,
     ApprovalRow,
@@ -45,8 +46,6 @@ from opsloop.store.models import (
     QuarantineRow,
     TokenRow,
 )
-
-GENESIS = "0" * 64
 
 
 class NotFound(LookupError):
@@ -62,14 +61,6 @@ def now() -> datetime:
 
 
 # -- audit --------------------------------------------------------------------------------------
-def _event_hash(seq: int, at: datetime, actor: str, verb: str, subject: str, detail: dict, prev: str) -> str:
-    payload = json.dumps(
-        [seq, at.astimezone(UTC).isoformat(), actor, verb, subject, detail, prev],
-        sort_keys=True, default=str, separators=(",", ":"),
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
 def serialize_writers(session: Session) -> None:
     """Make the caller's write transaction the only one storing incidents and actions until it ends:
     on PostgreSQL the audit's transaction-scoped advisory lock taken up front (so a concurrent cycle
@@ -80,7 +71,8 @@ def serialize_writers(session: Session) -> None:
 
 
 def append_audit(session: Session, actor: str, verb: str, subject: str, detail: dict[str, Any] | None = None) -> AuditEvent:
-    """Append an audit event whose hash covers its content and the previous event's hash.
+    """Append an audit event whose keyed hash covers its content and the previous event's hash
+    (:mod:`opsloop.store.audit`); the head is checkpointed outside the database after commit.
 
     Appends are serialised: by ``BEGIN IMMEDIATE`` on SQLite, by a transaction-scoped advisory lock on
     PostgreSQL, so two writers never take the same ``seq``.
@@ -91,28 +83,17 @@ def append_audit(session: Session, actor: str, verb: str, subject: str, detail: 
     seq = (last.seq + 1) if last else 1
     prev = last.hash if last else GENESIS
     at = now().replace(microsecond=0)
-    detail = json.loads(json.dumps(detail or {}, default=str))
-    h = _event_hash(seq, at, actor, verb, subject, detail, prev)
+    detail = audit.detail_json(detail)
+    h = audit.event_hash(audit.audit_key(session), seq, at, actor, verb, subject, detail, prev)
     session.add(AuditRow(seq=seq, at=at, actor=actor, verb=verb, subject=subject, detail=detail, prev_hash=prev, hash=h))
     session.flush()
+    audit.checkpoint_after_commit(session, audit.Head(seq, h))
     return AuditEvent(seq=seq, at=at, actor=actor, verb=verb, subject=subject, detail=detail, prev_hash=prev, hash=h)
 
 
 def verify_audit(session: Session) -> list[str]:
-    """Problems found in the audit chain (empty when intact): edited, deleted or reordered events."""
-    problems = []
-    prev = GENESIS
-    expected_seq = 1
-    for row in session.execute(select(AuditRow).order_by(AuditRow.seq)).scalars():
-        if row.seq != expected_seq:
-            problems.append(f"event {expected_seq} is missing (next is {row.seq})")
-        if row.prev_hash != prev:
-            problems.append(f"event {row.seq}: prev_hash does not match the previous event")
-        if _event_hash(row.seq, row.at, row.actor, row.verb, row.subject, row.detail, row.prev_hash) != row.hash:
-            problems.append(f"event {row.seq}: content does not match its hash (edited)")
-        prev = row.hash
-        expected_seq = row.seq + 1
-    return problems
+    """Problems in the audit trail (empty when intact): see :func:`opsloop.store.audit.verify`."""
+    return audit.verify(session)
 
 
 # -- cycles -------------------------------------------------------------------------------------

@@ -125,6 +125,8 @@ def test_audit_filters_and_verify(api):
     low = client.get("/audit", headers=h, params={"subject": "act-low"}).json()["data"]
     assert [e["verb"] for e in low] == ["action.approved", "action.proposed"]
     assert client.get("/audit", headers=h, params={"limit": 1, "offset": 1}).json()["data"][0]["seq"] == seqs[1]
+    head = client.get("/audit/head", headers=h).json()
+    assert head["seq"] == seqs[0] and head["checkpoint_seq"] == seqs[0] and head["hash"] == head["checkpoint_hash"]
     verified = client.post("/audit/verify", headers=h).json()
     assert verified == {"intact": True, "events": len(seqs), "problems": []}
     with open_store(client.app.state.settings.database_url).begin() as s:
