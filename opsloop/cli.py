@@ -46,7 +46,7 @@ from opsloop.store.session import open_store
 app = typer.Typer(help="opsloop: incident intelligence for SREs (observe → reason → decide → act).",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 incidents_app = typer.Typer(help="Review incidents.", no_args_is_help=True)
-actions_app = typer.Typer(help="Review, approve and reject proposed actions.", no_args_is_help=True)
+actions_app = typer.Typer(help="Review, approve, reject and execute proposed actions; resolve or retry executions a crash left unknown.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 config_app = typer.Typer(help="The settings in force.", no_args_is_help=True)
 app.add_typer(incidents_app, name="incidents")
@@ -229,8 +229,9 @@ def _run(settings: Settings, tickets, logs, kpis, runbooks, start, end, as_json:
         out.print(f"context (paged nobody): {len(report.context)} candidate(s): {why}; "
                   f"{c.get('maintenance_suppressed', 0)} anomalies inside maintenance windows", highlight=False)
     if c.get("actions_stale"):
-        err.print(f"[yellow]{c['actions_stale']} action(s) claimed but never finished[/] (a crash mid-execution; "
-                  "never re-run): see `opsloop actions list --stale`", highlight=False)
+        err.print(f"[yellow]{c['actions_stale']} action(s) claimed but never finished are now unknown[/] (a crash "
+                  "mid-execution): check, then `opsloop actions resolve ID --outcome succeeded|failed --note …` "
+                  "or `opsloop actions retry ID`; see `opsloop actions list --status unknown`", highlight=False)
     for q in report.quarantined[:10]:
         err.print(f"[yellow]quarantined[/] {q.file}:{q.line}: {q.field or '-'}: {q.reason}", highlight=False)
     if len(report.quarantined) > 10:
@@ -528,6 +529,33 @@ def actions_execute(
     settings = _settings()
     action_id = _resolve_id(ActionRow, action_id)
     _action_op(lambda: service.execute(_store(settings), action_id, _actor(actor), settings.policy(), settings))
+
+
+@actions_app.command("resolve")
+def actions_resolve(
+    action_id: str,
+    outcome: Annotated[str, typer.Option(help="What the check found: succeeded or failed.")],
+    note: Annotated[str, typer.Option(help="What was checked (required, kept in the audit trail).")],
+    actor: Annotated[str | None, typer.Option(help="Who resolves (default: the OS user).")] = None,
+) -> None:
+    """Resolve an interrupted execution (``unknown``) as succeeded or failed after checking."""
+    _choice(outcome, (ActionStatus.succeeded.value, ActionStatus.failed.value), "--outcome")
+    if not note.strip():
+        _fail("--note must not be empty")
+    settings = _settings()
+    action_id = _resolve_id(ActionRow, action_id)
+    _action_op(lambda: service.resolve(_store(settings), action_id, _actor(actor), ActionStatus(outcome), note, settings))
+
+
+@actions_app.command("retry")
+def actions_retry(
+    action_id: str,
+    actor: Annotated[str | None, typer.Option(help="Who retries (default: the OS user).")] = None,
+) -> None:
+    """Run an interrupted execution (``unknown``) again, with the same idempotency key."""
+    settings = _settings()
+    action_id = _resolve_id(ActionRow, action_id)
+    _action_op(lambda: service.retry(_store(settings), action_id, _actor(actor), settings.policy(), settings))
 
 
 rag_app = typer.Typer(help="The runbook knowledge base (hybrid MiniLM + BM25 retrieval).", no_args_is_help=True)

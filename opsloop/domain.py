@@ -83,7 +83,11 @@ class IncidentStatus(str, Enum):
 
 class ActionStatus(str, Enum):
     """Action lifecycle: ``proposed → approved|rejected|expired``, ``approved → executing →
-    succeeded|failed``."""
+    succeeded|failed``; ``executing → unknown`` when the claim outlived its executor's deadline plus
+    a margin (a crash between claim and outcome: whether the side effect happened is not known), then
+    ``unknown → succeeded|failed`` (an operator's resolution with a note) or ``unknown → executing``
+    (a retry with the same idempotency key: by an operator, or once by the outbox when the executor
+    is declared idempotent)."""
 
     proposed = "proposed"
     approved = "approved"
@@ -92,6 +96,7 @@ class ActionStatus(str, Enum):
     executing = "executing"
     succeeded = "succeeded"
     failed = "failed"
+    unknown = "unknown"
 
 
 class Category(_Model):

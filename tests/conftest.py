@@ -11,6 +11,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "datasets"
 PG_ADMIN_URL = os.environ.get("OPSLOOP_TEST_PG_URL", "postgresql+psycopg2://127.0.0.1:5432/test")
+# One audit key for every process of the run (tests switch OPSLOOP_HOME, where a server store's key
+# file would live); tests/store/test_audit_chain.py exercises the key file itself.
+os.environ.setdefault("OPSLOOP_AUDIT_KEY", "opsloop-test-audit-key")
 
 
 def shared_dataset(*parts: str) -> Path:

@@ -31,7 +31,9 @@ class ParamSpec(BaseModel):
 
 class ActionSpec(BaseModel):
     """One catalog entry. ``read_only``: it changes nothing (e.g. collecting diagnostics), so when the
-    pack allows it to run alone, it does so at any assessment confidence."""
+    pack allows it to run alone, it does so at any assessment confidence. ``idempotent``: running it
+    twice with one idempotency key acts once (read-only diagnostics, or a receiver that deduplicates
+    by the key), so the outbox may retry an interrupted (``unknown``) execution of it once by itself."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     type: str
@@ -41,6 +43,7 @@ class ActionSpec(BaseModel):
     rollback: str | None = None
     executor: Literal["simulated", "webhook"] = "simulated"
     read_only: bool = False
+    idempotent: bool = False
     categories: list[str]
     params: dict[str, ParamSpec] = Field(default_factory=dict)
 

@@ -28,7 +28,9 @@ from opsloop.domain import ProposedAction
 class Executor(Protocol):
     """Carries out one action. An executor may also declare ``deadline_seconds`` (float): how long one
     ``execute`` call may take at most; :mod:`opsloop.actions.outbox` times it out after that (default
-    ``OPSLOOP_ACTION_TIMEOUT_SECONDS``)."""
+    ``OPSLOOP_ACTION_TIMEOUT_SECONDS``). ``idempotent`` (default False when absent): running the same
+    action (same idempotency key) twice acts once, so the outbox may retry an interrupted execution
+    (``unknown``) by itself, once; otherwise only an operator may."""
 
     name: str
 
@@ -37,9 +39,12 @@ class Executor(Protocol):
 
 
 class SimulatedExecutor:
-    """Records what it would do; always succeeds."""
+    """Records what it would do; always succeeds. ``idempotent`` as its catalog entry declares it."""
 
     name = "simulated"
+
+    def __init__(self, idempotent: bool = False) -> None:
+        self.idempotent = idempotent
 
     def execute(self, action: ProposedAction) -> tuple[bool, dict[str, Any]]:
         return True, {
@@ -59,7 +64,8 @@ class WebhookExecutor:
     """POSTs ``{"action": ..., "idempotency_key": ...}`` to ``url`` (see module docstring).
 
     ``timeout`` seconds per attempt; at most ``retries`` retries after the first attempt, sleeping
-    ``backoff · 2**i`` seconds before retry ``i``.
+    ``backoff · 2**i`` seconds before retry ``i``. ``idempotent``: the receiver is known to deduplicate
+    by ``Idempotency-Key`` (the catalog entry declares it), so an interrupted execution may be retried.
     """
 
     url: str
@@ -68,6 +74,7 @@ class WebhookExecutor:
     retries: int = 3
     backoff: float = 0.5
     name: str = "webhook"
+    idempotent: bool = False
 
     @property
     def deadline_seconds(self) -> float:
@@ -108,5 +115,5 @@ def executor_for(action_type: str, settings: Settings) -> Executor:
         if not settings.actions.webhook_url:
             raise ValueError(f"action {action_type} uses the webhook executor but OPSLOOP_WEBHOOK_URL is not set")
         return WebhookExecutor(url=settings.actions.webhook_url,
-                               secret=settings.actions.webhook_secret.get_secret_value())
-    return SimulatedExecutor()
+                               secret=settings.actions.webhook_secret.get_secret_value(), idempotent=spec.idempotent)
+    return SimulatedExecutor(idempotent=spec.idempotent)

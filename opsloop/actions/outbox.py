@@ -13,19 +13,34 @@ stored ``approved`` by ``policy``. :func:`run_outbox` then takes each such actio
 3. record ``succeeded`` or ``failed`` (the reason in the action's result and in the audit event) in a
    second transaction.
 
-A crash between 1 and 3 leaves the action ``executing``. Nothing claims it again (whether the side
-effect happened is unknown); :func:`stale_after_seconds` says when such a claim is overdue and
-:func:`~opsloop.store.repository.stale_executions` finds it; the outbox reports it.
+A crash between 1 and 3 leaves the action ``executing``; whether the side effect happened is not
+known. Recovery has one place, :func:`mark_overdue`, run at the start of every :func:`run_outbox`
+(so after each cycle's act stage and each runner window) and by the operator's
+:func:`~opsloop.actions.service.resolve` / :func:`~opsloop.actions.service.retry` for their action: a
+claim older than its executor's :attr:`ExecutionLimits.deadline_seconds` plus
+``settings.actions.stale_margin_seconds`` (:func:`stale_after_seconds`) becomes ``unknown``
+(:func:`~opsloop.store.repository.mark_unknown`, audited). An operator then resolves it as
+``succeeded`` or ``failed`` after checking, or retries it through :func:`execute_claimed` with the same
+idempotency key. Automation never retries it, unless its executor declares ``idempotent = True``: then
+:func:`run_outbox` re-claims it once (never again after that) and reports it in ``retried_ids``.
 
 A timed-out call is abandoned, not killed: its daemon thread may still finish; its answer is ignored.
+
+Fault injection for the kill tests (``tests/actions/test_kill_execution.py``): with the environment
+variable ``OPSLOOP_FAULT_AT`` set to ``claimed``, ``executed`` or ``recorded``, :func:`execute_claimed`
+SIGKILLs its own process right after the claim commits, after the executor returned (before the
+record), or after the record commits. Unset (always, outside those tests), it does nothing.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from opsloop.actions.catalog import all_specs, spec_for
@@ -138,29 +153,59 @@ def run_executor(executor: Executor, action: ProposedAction, limits: ExecutionLi
                    len(errors), last)
 
 
+FAULT_POINTS = ("claimed", "executed", "recorded")
+"""Where ``OPSLOOP_FAULT_AT`` may kill :func:`execute_claimed` (see the module docstring)."""
+
+
+def _fault(point: str) -> None:
+    """SIGKILL this process if ``OPSLOOP_FAULT_AT`` names ``point`` (the kill tests' hook; else nothing)."""
+    if os.environ.get("OPSLOOP_FAULT_AT") == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def execute_claimed(store: Store, action_id: str, actor: str, policy: Policy, executor: Executor,
-                    limits: ExecutionLimits) -> ProposedAction:
+                    limits: ExecutionLimits, *, retry: str | None = None) -> ProposedAction:
     """Claim, run and record one execution (the module docstring's steps 1-3); returns the action as
     stored: ``succeeded``, ``failed`` (reason in ``result``), or ``expired`` if its approval outlived
     ``policy.approval_ttl_seconds`` (nothing ran).
 
-    Raises ``NotFound``; ``Conflict`` if the action is not ``approved`` (never approved, or claimed by
-    someone else: of racing calls exactly one runs the executor). Store errors propagate; one after
-    the claim leaves the action ``executing`` (found later by ``stale_executions``).
+    ``retry``: claim an ``unknown`` action again instead of an ``approved`` one
+    (:func:`~opsloop.store.repository.reclaim_execution`; the text, e.g. who retries and why, goes to
+    the audit event); the executor gets the same action, so the same idempotency key.
+
+    Raises ``NotFound``; ``Conflict`` naming the status if the action is not ``approved`` (or, with
+    ``retry``, not ``unknown``): never approved, or claimed by someone else; of racing calls exactly
+    one runs the executor. Store errors propagate; one after the claim leaves the action
+    ``executing`` (:func:`mark_overdue` makes it ``unknown`` once overdue).
     """
     with store.begin() as s:
-        action = repo.claim_execution(s, action_id, actor, policy)
+        if retry is None:
+            action = repo.claim_execution(s, action_id, actor, policy)
+        else:
+            action = repo.reclaim_execution(s, action_id, actor, retry)
     if action.status != ActionStatus.executing:
         return action
+    _fault("claimed")
     outcome = run_executor(executor, action, limits)
+    _fault("executed")
     with store.begin() as s:
-        return repo.finish_execution(s, action_id, actor, outcome.ok, outcome.result, outcome.reason)
+        done = repo.finish_execution(s, action_id, actor, outcome.ok, outcome.result, outcome.reason)
+    _fault("recorded")
+    return done
 
 
-def stale_after_seconds(settings: Settings, executor_factory: ExecutorFactory | None = None) -> float:
-    """Seconds after which an ``executing`` claim is overdue: the longest :attr:`ExecutionLimits.deadline_seconds`
-    of the catalog's executors plus ``settings.actions.stale_margin_seconds``."""
+def stale_after_seconds(settings: Settings, executor_factory: ExecutorFactory | None = None,
+                        action_type: str | None = None) -> float:
+    """Seconds after which an ``executing`` claim is overdue: the :attr:`ExecutionLimits.deadline_seconds`
+    of ``action_type``'s executor (default, or when that executor cannot be built: the longest of the
+    catalog's executors and of the settings' own limits) plus ``settings.actions.stale_margin_seconds``."""
     factory = executor_factory or (lambda t: executor_for(t, settings))
+    if action_type is not None:
+        try:
+            own = ExecutionLimits.for_executor(factory(action_type), settings).deadline_seconds
+        except (KeyError, ValueError):
+            return stale_after_seconds(settings, factory)
+        return own + settings.actions.stale_margin_seconds
     deadlines = [ExecutionLimits(settings.actions.timeout_seconds, settings.actions.retries,
                                  settings.actions.backoff_seconds).deadline_seconds]
     for spec in all_specs(settings.pack):
@@ -169,6 +214,29 @@ def stale_after_seconds(settings: Settings, executor_factory: ExecutorFactory | 
         except (KeyError, ValueError):  # e.g. webhook without a URL: such actions cannot be claimed
             continue
     return max(deadlines) + settings.actions.stale_margin_seconds
+
+
+def is_idempotent(executor: Executor) -> bool:
+    """Whether ``executor`` declares ``idempotent = True`` (absent: not idempotent)."""
+    return getattr(executor, "idempotent", False) is True
+
+
+def mark_overdue(store: Store, settings: Settings, executor_factory: ExecutorFactory | None = None,
+                 action_id: str | None = None, at: datetime | None = None) -> tuple[ProposedAction, ...]:
+    """Move every ``executing`` claim (or only ``action_id``'s) older than its own
+    :func:`stale_after_seconds` at ``at`` (default now, UTC) to ``unknown``, one conditional UPDATE
+    and audit event per action, in one write transaction (none when nothing is executing). Returns
+    the actions it moved, oldest claim first. The one recovery step: see the module docstring."""
+    factory = executor_factory or (lambda t: executor_for(t, settings))
+    with store() as s:
+        claims = repo.stale_executions(s, 0.0, at)
+    claims = [a for a in claims if action_id is None or a.id == action_id]
+    if not claims:
+        return ()
+    deadlines = {t: stale_after_seconds(settings, factory, t) for t in {a.type for a in claims}}
+    with store.begin() as s:
+        moved = [repo.mark_unknown(s, a.id, deadlines[a.type], at) for a in claims]
+    return tuple(a for a in moved if a is not None)
 
 
 @dataclass(frozen=True)
@@ -182,13 +250,16 @@ class Skipped:
 @dataclass(frozen=True)
 class OutboxReport:
     """What one :func:`run_outbox` pass did. ``executed_ids`` = succeeded + failed, in run order;
-    ``stale_ids``: claims overdue by :func:`stale_after_seconds` (reported, never run again)."""
+    ``unknown_ids``: claims this pass found overdue and moved to ``unknown`` (:func:`mark_overdue`);
+    ``retried_ids``: ``unknown`` actions with an idempotent executor this pass claimed again (once
+    per action, ever; their outcome is in ``executed_ids`` and ``succeeded_ids``/``failed_ids``)."""
 
     executed_ids: tuple[str, ...] = ()
     succeeded_ids: tuple[str, ...] = ()
     failed_ids: tuple[str, ...] = ()
     skips: tuple[Skipped, ...] = ()
-    stale_ids: tuple[str, ...] = ()
+    unknown_ids: tuple[str, ...] = ()
+    retried_ids: tuple[str, ...] = ()
 
     @property
     def executed(self) -> int:
@@ -211,8 +282,17 @@ class OutboxReport:
         return tuple(s.action_id for s in self.skips)
 
     @property
+    def unknown(self) -> int:
+        return len(self.unknown_ids)
+
+    @property
+    def retried(self) -> int:
+        return len(self.retried_ids)
+
+    @property
     def stale(self) -> int:
-        return len(self.stale_ids)
+        """Claims a crash left behind that this pass found (= :attr:`unknown`; the cycle's ``actions_stale``)."""
+        return self.unknown
 
 
 @dataclass
@@ -221,6 +301,11 @@ class _Tally:
     succeeded: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     skips: list[Skipped] = field(default_factory=list)
+    retried: list[str] = field(default_factory=list)
+
+    def record(self, done: ProposedAction) -> None:
+        self.executed.append(done.id)
+        (self.succeeded if done.status == ActionStatus.succeeded else self.failed).append(done.id)
 
 
 def _read_only(action: ProposedAction, settings: Settings) -> bool:
@@ -231,21 +316,47 @@ def _read_only(action: ProposedAction, settings: Settings) -> bool:
         return False
 
 
+def _retry_idempotent(store: Store, settings: Settings, actor: str, policy: Policy, factory: ExecutorFactory,
+                      tally: _Tally) -> None:
+    """Claim each ``unknown`` action whose executor is idempotent again, once ever per action
+    (:func:`~opsloop.store.repository.reclaims`); the others wait for an operator."""
+    with store() as s:
+        waiting = [a for a in repo.list_actions(s, ActionStatus.unknown.value) if repo.reclaims(s, a.id) == 0]
+    for action in waiting:
+        try:
+            executor = factory(action.type)
+        except (KeyError, ValueError):
+            continue  # no executor to judge idempotency by: an operator decides
+        if not is_idempotent(executor):
+            continue
+        reason = f"{getattr(executor, 'name', type(executor).__name__)} is idempotent: automatic retry, once"
+        try:
+            done = execute_claimed(store, action.id, actor, policy, executor,
+                                   ExecutionLimits.for_executor(executor, settings), retry=reason)
+        except repo.Conflict as exc:  # resolved or retried by someone else since it was listed
+            tally.skips.append(Skipped(action.id, str(exc)))
+            continue
+        tally.retried.append(action.id)
+        tally.record(done)
+
+
 def run_outbox(store: Store, settings: Settings, *, actor: str = "policy",
                executor_factory: ExecutorFactory | None = None, limit: int | None = None,
                policy: Policy | None = None) -> OutboxReport:
-    """Run every action the policy approved to run alone (oldest first, at most ``limit``) through
-    :func:`execute_claimed` as ``actor``, outside any transaction; call it after the transaction that
-    stored them has committed.
+    """One outbox pass, outside any transaction (call it after the transaction that stored the
+    actions has committed): first :func:`mark_overdue`; then every action the policy approved to run
+    alone (oldest first, at most ``limit``) through :func:`execute_claimed` as ``actor``; then, once
+    each, the ``unknown`` actions whose executor is idempotent.
 
     ``policy`` (default ``settings.policy()``) is checked again: an action it no longer lets run
     alone is skipped, left ``approved``. ``executor_factory`` maps an action type to its executor
     (default: the catalog's); a type without a usable executor is skipped. An executor error or
-    timeout fails that action only. Returns the :class:`OutboxReport`, including the overdue claims
-    (never re-run). Store errors propagate (an action claimed by then stays ``executing``).
+    timeout fails that action only. Returns the :class:`OutboxReport`. Store errors propagate (an
+    action claimed by then stays ``executing`` until a later pass finds it overdue).
     """
     policy = policy or settings.policy()
     factory = executor_factory or (lambda t: executor_for(t, settings))
+    unknown = mark_overdue(store, settings, factory)
     with store() as s:
         queue = repo.approved_auto_actions(s, limit)
     tally = _Tally()
@@ -266,9 +377,7 @@ def run_outbox(store: Store, settings: Settings, *, actor: str = "policy",
         if done.status == ActionStatus.expired:
             tally.skips.append(Skipped(action.id, f"approval expired (TTL {policy.approval_ttl_seconds:.0f} s)"))
             continue
-        tally.executed.append(action.id)
-        (tally.succeeded if done.status == ActionStatus.succeeded else tally.failed).append(action.id)
-    with store() as s:
-        stale = repo.stale_executions(s, stale_after_seconds(settings, factory))
+        tally.record(done)
+    _retry_idempotent(store, settings, actor, policy, factory, tally)
     return OutboxReport(tuple(tally.executed), tuple(tally.succeeded), tuple(tally.failed), tuple(tally.skips),
-                        tuple(a.id for a in stale))
+                        tuple(a.id for a in unknown), tuple(tally.retried))

@@ -72,6 +72,8 @@ def _quarantine_errors(bad: Sequence[Quarantined], unit: str) -> list[tuple[list
 
 async def _body(request: Request) -> bytes:
     body = await request.body()
+    if not body.strip():
+        raise PayloadError([(["body"], "empty body")])
     if len(body) > MAX_BODY:
         raise PayloadError([([], f"body of {len(body)} bytes is larger than {MAX_BODY}")], status=413)
     return body

@@ -12,8 +12,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
+from opsloop.api.schemas import IsoDateTime
 from opsloop.data.contracts import TICKETS
 from opsloop.domain import Alert, stable_hash, utc
 from opsloop.store.ingest import MAX_EXTERNAL_ID
@@ -40,8 +41,8 @@ class AlertmanagerAlert(BaseModel):
     status: Literal["firing", "resolved"]
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
-    startsAt: datetime
-    endsAt: datetime | None = None
+    startsAt: IsoDateTime
+    endsAt: IsoDateTime | None = None
     generatorURL: str = ""
     fingerprint: str = Field(min_length=1, max_length=128)
 
@@ -66,7 +67,7 @@ class AlertmanagerWebhook(BaseModel):
     commonLabels: dict[str, str] = Field(default_factory=dict)
     commonAnnotations: dict[str, str] = Field(default_factory=dict)
     externalURL: str = ""
-    truncatedAlerts: int = 0
+    truncatedAlerts: StrictInt = 0
     alerts: list[AlertmanagerAlert]
 
 
@@ -88,7 +89,7 @@ class TicketIn(BaseModel):
     priority: str | None = None
     channel: str | None = None
     labels: dict[str, LabelValue] = Field(default_factory=dict)
-    created_at: datetime | None = None
+    created_at: IsoDateTime | None = None
 
     @field_validator("labels")
     @classmethod
@@ -120,7 +121,7 @@ class SimpleTicketIn(BaseModel):
     description: str = ""
     email: str | None = None
     priority: str | None = None
-    created_at: datetime | None = None
+    created_at: IsoDateTime | None = None
 
     def record(self) -> dict[str, Any]:
         """The ticket in the tickets contract's columns."""

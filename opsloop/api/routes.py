@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import tempfile
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -13,6 +12,7 @@ from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile, 
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import Field
 
 from opsloop.actions import service
 from opsloop.actions.outbox import stale_after_seconds
@@ -22,12 +22,14 @@ from opsloop.api.health import health as health_report
 from opsloop.api.schemas import (
     ActionDetail,
     ApproveOut,
+    AuditHeadOut,
     AuditVerifyOut,
     CandidateOut,
     CycleOut,
     DeletedOut,
     IncidentMoveIn,
     IncidentSummary,
+    IsoDateTime,
     ListOut,
     MaintenanceIn,
     Me,
@@ -63,6 +65,8 @@ from opsloop.store import repository as repo
 router = APIRouter()
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 MAX_INPUT_BYTES = 200 * 1024 * 1024
+MAX_CHUNKS = 10_000  # passages per uploaded document
+PARSE_SECONDS = 60.0  # time limit for parsing one uploaded document
 
 
 @router.get("/health", tags=["system"], responses={503: {"description": "the store is unreachable"}})
@@ -95,25 +99,32 @@ def _server_path(path: str, root: Path) -> Path:
     except (OSError, ValueError):  # e.g. a NUL byte or an over-long name
         ok = False
     if not ok:
-        raise HTTPException(422, f"{path}: server-side inputs must be files under OPSLOOP_HOME ({root})")
+        raise HTTPException(422, f"{path}: server-side inputs must be files under OPSLOOP_HOME")
     return p
 
 
 def _observe(body: SignalsIn, workdir: Path, root: Path) -> Signals:
     def inline(name: str, rows, path) -> Path | None:
+        rows = rows or None  # an empty list gives nothing
         if rows is not None and path:
             raise HTTPException(422, f"give {name} inline or as a path, not both")
         if rows is None:
             return _server_path(path, root) if path else None
-        f = workdir / f"{name}.jsonl"
+        (workdir / name).mkdir(exist_ok=True)
+        f = workdir / name / f"{name}.jsonl"
         f.write_text("".join(json.dumps(r, default=str) + "\n" for r in rows))
         return f
 
     kpis = [_server_path(p, root) for p in body.kpis_paths or []]
-    if body.kpis is not None:
+    if body.kpis:
         kpis.append(inline("kpis", body.kpis, None))
-    return observe(tickets=inline("tickets", body.tickets, body.tickets_path),
-                   logs=inline("logs", body.logs, body.logs_path), kpis=kpis, start=body.start, end=body.end)
+    try:
+        signals = observe(tickets=inline("tickets", body.tickets, body.tickets_path),
+                          logs=inline("logs", body.logs, body.logs_path), kpis=kpis, start=body.start, end=body.end)
+    except (InputError, ValueError) as exc:  # inline rows are named by their signal, not a staging path
+        raise HTTPException(422, _unstaged(str(exc), workdir)) from None
+    signals.quarantined = [q.model_copy(update={"file": _unstaged(q.file, workdir)}) for q in signals.quarantined]
+    return signals
 
 
 @router.post("/observe", tags=["cycles"])
@@ -161,7 +172,7 @@ async def _staged(upload: UploadFile | None, name: str, workdir: Path) -> Path |
     name the user's file; 413 over the upload limit, 415 for an unknown suffix."""
     if upload is None:
         return None
-    base = Path(upload.filename or name).name[-120:] or name
+    base = _safe_name(upload.filename or name) or name
     if Path(base).suffix.lower() not in _INPUT_SUFFIXES:
         raise HTTPException(415, f"{base}: {name} must be one of {', '.join(_INPUT_SUFFIXES)}")
     data = await upload.read(MAX_INPUT_BYTES + 1)
@@ -192,7 +203,7 @@ def _unstaged(text: str, workdir: Path) -> str:
     return re.sub(re.escape(str(workdir)) + r"/[^/\s]+/", "", text)
 
 
-UploadOpt = Annotated[UploadFile | None, File(description="CSV, JSONL or Parquet in the input contract.")]
+UploadOpt = Annotated[UploadFile, File(description="CSV, JSONL or Parquet in the input contract.")]
 _UPLOAD_ERRORS = {413: {"description": "a file is too large"}, 415: {"description": "unsupported file type"},
                   422: {"description": "no file given, or a file names a bad row (file, line, field)"}}
 
@@ -253,10 +264,10 @@ def list_incidents(
     severity: Severity | None = None,
     kind: Kind | None = None,
     category: Annotated[str | None, Query(max_length=64)] = None,
-    label: Annotated[list[str], Query(max_length=20, description=(
+    label: Annotated[list[Annotated[str, Field(pattern=r"^[^=]+=.*$", max_length=300)]], Query(max_length=20, description=(
         "`NAME=VALUE` in the incident's blast radius; repeat to require several."))] = [],  # noqa: B006
-    since: Annotated[datetime | None, Query(description="Active at or after (UTC).")] = None,
-    until: Annotated[datetime | None, Query(description="Active before (UTC).")] = None,
+    since: Annotated[IsoDateTime | None, Query(description="Active at or after (UTC).")] = None,
+    until: Annotated[IsoDateTime | None, Query(description="Active before (UTC).")] = None,
     q: Annotated[str | None, Query(max_length=200, description="Substring of the id, title or category.")] = None,
     limit: Limit = 50, offset: Offset = 0,
 ) -> ListOut[IncidentSummary]:
@@ -296,20 +307,36 @@ def similar_incidents(incident_id: str, session: SessionDep, _: Viewer,
         shared=s.shared) for s in found], count=len(found))
 
 
-_MOVES = {"acknowledge": "acknowledged", "resolve": "resolved", "reopen": "reopened"}
+_MOVED = {404: {"description": "no such incident"}, 409: {"description": "the move does not apply"}}
 
 
-@router.post("/incidents/{incident_id}/{move}", tags=["incidents"],
-             responses={404: {"description": "no such incident"}, 409: {"description": "the move does not apply"}})
-def move_incident(incident_id: str, move: Literal["acknowledge", "resolve", "reopen"], store: StoreDep,
-                  caller: Operator, body: IncidentMoveIn | None = None) -> Incident:
-    """Acknowledge, resolve or reopen an incident as the caller (audited); 409 names the current
-    status when the move does not apply."""
+def _move(store, incident_id: str, verb: str, caller, body: IncidentMoveIn | None) -> Incident:
     with store.begin() as s:
-        return repo.move_incident(s, incident_id, _MOVES[move], caller.name, body.reason if body else None)
+        return repo.move_incident(s, incident_id, verb, caller.name, body.reason if body else None)
 
 
-@router.get("/actions", tags=["actions"], responses={422: {"description": "stale=true with another status"}})
+@router.post("/incidents/{incident_id}/acknowledge", tags=["incidents"], responses=_MOVED)
+def acknowledge_incident(incident_id: str, store: StoreDep, caller: Operator,
+                         body: IncidentMoveIn | None = None) -> Incident:
+    """Acknowledge an open or reopened incident as the caller (audited); 409 names its status otherwise."""
+    return _move(store, incident_id, "acknowledged", caller, body)
+
+
+@router.post("/incidents/{incident_id}/resolve", tags=["incidents"], responses=_MOVED)
+def resolve_incident(incident_id: str, store: StoreDep, caller: Operator,
+                     body: IncidentMoveIn | None = None) -> Incident:
+    """Resolve an incident as the caller (audited); 409 if it is resolved already."""
+    return _move(store, incident_id, "resolved", caller, body)
+
+
+@router.post("/incidents/{incident_id}/reopen", tags=["incidents"], responses=_MOVED)
+def reopen_incident(incident_id: str, store: StoreDep, caller: Operator,
+                    body: IncidentMoveIn | None = None) -> Incident:
+    """Reopen a resolved incident as the caller (audited); 409 names its status otherwise."""
+    return _move(store, incident_id, "reopened", caller, body)
+
+
+@router.get("/actions", tags=["actions"])
 def list_actions(
     session: SessionDep, settings: SettingsDep, _: Viewer,
     status_: Annotated[ActionStatus | None, Query(alias="status")] = None,
@@ -327,8 +354,8 @@ def list_actions(
     if not stale:
         data, count = queries.search_actions(session, status_.value if status_ else None, incident_id, limit, offset)
         return ListOut(data=data, count=count)
-    if status_ not in (None, ActionStatus.executing):
-        raise HTTPException(422, "stale=true lists executing actions; it cannot be combined with another status")
+    if status_ not in (None, ActionStatus.executing):  # a stale claim is executing: no other status has one
+        return ListOut(data=[], count=0)
     threshold = older_than_seconds if older_than_seconds is not None else stale_after_seconds(settings)
     stale_actions = [a for a in repo.stale_executions(session, threshold)
                      if incident_id is None or a.incident_id == incident_id]
@@ -375,10 +402,10 @@ def execute(action_id: str, store: StoreDep, settings: SettingsDep, caller: Oper
 async def upload_document(store: StoreDep, settings: SettingsDep, _: Operator, file: Annotated[UploadFile, File()]) -> UploadOut:
     """Add a runbook (Markdown, text or PDF, at most 5 MiB) to the knowledge base, together with the
     bundled runbooks (unchanged documents are no-ops)."""
-    from opsloop.rag.documents import load_documents
+    from opsloop.rag.check import CheckFailed, count_passages
     from opsloop.rag.store import default_sources, open_knowledge_base
 
-    name = Path(file.filename or "").name
+    name = _safe_name(file.filename or "")
     if not name or Path(name).suffix.lower() not in SUPPORTED:
         raise HTTPException(415, f"unsupported document {name!r}; supported: {', '.join(SUPPORTED)}")
     data = await file.read(MAX_UPLOAD_BYTES + 1)
@@ -389,16 +416,27 @@ async def upload_document(store: StoreDep, settings: SettingsDep, _: Operator, f
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / name
         staged.write_bytes(data)
-        try:
-            chunks = load_documents(staged)
-        except ValueError as exc:
+        try:  # parsed in a child process with a time limit: PDF parsing would stall the API
+            n_chunks = await count_passages(staged, PARSE_SECONDS)
+        except CheckFailed as exc:
             raise HTTPException(422, str(exc).replace(str(staged), name)) from None
+    if n_chunks > MAX_CHUNKS:
+        raise HTTPException(422, f"{name}: {n_chunks} passages; at most {MAX_CHUNKS} per document")
     (target / name).write_bytes(data)
     kb = open_knowledge_base(settings, store)
     from opsloop.packs import load_pack
 
     counts = await run_in_threadpool(kb.ingest, default_sources(settings.home, load_pack(settings.pack).runbooks_path))
-    return UploadOut(document=name, chunks=len(chunks), knowledge_base=counts)
+    return UploadOut(document=name, chunks=n_chunks, knowledge_base=counts)
+
+
+def _safe_name(filename: str, keep: int = 120) -> str:
+    """The base name of an uploaded file, cut to at most ``keep`` characters with its suffix kept."""
+    name = Path(filename.replace("\\", "/")).name.strip()
+    if len(name) <= keep:
+        return name
+    suffix = Path(name).suffix[:16]
+    return name[: keep - len(suffix)] + suffix
 
 
 @router.get("/rag/stats", tags=["rag"])
@@ -444,7 +482,7 @@ def rag_query(request: Request, store: StoreDep, settings: SettingsDep, _: Viewe
     return ListOut(data=hits, count=len(hits))
 
 
-@router.delete("/rag/documents", tags=["rag"])
+@router.delete("/rag/documents", tags=["rag"], responses={404: {"description": "no uploaded document of that name"}})
 def delete_documents(store: StoreDep, settings: SettingsDep, _: Admin,
                      name: Annotated[str | None, Query(max_length=255)] = None) -> DeletedOut:
     """Remove uploaded runbooks (one by ``name``, or all) from the uploads and the knowledge base;
@@ -496,13 +534,24 @@ def audit(
     actor: Annotated[str | None, Query(max_length=128, description="Exactly this actor.")] = None,
     verb: Annotated[str | None, Query(max_length=32, description="Verbs starting with this, e.g. `action.`.")] = None,
     subject: Annotated[str | None, Query(max_length=128, description="Subjects starting with this.")] = None,
-    since: Annotated[datetime | None, Query(description="At or after (UTC).")] = None,
-    until: Annotated[datetime | None, Query(description="Before (UTC).")] = None,
+    since: Annotated[IsoDateTime | None, Query(description="At or after (UTC).")] = None,
+    until: Annotated[IsoDateTime | None, Query(description="Before (UTC).")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Offset = 0,
 ) -> ListOut[AuditEvent]:
     """Audit events matching the filters, newest first."""
     data, count = queries.search_audit(session, actor, verb, subject, since, until, limit, offset)
     return ListOut(data=data, count=count)
+
+
+@router.get("/audit/head", tags=["audit"])
+def audit_head(session: SessionDep, _: Viewer) -> AuditHeadOut:
+    """The newest audit event (``seq``, keyed ``hash``) — record it elsewhere (a monitor, a ticket) to
+    anchor the trail — and the checkpoint this server last wrote."""
+    from opsloop.store import audit as chain
+
+    newest, anchor = chain.head(session), chain.read_head(chain.head_path(session))
+    return AuditHeadOut(seq=newest.seq if newest else 0, hash=newest.hash if newest else chain.GENESIS,
+                        checkpoint_seq=anchor.seq if anchor else None, checkpoint_hash=anchor.hash if anchor else None)
 
 
 @router.post("/audit/verify", tags=["audit"])
@@ -512,7 +561,8 @@ def audit_verify(session: SessionDep, _: Viewer) -> AuditVerifyOut:
     return AuditVerifyOut(intact=not problems, events=repo.count_rows(session)["audit_events"], problems=problems)
 
 
-@router.post("/tokens", tags=["admin"], status_code=status.HTTP_201_CREATED)
+@router.post("/tokens", tags=["admin"], status_code=status.HTTP_201_CREATED,
+             responses={409: {"description": "a token of that name exists"}})
 def create_token(body: TokenIn, store: StoreDep, _: Admin) -> TokenOut:
     """Create an API token (shown once)."""
     with store.begin() as s:

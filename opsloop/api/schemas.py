@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from opsloop.domain import (
     Anomaly,
@@ -19,6 +20,19 @@ from opsloop.domain import (
 )
 
 T = TypeVar("T")
+
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def _iso_only(value: Any) -> Any:
+    """Refuse numbers (which pydantic would read as Unix times): the contract is ISO-8601 text."""
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("expected an ISO-8601 date-time, e.g. 2026-11-01T08:00:00Z")
+    return value
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_only)]
+"""A date-time given as ISO-8601 text (UTC when it has no offset); a bare number is refused."""
 
 
 class _In(BaseModel):
@@ -38,8 +52,8 @@ class SignalsIn(_In):
     tickets_path: str | None = None
     logs_path: str | None = None
     kpis_paths: list[str] | None = None
-    start: datetime | None = None
-    end: datetime | None = None
+    start: IsoDateTime | None = None
+    end: IsoDateTime | None = None
 
 
 class CandidateOut(BaseModel):
@@ -96,18 +110,35 @@ class RagStats(BaseModel):
     index: str  # flat | hnsw (knowledge base) or files (bundled + uploaded, not yet ingested)
 
 
+class FieldError(BaseModel):
+    """One invalid input: where (``loc``, e.g. ``["query", "limit"]``) and why."""
+
+    loc: list[str | int]
+    msg: str
+
+
 class ErrorOut(BaseModel):
+    """Every 4xx body: a one-line ``detail``; ``errors`` lists each invalid field on a 422 from
+    request validation (``null`` otherwise)."""
+
     detail: str
+    errors: list[FieldError] | None = None
 
 
 class MaintenanceIn(_In):
     """A maintenance window to declare: ``start``/``end`` (ISO-8601; UTC if no offset), an optional
     label selector (label name -> value) and the reason."""
 
-    start: datetime
-    end: datetime
+    start: IsoDateTime
+    end: IsoDateTime
     labels: dict[str, str] = Field(default_factory=dict, max_length=20)
     reason: str = Field(default="", max_length=2000)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MaintenanceIn:
+        if self.end <= self.start:
+            raise ValueError(f"end {self.end.isoformat()} is not after start {self.start.isoformat()}")
+        return self
 
 
 class Me(BaseModel):
@@ -218,3 +249,13 @@ class DeletedOut(BaseModel):
     """The uploaded runbooks removed."""
 
     deleted: list[str]
+
+
+class AuditHeadOut(BaseModel):
+    """The audit trail's head in the database and in this server's checkpoint file (``None`` when
+    none was written yet)."""
+
+    seq: int
+    hash: str
+    checkpoint_seq: int | None
+    checkpoint_hash: str | None

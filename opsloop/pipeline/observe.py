@@ -98,7 +98,10 @@ def observe(
     t, lg, k = merged("tickets", C.TICKETS), merged("logs", C.LOGS), merged("kpis", C.KPIS)
     span = _span([(t, "created_at"), (lg, "ts"), (k, "ts")])
     if span is None:
-        raise ValueError("no valid rows in the inputs (see quarantined rows)")
+        bad = [q for rs in results.values() for r in rs for q in r.quarantined]
+        first = f"; {len(bad)} quarantined, first {bad[0].file}:{bad[0].line}: {bad[0].field or '-'}: {bad[0].reason}" \
+            if bad else ""
+        raise ValueError(f"no valid rows in the inputs{first}")
     w_start = pd.Timestamp(start) if start else span[0]
     w_end = pd.Timestamp(end) if end else span[1] + pd.Timedelta(seconds=1)
     w_start = w_start.tz_localize("UTC") if w_start.tzinfo is None else w_start.tz_convert("UTC")

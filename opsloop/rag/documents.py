@@ -30,6 +30,7 @@ CHUNKER_VERSION = "2"
 #: the first starts with the last ``OVERLAP_CHARS`` of the previous one. The one default for every
 #: loader here and for :class:`opsloop.rag.store.KnowledgeBase`.
 MAX_CHARS = 1200
+MAX_PDF_PAGES = 2000  # a longer PDF is refused before its text is extracted
 OVERLAP_CHARS = 150
 
 
@@ -200,8 +201,13 @@ def chunk_pdf(path: Path, document: str,
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
 
+    with open(path, "rb") as fh:
+        if fh.read(5) != b"%PDF-":
+            raise ValueError(f"{path}: not a PDF (it does not start with %PDF-)")
     try:
         reader = PdfReader(str(path))
+        if len(reader.pages) > MAX_PDF_PAGES:
+            raise ValueError(f"{path}: {len(reader.pages)} pages; at most {MAX_PDF_PAGES} are read")
         pages = [page.extract_text() or "" for page in reader.pages]
         title = (reader.metadata.title if reader.metadata else None) or None
     except (PyPdfError, OSError, ValueError, KeyError, TypeError) as exc:
@@ -216,6 +222,22 @@ def chunk_pdf(path: Path, document: str,
     ])
 
 
+_BINARY_MAGIC = (b"PK\x03\x04", b"%PDF-", b"\x1f\x8b", b"\x7fELF", b"MZ", b"\x89PNG", b"\xff\xd8\xff", b"GIF8")
+
+
+def read_text_document(path: Path) -> str:
+    """A Markdown or text file's text; ``ValueError`` naming the file when its bytes are not text:
+    a known binary signature (zip, PDF, gzip, ELF, PE, PNG, JPEG, GIF), a NUL byte, or more than
+    1% of bytes that are not UTF-8."""
+    data = path.read_bytes()
+    if data.startswith(_BINARY_MAGIC) or b"\x00" in data[:65536]:
+        raise ValueError(f"{path}: binary content, not Markdown or text")
+    text = data.decode("utf-8", errors="replace")
+    if text.count("\ufffd") > max(8, len(text) // 100):
+        raise ValueError(f"{path}: not UTF-8 text")
+    return text
+
+
 def chunk_file(path: str | Path, document: str,
                max_chars: int = MAX_CHARS, overlap_chars: int = OVERLAP_CHARS) -> list[Chunk]:
     """Chunks of one supported file, named ``document`` (its path relative to the ingested root)."""
@@ -225,7 +247,7 @@ def chunk_file(path: str | Path, document: str,
         raise ValueError(f"{path}: unsupported document type (supported: {', '.join(SUPPORTED)})")
     if suffix == ".pdf":
         return chunk_pdf(path, document, max_chars, overlap_chars)
-    text = path.read_text(encoding="utf-8", errors="replace")
+    text = read_text_document(path)
     if suffix == ".txt":
         return chunk_text(text, document, max_chars, overlap_chars)
     return chunk_markdown(text, document, max_chars, overlap_chars)

@@ -6,7 +6,6 @@ Every function takes an open :class:`~sqlalchemy.orm.Session`; the caller commit
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +34,8 @@ from opsloop.domain import (
     Window,
     stable_hash,
 )
+from opsloop.store import audit
+from opsloop.store.audit import GENESIS
 from opsloop.store.models import (
     ActionRow,
     ApprovalRow,
@@ -45,8 +46,6 @@ from opsloop.store.models import (
     QuarantineRow,
     TokenRow,
 )
-
-GENESIS = "0" * 64
 
 
 class NotFound(LookupError):
@@ -62,14 +61,6 @@ def now() -> datetime:
 
 
 # -- audit --------------------------------------------------------------------------------------
-def _event_hash(seq: int, at: datetime, actor: str, verb: str, subject: str, detail: dict, prev: str) -> str:
-    payload = json.dumps(
-        [seq, at.astimezone(UTC).isoformat(), actor, verb, subject, detail, prev],
-        sort_keys=True, default=str, separators=(",", ":"),
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
 def serialize_writers(session: Session) -> None:
     """Make the caller's write transaction the only one storing incidents and actions until it ends:
     on PostgreSQL the audit's transaction-scoped advisory lock taken up front (so a concurrent cycle
@@ -80,7 +71,8 @@ def serialize_writers(session: Session) -> None:
 
 
 def append_audit(session: Session, actor: str, verb: str, subject: str, detail: dict[str, Any] | None = None) -> AuditEvent:
-    """Append an audit event whose hash covers its content and the previous event's hash.
+    """Append an audit event whose keyed hash covers its content and the previous event's hash
+    (:mod:`opsloop.store.audit`); the head is checkpointed outside the database after commit.
 
     Appends are serialised: by ``BEGIN IMMEDIATE`` on SQLite, by a transaction-scoped advisory lock on
     PostgreSQL, so two writers never take the same ``seq``.
@@ -91,28 +83,17 @@ def append_audit(session: Session, actor: str, verb: str, subject: str, detail: 
     seq = (last.seq + 1) if last else 1
     prev = last.hash if last else GENESIS
     at = now().replace(microsecond=0)
-    detail = json.loads(json.dumps(detail or {}, default=str))
-    h = _event_hash(seq, at, actor, verb, subject, detail, prev)
+    detail = audit.detail_json(detail)
+    h = audit.event_hash(audit.audit_key(session), seq, at, actor, verb, subject, detail, prev)
     session.add(AuditRow(seq=seq, at=at, actor=actor, verb=verb, subject=subject, detail=detail, prev_hash=prev, hash=h))
     session.flush()
+    audit.checkpoint_after_commit(session, audit.Head(seq, h))
     return AuditEvent(seq=seq, at=at, actor=actor, verb=verb, subject=subject, detail=detail, prev_hash=prev, hash=h)
 
 
 def verify_audit(session: Session) -> list[str]:
-    """Problems found in the audit chain (empty when intact): edited, deleted or reordered events."""
-    problems = []
-    prev = GENESIS
-    expected_seq = 1
-    for row in session.execute(select(AuditRow).order_by(AuditRow.seq)).scalars():
-        if row.seq != expected_seq:
-            problems.append(f"event {expected_seq} is missing (next is {row.seq})")
-        if row.prev_hash != prev:
-            problems.append(f"event {row.seq}: prev_hash does not match the previous event")
-        if _event_hash(row.seq, row.at, row.actor, row.verb, row.subject, row.detail, row.prev_hash) != row.hash:
-            problems.append(f"event {row.seq}: content does not match its hash (edited)")
-        prev = row.hash
-        expected_seq = row.seq + 1
-    return problems
+    """Problems in the audit trail (empty when intact): see :func:`opsloop.store.audit.verify`."""
+    return audit.verify(session)
 
 
 # -- cycles -------------------------------------------------------------------------------------
@@ -452,8 +433,9 @@ def stale_executions(session: Session, older_than_seconds: float, at: datetime |
     """Actions claimed (``executing``) more than ``older_than_seconds`` before ``at`` (default now,
     UTC) and never finished: a crash between claim and outcome. Oldest claim first.
 
-    Nothing re-claims them (``claim_execution`` only moves ``approved`` actions): whether the side
-    effect happened is unknown, so they are reported for an operator, never run again."""
+    ``claim_execution`` only moves ``approved`` actions, so nothing runs them again; the outbox's
+    next pass moves each past its own executor's deadline to ``unknown`` (:func:`mark_unknown`), for
+    an operator to resolve or retry."""
     if older_than_seconds < 0:
         raise ValueError(f"older_than_seconds must be >= 0, got {older_than_seconds}")
     cutoff = (at or now()) - timedelta(seconds=older_than_seconds)
@@ -573,9 +555,77 @@ def claim_execution(session: Session, action_id: str, actor: str, policy: Policy
 def finish_execution(session: Session, action_id: str, actor: str, ok: bool, result: dict[str, Any],
                      reason: str | None = None) -> ProposedAction:
     """``executing → succeeded|failed`` with the executor's result (stored on the action) and, for a
-    failure, its ``reason`` (also in the audit event). ``Conflict`` if the action is not ``executing``."""
+    failure, its ``reason`` (also in the audit event). An action found overdue and marked ``unknown``
+    while its executor still ran takes the outcome the executor did report (``unknown →
+    succeeded|failed``). ``Conflict`` naming the status otherwise."""
     to = ActionStatus.succeeded if ok else ActionStatus.failed
-    return transition_action(session, action_id, ActionStatus.executing, to, actor, reason=reason, result=result)
+    try:
+        return transition_action(session, action_id, ActionStatus.executing, to, actor, reason=reason, result=result)
+    except Conflict:
+        if get_action(session, action_id).status != ActionStatus.unknown:
+            raise
+    late = f"outcome recorded after the claim was marked unknown{': ' + reason if reason else ''}"
+    return transition_action(session, action_id, ActionStatus.unknown, to, actor, reason=late, result=result)
+
+
+def mark_unknown(session: Session, action_id: str, deadline_seconds: float,
+                 at: datetime | None = None) -> ProposedAction | None:
+    """``executing → unknown`` if the action's claim is older than ``deadline_seconds`` (its executor's
+    deadline plus the margin) at ``at`` (default now, UTC): one conditional UPDATE on the status and
+    the claim time, so a finish or another marker racing it leaves it as they put it. Audited
+    ``action.unknown`` with ``claimed_at`` and ``deadline`` (both ISO-8601 UTC) and ``deadline_seconds``.
+    Returns the action now ``unknown``, or ``None`` when the move does not apply (not executing, not
+    overdue, or changed meanwhile). Raises ``NotFound``."""
+    if deadline_seconds < 0:
+        raise ValueError(f"deadline_seconds must be >= 0, got {deadline_seconds}")
+    row = session.get(ActionRow, action_id)
+    if row is None:
+        raise NotFound(f"no action {action_id!r}")
+    claimed_at = row.updated_at
+    cutoff = (at or now()) - timedelta(seconds=deadline_seconds)
+    if row.status != ActionStatus.executing.value or claimed_at >= cutoff:
+        return None
+    res = session.execute(
+        update(ActionRow).where(ActionRow.id == action_id, ActionRow.status == ActionStatus.executing.value,
+                                ActionRow.updated_at == claimed_at)
+        .values(status=ActionStatus.unknown.value, updated_at=now()).execution_options(synchronize_session=False)
+    )
+    session.expire_all()
+    if res.rowcount != 1:
+        return None
+    deadline = claimed_at + timedelta(seconds=deadline_seconds)
+    append_audit(session, "opsloop", "action.unknown", action_id,
+                 {"from": ActionStatus.executing.value, "claimed_at": claimed_at.isoformat(),
+                  "deadline": deadline.isoformat(), "deadline_seconds": deadline_seconds})
+    return get_action(session, action_id)
+
+
+def reclaim_execution(session: Session, action_id: str, actor: str, reason: str) -> ProposedAction:
+    """``unknown → executing``: claim an interrupted execution again (same action, so the same
+    idempotency key), once of any racing calls; ``reason`` (e.g. who retried and why) goes to the
+    audit event. Raises ``NotFound``; ``Conflict`` naming the status if the action is not ``unknown``."""
+    return transition_action(session, action_id, ActionStatus.unknown, ActionStatus.executing, actor, reason=reason)
+
+
+def reclaims(session: Session, action_id: str) -> int:
+    """How many times the action was claimed again after becoming ``unknown`` (its audit events)."""
+    events = session.execute(select(AuditRow.detail).where(AuditRow.subject == action_id,
+                                                           AuditRow.verb == "action.executing")).scalars()
+    return sum(1 for d in events if (d or {}).get("from") == ActionStatus.unknown.value)
+
+
+def resolve_unknown(session: Session, action_id: str, actor: str, outcome: ActionStatus, note: str) -> ProposedAction:
+    """``unknown → succeeded|failed`` as ``actor`` found it (e.g. in the receiver's console), with a
+    required ``note``: kept as the action's result (``{"resolved_by", "note"}``) and in the audit
+    event. ``ValueError`` for another outcome or an empty note; ``NotFound``; ``Conflict`` naming
+    the status if the action is not ``unknown``."""
+    if outcome not in (ActionStatus.succeeded, ActionStatus.failed):
+        raise ValueError(f"an unknown execution resolves as succeeded or failed, not {outcome.value}")
+    note = (note or "").strip()
+    if not note:
+        raise ValueError("resolving an unknown execution needs a note (what was checked)")
+    return transition_action(session, action_id, ActionStatus.unknown, outcome, actor, reason=note,
+                             result={"resolved_by": actor, "note": note})
 
 
 def action_detail(session: Session, action_id: str) -> dict[str, Any]:

@@ -1,12 +1,11 @@
 """The outbox: actions the policy lets run alone run after the cycle's commit, once each, outside any
-transaction, with a timeout and bounded retries; a claim a crash left behind is found and reported,
-never run again."""
+transaction, with a timeout and bounded retries; a claim a crash left behind becomes ``unknown``,
+never run again by the outbox (see test_recovery.py for what an operator does with it)."""
 
 from __future__ import annotations
 
-import shutil
-
 import json
+import shutil
 import sqlite3
 import threading
 import time
@@ -22,8 +21,8 @@ from typer.testing import CliRunner
 from opsloop.actions import outbox, service
 from opsloop.actions.outbox import ExecutionLimits, run_outbox, stale_after_seconds
 from opsloop.config import Settings
-from opsloop.packs import load_pack
 from opsloop.domain import ActionStatus, Assessment, Incident, Kind, Policy, ProposedAction, Severity
+from opsloop.packs import load_pack
 from opsloop.pipeline.cycle import act, run_cycle
 from opsloop.pipeline.observe import observe
 from opsloop.store import repository as repo
@@ -76,8 +75,8 @@ def _pack(tmp_path: Path) -> Path:
 
 def _settings(tmp_path: Path, url: str, **actions) -> Settings:
     """Settings for these tests; ``actions``: fields of the ``actions`` group to override."""
-    group = dict(auto_execute_confidence=0.0, timeout_seconds=5.0, retries=2, backoff_seconds=0.01,
-                 stale_margin_seconds=0.0)
+    group = {"auto_execute_confidence": 0.0, "timeout_seconds": 5.0, "retries": 2, "backoff_seconds": 0.01,
+             "stale_margin_seconds": 0.0}
     return Settings(home=tmp_path / "home", database_url=url, embedder="tfidf", pack=str(_pack(tmp_path)),
                     actions={**group, **actions})
 
@@ -167,7 +166,7 @@ def test_nothing_runs_twice(tmp_path, store_url):
     auto = _act(store, settings, [_incident("fp-a"), _incident("fp-b")])
     assert len(auto) == 4
     executor = Recording()
-    factory = lambda t: executor  # noqa: E731
+    factory = lambda t: executor
     reports = []
     workers = [threading.Thread(target=lambda: reports.append(run_outbox(store, settings, executor_factory=factory)))
                for _ in range(2)]
@@ -212,55 +211,75 @@ def test_allow_list_keeps_other_types_for_a_human(tmp_path, sqlite_url):
         assert repo.get_action(s, page.id).status == ActionStatus.approved
 
 
-def test_crash_after_claim_is_reported_never_rerun(tmp_path, store_url, monkeypatch):
+def test_crash_after_claim_becomes_unknown_never_rerun(tmp_path, store_url, monkeypatch):
     settings = _settings(tmp_path, store_url, timeout_seconds=0.2, retries=0)
     store = open_store(store_url)
     crashed, other = _act(store, settings, [_incident()])
     with store.begin() as s:  # the claim commits, then the process "dies" before running the executor
-        repo.claim_execution(s, crashed.id, "policy", settings.policy())
+        claimed = repo.claim_execution(s, crashed.id, "policy", settings.policy())
     with store() as s:
         assert repo.stale_executions(s, 3600) == []
         assert [a.id for a in repo.stale_executions(s, 3600, at=repo.now() + timedelta(seconds=3601))] == [crashed.id]
+        claimed_at = datetime.fromisoformat(repo.action_detail(s, crashed.id)["updated_at"])
+    assert claimed.status == ActionStatus.executing
     executor = Recording()
     assert stale_after_seconds(settings, lambda t: executor) == pytest.approx(0.2)
     time.sleep(0.3)
-    for _ in range(2):
-        report = run_outbox(store, settings, executor_factory=lambda t: executor)
-        assert report.stale_ids == (crashed.id,)
-    assert executor.calls == [other.id]  # the crashed claim is never run again
-    with store() as s:
-        assert repo.get_action(s, crashed.id).status == ActionStatus.executing
 
     monkeypatch.setenv("OPSLOOP_HOME", str(settings.home))
     monkeypatch.setenv("OPSLOOP_DATABASE_URL", store_url)
     monkeypatch.setenv("OPSLOOP_ACTIONS__TIMEOUT_SECONDS", "0.2")
     monkeypatch.setenv("OPSLOOP_ACTIONS__RETRIES", "0")
     monkeypatch.setenv("OPSLOOP_ACTIONS__STALE_MARGIN_SECONDS", "0")
+    from opsloop.api.app import create_app
     from opsloop.cli import app
 
     cli = CliRunner()
-    listed = cli.invoke(app, ["actions", "list", "--stale", "--json"], catch_exceptions=False)
-    assert listed.exit_code == 0, listed.output
-    assert [a["id"] for a in json.loads(listed.stdout)] == [crashed.id]
-    later = cli.invoke(app, ["actions", "list", "--stale", "--older-than", "3600", "--json"], catch_exceptions=False)
-    assert json.loads(later.stdout) == []
-    assert "1 stale claim" in cli.invoke(app, ["actions", "list", "--stale"], catch_exceptions=False).stdout
-    assert cli.invoke(app, ["actions", "list", "--stale", "--status", "approved"]).exit_code == 2
 
-    from opsloop.api.app import create_app
+    def cli_ids(*args: str) -> list[str]:
+        res = cli.invoke(app, ["actions", "list", *args, "--json"], catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+        return [a["id"] for a in json.loads(res.stdout)]
 
     with store.begin() as s:
         token = repo.create_token(s, "viewer-user", "viewer")
+    h = {"Authorization": f"Bearer {token}"}
+    # overdue, no outbox pass yet: listed as a stale claim
+    assert cli_ids("--stale") == [crashed.id]
+    assert cli_ids("--stale", "--older-than", "3600") == []
+    assert "1 stale claim" in cli.invoke(app, ["actions", "list", "--stale"], catch_exceptions=False).stdout
+    assert cli.invoke(app, ["actions", "list", "--stale", "--status", "approved"]).exit_code == 2
     with TestClient(create_app(Settings()), raise_server_exceptions=False) as client:
-        h = {"Authorization": f"Bearer {token}"}
         res = client.get("/actions", params={"stale": "true"}, headers=h)
         assert res.status_code == 200 and [a["id"] for a in res.json()["data"]] == [crashed.id]
         assert client.get("/actions", params={"stale": "true", "older_than_seconds": 3600}, headers=h
         ).json()["data"] == []
-        assert client.get("/actions", params={"stale": "true", "status": "approved"}, headers=h).status_code == 422
+        approved = client.get("/actions", params={"stale": "true", "status": "approved"}, headers=h)
+        assert approved.json() == {"data": [], "count": 0}  # a stale claim is executing, never approved
         assert client.get("/actions", headers=h).json()["count"] == 2  # without stale: every action, as before
         params = {p["name"] for p in client.get("/openapi.json").json()["paths"]["/actions"]["get"]["parameters"]}
         assert {"stale", "older_than_seconds"} <= params
+
+    reports = [run_outbox(store, settings, executor_factory=lambda t: executor) for _ in range(2)]
+    assert reports[0].unknown_ids == (crashed.id,) and reports[0].stale == 1
+    assert reports[1].unknown_ids == () and reports[1].retried_ids == ()  # found once, never retried by itself
+    assert executor.calls == [other.id]  # the crashed claim is never run again
+    with store() as s:
+        assert repo.get_action(s, crashed.id).status == ActionStatus.unknown
+        (event,) = [e for e in repo.list_audit(s, 1000) if e.subject == crashed.id and e.verb == "action.unknown"]
+        assert event.actor == "opsloop" and event.detail["from"] == "executing"
+        assert datetime.fromisoformat(event.detail["claimed_at"]) == claimed_at
+        assert datetime.fromisoformat(event.detail["deadline"]) == claimed_at + timedelta(seconds=0.2)
+        assert repo.verify_audit(s) == []
+    # unknown, visible in both lists; no longer a stale claim
+    assert cli_ids("--status", "unknown") == [crashed.id] and cli_ids("--stale") == []
+    table = cli.invoke(app, ["actions", "list"], catch_exceptions=False).stdout
+    assert "unknown" in table and "2 action(s)" in table
+    with TestClient(create_app(Settings()), raise_server_exceptions=False) as client:
+        res = client.get("/actions", params={"status": "unknown"}, headers=h).json()
+        assert res["count"] == 1 and res["data"][0]["id"] == crashed.id and res["data"][0]["status"] == "unknown"
+        assert client.get("/actions", params={"stale": "true"}, headers=h).json()["data"] == []
+        assert client.get("/actions", headers=h).json()["count"] == 2
 
 
 def test_side_effects_run_outside_any_transaction(kpi_signals, tmp_path):
@@ -281,7 +300,7 @@ def test_side_effects_run_outside_any_transaction(kpi_signals, tmp_path):
         repo.count_rows(s)
         write_now(None)
     executor = Recording(during=write_now)
-    factory = lambda t, s: executor  # noqa: E731
+    factory = lambda t, s: executor
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(outbox, "executor_for", factory)
         result = run_cycle(kpi_signals(), store, settings)

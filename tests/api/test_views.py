@@ -125,6 +125,8 @@ def test_audit_filters_and_verify(api):
     low = client.get("/audit", headers=h, params={"subject": "act-low"}).json()["data"]
     assert [e["verb"] for e in low] == ["action.approved", "action.proposed"]
     assert client.get("/audit", headers=h, params={"limit": 1, "offset": 1}).json()["data"][0]["seq"] == seqs[1]
+    head = client.get("/audit/head", headers=h).json()
+    assert head["seq"] == seqs[0] and head["checkpoint_seq"] == seqs[0] and head["hash"] == head["checkpoint_hash"]
     verified = client.post("/audit/verify", headers=h).json()
     assert verified == {"intact": True, "events": len(seqs), "problems": []}
     with open_store(client.app.state.settings.database_url).begin() as s:
@@ -167,3 +169,28 @@ def test_cycle_and_observe_on_uploaded_files(api, tmp_path):
     assert client.post("/cycles/files", headers=h).status_code == 422
     assert client.post("/cycles/files", headers=h, files={"kpis": ("x.exe", b"MZ", "application/octet-stream")}
                        ).status_code == 415
+
+
+def test_strict_inputs_and_honest_errors(api):
+    client, tokens, settings = api
+    h = auth(tokens["viewer"])
+    res = client.get("/incidents", headers=h, params={"since": "0.5"})
+    assert res.status_code == 422 and "ISO-8601" in res.text  # not read as a Unix time
+    res = client.get("/incidents", headers=h, params={"sevrity": "high"})
+    assert res.status_code == 422 and "'sevrity'" in res.json()["detail"]
+    res = client.post("/incidents/x/timeline", headers=h)
+    assert res.status_code == 405 and res.headers["allow"] == "GET"
+    assert client.request("PUT", "/cycles", headers=h).headers["allow"] == "GET, POST"
+    op = auth(tokens["operator"])
+    res = client.post("/observe", headers=op, json={"kpis_paths": ["/etc/passwd"]})
+    assert res.status_code == 422 and str(settings.home) not in res.text
+    res = client.post("/observe", headers=op, json={"kpis": [{"ts": "x", "metric": "m", "value": 1}]})
+    assert res.status_code == 422 and "/tmp" not in res.text and "kpis.jsonl" in res.text
+    res = client.post("/maintenance", headers=op, json={"start": "2026-11-02T00:00:00Z", "end": "2026-11-01T00:00:00Z"})
+    assert res.status_code == 422 and "\n" not in res.json()["detail"] and res.json()["errors"]
+    spec = client.get("/openapi.json").json()
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    for path, ops in spec["paths"].items():
+        for method, o in ops.items():
+            if o.get("security"):
+                assert {"401", "403", "422"} <= set(o["responses"]), (method, path)
