@@ -6,7 +6,6 @@ stdout. Input errors exit with code 2 and a message naming the file, line and fi
 
 from __future__ import annotations
 
-import getpass
 import json
 import sys
 import time
@@ -37,6 +36,7 @@ from opsloop.domain import (
     IncidentStatus,
     MaintenanceWindow,
     PolicyViolation,
+    Role,
     utc,
 )
 from opsloop.store import repository as repo
@@ -408,36 +408,39 @@ def incidents_show(incident_id: str, as_json: JsonOpt = False) -> None:
             out.print(f"  {x.id} ({x.type}): {x.rationale}", highlight=False, markup=False, soft_wrap=True)
 
 
-def _incident_op(incident_id: str, verb: str, actor: str | None, reason: str | None) -> None:
+def _incident_op(incident_id: str, verb: str, token: str | None, reason: str | None) -> None:
+    who = _caller(token, Role.operator)
     incident_id = _resolve_id(IncidentRow, incident_id)
     with _store(_settings()).begin() as s:
         try:
-            inc = repo.move_incident(s, incident_id, verb, _actor(actor), reason)
+            inc = repo.move_incident(s, incident_id, verb, who, reason)
         except (repo.NotFound, repo.Conflict) as exc:
             _fail(str(exc), 1)
     out.print(f"{inc.id} is now [bold]{inc.status.value}[/]", highlight=False)
 
 
-ActorOpt = Annotated[str | None, typer.Option(help="Who does it (default: the OS user).")]
+TokenOpt = Annotated[str | None, typer.Option(
+    envvar="OPSLOOP_TOKEN", show_envvar=True,
+    help="Your API token (`opsloop tokens create`): the change is made and audited as its owner.")]
 ReasonOpt = Annotated[str | None, typer.Option(help="Why (kept in the audit trail).")]
 
 
 @incidents_app.command("ack")
-def incidents_ack(incident_id: str, actor: ActorOpt = None, reason: ReasonOpt = None) -> None:
+def incidents_ack(incident_id: str, token: TokenOpt = None, reason: ReasonOpt = None) -> None:
     """Acknowledge an open incident: someone is on it (it is then not escalated)."""
-    _incident_op(incident_id, "acknowledged", actor, reason)
+    _incident_op(incident_id, "acknowledged", token, reason)
 
 
 @incidents_app.command("resolve")
-def incidents_resolve(incident_id: str, actor: ActorOpt = None, reason: ReasonOpt = None) -> None:
+def incidents_resolve(incident_id: str, token: TokenOpt = None, reason: ReasonOpt = None) -> None:
     """Resolve an incident (a recurrence within the merge gap reopens it)."""
-    _incident_op(incident_id, "resolved", actor, reason)
+    _incident_op(incident_id, "resolved", token, reason)
 
 
 @incidents_app.command("reopen")
-def incidents_reopen(incident_id: str, actor: ActorOpt = None, reason: ReasonOpt = None) -> None:
+def incidents_reopen(incident_id: str, token: TokenOpt = None, reason: ReasonOpt = None) -> None:
     """Reopen a resolved incident."""
-    _incident_op(incident_id, "reopened", actor, reason)
+    _incident_op(incident_id, "reopened", token, reason)
 
 
 @actions_app.command("list")
@@ -477,8 +480,20 @@ def actions_list(
     out.print(t)
 
 
-def _actor(actor: str | None) -> str:
-    return actor or getpass.getuser()
+def _caller(token: str | None, role: Role, settings: Settings | None = None) -> str:
+    """The name of the token's owner if the token is valid and its role is at least ``role``; exit 2
+    (no or unknown token) or 1 (role too low) with a one-line error otherwise."""
+    if not token:
+        _fail(f"this command acts as a token's owner: pass --token or set OPSLOOP_TOKEN (role {role.value} "
+              "or higher; `opsloop tokens create`)")
+    with _store(settings or _settings())() as s:
+        ident = repo.token_identity(s, token.strip())
+    if ident is None:
+        _fail("the token is unknown, expired or revoked")
+    name, has = ident
+    if Role(has).rank < role.rank:
+        _fail(f"needs role {role.value}; token {name!r} has {has}", 1)
+    return name
 
 
 def _action_op(op) -> None:
@@ -492,14 +507,15 @@ def _action_op(op) -> None:
 @actions_app.command("approve")
 def actions_approve(
     action_id: str,
-    actor: Annotated[str | None, typer.Option(help="Who approves (default: the OS user).")] = None,
+    token: TokenOpt = None,
 ) -> None:
-    """Approve a proposed action (critical actions need a second, distinct approver)."""
+    """Approve a proposed action as the token's owner (critical actions need a second, distinct approver)."""
     settings = _settings()
+    who = _caller(token, Role.approver, settings)
     action_id = _resolve_id(ActionRow, action_id)
 
     def op():
-        action, done = service.approve(_store(settings), action_id, _actor(actor), settings.policy())
+        action, done = service.approve(_store(settings), action_id, who, settings.policy())
         if not done and action.status == ActionStatus.proposed:
             out.print(f"approval recorded; {action.id} needs another approver ({action.risk.value} risk)")
         return action
@@ -511,24 +527,26 @@ def actions_approve(
 def actions_reject(
     action_id: str,
     reason: Annotated[str, typer.Option(help="Why the action is rejected (required).")],
-    actor: Annotated[str | None, typer.Option(help="Who rejects (default: the OS user).")] = None,
+    token: TokenOpt = None,
 ) -> None:
     """Reject a proposed action with a reason (``proposed → rejected``)."""
     if not reason.strip():
         _fail("--reason must not be empty")
+    who = _caller(token, Role.approver)
     action_id = _resolve_id(ActionRow, action_id)
-    _action_op(lambda: service.reject(_store(_settings()), action_id, _actor(actor), reason))
+    _action_op(lambda: service.reject(_store(_settings()), action_id, who, reason))
 
 
 @actions_app.command("execute")
 def actions_execute(
     action_id: str,
-    actor: Annotated[str | None, typer.Option(help="Who executes (default: the OS user).")] = None,
+    token: TokenOpt = None,
 ) -> None:
-    """Execute an approved action (exactly once: a second call is refused)."""
+    """Execute an approved action as the token's owner (exactly once: a second call is refused)."""
     settings = _settings()
+    who = _caller(token, Role.operator, settings)
     action_id = _resolve_id(ActionRow, action_id)
-    _action_op(lambda: service.execute(_store(settings), action_id, _actor(actor), settings.policy(), settings))
+    _action_op(lambda: service.execute(_store(settings), action_id, who, settings.policy(), settings))
 
 
 @actions_app.command("resolve")
@@ -536,26 +554,28 @@ def actions_resolve(
     action_id: str,
     outcome: Annotated[str, typer.Option(help="What the check found: succeeded or failed.")],
     note: Annotated[str, typer.Option(help="What was checked (required, kept in the audit trail).")],
-    actor: Annotated[str | None, typer.Option(help="Who resolves (default: the OS user).")] = None,
+    token: TokenOpt = None,
 ) -> None:
     """Resolve an interrupted execution (``unknown``) as succeeded or failed after checking."""
     _choice(outcome, (ActionStatus.succeeded.value, ActionStatus.failed.value), "--outcome")
     if not note.strip():
         _fail("--note must not be empty")
     settings = _settings()
+    who = _caller(token, Role.operator, settings)
     action_id = _resolve_id(ActionRow, action_id)
-    _action_op(lambda: service.resolve(_store(settings), action_id, _actor(actor), ActionStatus(outcome), note, settings))
+    _action_op(lambda: service.resolve(_store(settings), action_id, who, ActionStatus(outcome), note, settings))
 
 
 @actions_app.command("retry")
 def actions_retry(
     action_id: str,
-    actor: Annotated[str | None, typer.Option(help="Who retries (default: the OS user).")] = None,
+    token: TokenOpt = None,
 ) -> None:
     """Run an interrupted execution (``unknown``) again, with the same idempotency key."""
     settings = _settings()
+    who = _caller(token, Role.operator, settings)
     action_id = _resolve_id(ActionRow, action_id)
-    _action_op(lambda: service.retry(_store(settings), action_id, _actor(actor), settings.policy(), settings))
+    _action_op(lambda: service.retry(_store(settings), action_id, who, settings.policy(), settings))
 
 
 rag_app = typer.Typer(help="The runbook knowledge base (hybrid MiniLM + BM25 retrieval).", no_args_is_help=True)
@@ -627,19 +647,90 @@ tokens_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 app.add_typer(tokens_app, name="tokens")
 
 
+def _expiry(text: str) -> datetime | None:
+    """``90d``/``12h``/``30m`` from now, or ``never``."""
+    if text.strip().lower() == "never":
+        return None
+    from opsloop.runner.windows import parse_duration
+
+    try:
+        return repo.now() + parse_duration(text)
+    except ValueError as exc:
+        _fail(f"--expires-in: {exc} (or 'never')")
+
+
+ExpiresOpt = Annotated[str, typer.Option("--expires-in", help="Valid for this long (e.g. 90d, 12h) or 'never'.")]
+
+
+def _admin(token: str | None, settings: Settings) -> str:
+    """The admin acting; with no active admin token in the store yet, the first token may be created
+    without one (bootstrap) and is audited as ``admin``."""
+    with _store(settings)() as s:
+        bootstrap = not repo.has_admin_token(s)
+    return "admin" if bootstrap and not token else _caller(token, Role.admin, settings)
+
+
 @tokens_app.command("create")
 def tokens_create(
-    name: Annotated[str, typer.Option(help="Who or what the token is for.")],
+    name: Annotated[str, typer.Option(help="Who the token is for (a person; it names them in the audit trail).")],
     role: Annotated[str, typer.Option(help=f"One of {', '.join(ROLES)}.")],
+    expires_in: ExpiresOpt = "90d",
+    token: TokenOpt = None,
 ) -> None:
-    """Create an API token; it is printed once and stored hashed."""
+    """Create an API token; it is printed once and stored hashed. Needs an admin token, except for the
+    store's first admin token."""
     _choice(role, ROLES, "--role")
+    settings = _settings()
+    who = _admin(token, settings)
     try:
-        with _store(_settings()).begin() as s:
-            token = repo.create_token(s, name, role)
+        with _store(settings).begin() as s:
+            secret = repo.create_token(s, name, role, _expiry(expires_in), actor=who)
     except (ValueError, repo.Conflict) as exc:
         _fail(str(exc))
-    out.print(token, highlight=False)
+    out.print(secret, highlight=False)
+
+
+@tokens_app.command("list")
+def tokens_list(as_json: JsonOpt = False) -> None:
+    """Every token's owner, role, state and times (never the secret)."""
+    with _store(_settings())() as s:
+        tokens = repo.list_tokens(s)
+    if as_json:
+        typer.echo(json.dumps([{**vars(t), **{k: v.isoformat() if v else None for k, v in vars(t).items()
+                                               if k.endswith("_at")}} for t in tokens], indent=2))
+        return
+    table = Table()
+    _columns(table, "name", "role", "state", "created (UTC)", "expires (UTC)")
+    for t in tokens:
+        table.add_row(t.name, t.role, t.state, f"{t.created_at:%Y-%m-%d %H:%M}",
+                      f"{t.expires_at:%Y-%m-%d %H:%M}" if t.expires_at else "never")
+    out.print(table)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(name: str, token: TokenOpt = None) -> None:
+    """Revoke a token at once (audited)."""
+    settings = _settings()
+    who = _caller(token, Role.admin, settings)
+    try:
+        with _store(settings).begin() as s:
+            repo.revoke_token(s, name, who)
+    except (repo.NotFound, repo.Conflict) as exc:
+        _fail(str(exc), 1)
+    out.print(f"token {name!r} revoked")
+
+
+@tokens_app.command("rotate")
+def tokens_rotate(name: str, expires_in: ExpiresOpt = "90d", token: TokenOpt = None) -> None:
+    """Give a token a new secret (printed once); the old one stops working at once."""
+    settings = _settings()
+    who = _caller(token, Role.admin, settings)
+    try:
+        with _store(settings).begin() as s:
+            secret = repo.rotate_token(s, name, who, _expiry(expires_in))
+    except (repo.NotFound, repo.Conflict) as exc:
+        _fail(str(exc), 1)
+    out.print(secret, highlight=False)
 
 
 maintenance_app = typer.Typer(help="Declared maintenance windows: their anomalies are context, not incidents.",
@@ -667,17 +758,18 @@ def maintenance_add(
     end: Annotated[str, typer.Option(help="End (exclusive), ISO-8601 (UTC if no offset).")],
     label: Annotated[list[str] | None, typer.Option(help="Only series with this label value, NAME=VALUE (repeatable).")] = None,
     reason: Annotated[str, typer.Option(help="Why (shown on the cycle report).")] = "",
-    actor: Annotated[str | None, typer.Option(help="Who declares it (default: $USER).")] = None,
+    token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Declare a maintenance window: anomalies inside it on matching labels page nobody."""
+    who = _caller(token, Role.operator)
     try:
         window = MaintenanceWindow(start=_parse_time(start, "start"), end=_parse_time(end, "end"),
                                    labels=_selector(label), reason=reason)
     except ValueError as exc:  # pydantic's ValidationError: say what, not where
         _fail(exc.errors()[0]["msg"] if hasattr(exc, "errors") else str(exc))
     with _store(_settings()).begin() as s:
-        window = repo.add_maintenance(s, window, _actor(actor))
+        window = repo.add_maintenance(s, window, who)
     if as_json:
         typer.echo(json.dumps(_window_row(window)))
         return
@@ -706,12 +798,13 @@ def maintenance_list(as_json: JsonOpt = False) -> None:
 @maintenance_app.command("remove")
 def maintenance_remove(
     window_id: str,
-    actor: Annotated[str | None, typer.Option(help="Who removes it (default: $USER).")] = None,
+    token: TokenOpt = None,
 ) -> None:
     """Remove a stored maintenance window."""
+    who = _caller(token, Role.operator)
     try:
         with _store(_settings()).begin() as s:
-            repo.remove_maintenance(s, window_id, _actor(actor))
+            repo.remove_maintenance(s, window_id, who)
     except repo.NotFound as exc:
         _fail(str(exc), code=1)
     out.print(f"maintenance window {window_id} removed")

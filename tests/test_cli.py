@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 from typer.testing import CliRunner
 
 from opsloop.cli import app
 from opsloop.store.session import open_store
+
+
+def _token(role: str, name: str | None = None) -> str:
+    """A token of ``role`` in the store the environment points at (a unique name unless given)."""
+    from opsloop.config import Settings
+    from opsloop.store import repository as repo
+
+    with open_store(Settings().resolved_database_url()).begin() as s:
+        return repo.create_token(s, name or f"{role}-{uuid.uuid4().hex[:8]}", role)
 
 
 def _cli():
@@ -30,6 +40,7 @@ def home(tmp_path_factory):
 def run(home, monkeypatch):
     monkeypatch.setenv("OPSLOOP_HOME", str(home))
     monkeypatch.delenv("OPSLOOP_DATABASE_URL", raising=False)
+    monkeypatch.setenv("OPSLOOP_TOKEN", _token("approver"))
     yield _cli()
     open_store.cache_clear()
 
@@ -57,12 +68,12 @@ def test_review_approve_reject_and_audit(run):
     proposed = json.loads(run("actions", "list", "--status", "proposed", "--json").stdout)
     assert len(proposed) >= 2 and all(a["requires_approval"] for a in proposed)
     first, second = proposed[0]["id"], proposed[1]["id"]
-    ok = run("actions", "approve", first, "--actor", "alice")
+    ok = run("actions", "approve", first)
     assert ok.exit_code == 0 and "approved" in ok.stdout
-    twice = run("actions", "approve", first, "--actor", "bob")
+    twice = run("actions", "approve", first)
     assert twice.exit_code == 1 and "is approved, not proposed" in twice.stderr
     assert run("actions", "reject", second, "--reason", " ").exit_code == 2
-    rej = run("actions", "reject", second, "--reason", "merchant fixed it", "--actor", "carol")
+    rej = run("actions", "reject", second, "--reason", "merchant fixed it")
     assert rej.exit_code == 0 and "rejected" in rej.stdout
     statuses = {a["id"]: a["status"] for a in json.loads(run("actions", "list", "--json").stdout)}
     assert statuses[first] == "approved" and statuses[second] == "rejected"
@@ -162,7 +173,7 @@ def test_a_bad_pack_is_one_line_naming_the_file(run, tmp_path):
 
 def test_maintenance_add_list_remove(run):
     res = run("maintenance", "add", "--start", "2026-11-05T01:00:00Z", "--end", "2026-11-05T01:45:00",
-              "--label", "endpoint=GET /v1/orders/{id}", "--reason", "db upgrade", "--actor", "ops", "--json")
+              "--label", "endpoint=GET /v1/orders/{id}", "--reason", "db upgrade", "--json")
     assert res.exit_code == 0, res.output
     window = json.loads(res.stdout)
     assert window["labels"] == {"endpoint": "GET /v1/orders/{id}"} and window["end"].startswith("2026-11-05T01:45")
@@ -183,7 +194,7 @@ def test_incidents_ack_resolve_reopen(fresh, tmp_path):
     run = fresh
     assert run("cycle", "--kpis", str(_kpis(tmp_path / "k.csv"))).exit_code == 0
     inc = json.loads(run("incidents", "list", "--json").stdout)[0]["id"]
-    ack = run("incidents", "ack", inc, "--actor", "alice")
+    ack = run("incidents", "ack", inc)
     assert ack.exit_code == 0 and f"{inc} is now acknowledged" in ack.stdout
     bad = run("incidents", "reopen", inc)
     assert bad.exit_code == 1 and "is acknowledged; it cannot be reopened" in bad.stderr
@@ -199,6 +210,7 @@ def fresh(tmp_path, monkeypatch):
     monkeypatch.setenv("OPSLOOP_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("OPSLOOP_EMBEDDER", "tfidf")
     monkeypatch.delenv("OPSLOOP_DATABASE_URL", raising=False)
+    monkeypatch.setenv("OPSLOOP_TOKEN", _token("approver", "alice"))
     yield _cli()
     open_store.cache_clear()
 
@@ -247,11 +259,11 @@ def test_full_ids_in_a_narrow_terminal_and_unique_prefixes_accepted(fresh, tmp_p
     first, second = proposed[0], proposed[1]
     short = next(first[:n] for n in range(5, len(first))
                  if sum(a["id"].startswith(first[:n]) for a in actions) == 1)
-    ok = fresh("actions", "approve", short, "--actor", "alice")
+    ok = fresh("actions", "approve", short)
     assert ok.exit_code == 0 and f"{first} " in ok.stdout and "approved" in ok.stdout
-    rej = fresh("actions", "reject", second[:-1], "--reason", "not needed", "--actor", "bob")
+    rej = fresh("actions", "reject", second[:-1], "--reason", "not needed")
     assert rej.exit_code == 0 and f"{second} " in rej.stdout and "rejected" in rej.stdout
-    assert fresh("actions", "execute", "act-", "--actor", "alice").exit_code == 1  # ambiguous
+    assert fresh("actions", "execute", "act-").exit_code == 1  # ambiguous
     statuses = {a["id"]: a["status"] for a in json.loads(fresh("actions", "list", "--json").stdout)}
     assert statuses[first] == "approved" and statuses[second] == "rejected"
 
@@ -325,3 +337,84 @@ def test_bad_option_setting_or_database_is_one_line_not_a_traceback(fresh, monke
         assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
         assert "cannot open the database postgresql+psycopg2://ops:***@127.0.0.1:1/x" in res.stderr
         assert "s3cret" not in res.stderr
+
+
+def test_mutating_commands_act_as_a_tokens_owner(fresh, monkeypatch, tmp_path):
+    run = fresh
+    proposed = [a for a in _cycle_with_actions(run, tmp_path)]
+    first = proposed[0]
+    monkeypatch.delenv("OPSLOOP_TOKEN")
+    none = run("actions", "approve", first)
+    assert none.exit_code == 2 and "--token or set OPSLOOP_TOKEN" in none.stderr
+    assert "--actor" not in run("actions", "approve", "--help").stdout
+    viewer = run("actions", "approve", first, "--token", _token("viewer", "vic"))
+    assert viewer.exit_code == 1 and "needs role approver; token 'vic' has viewer" in viewer.stderr
+    assert run("actions", "approve", first, "--token", "opl_forged").exit_code == 2
+    ok = run("actions", "approve", first, "--token", _token("approver", "bob"))
+    assert ok.exit_code == 0
+    audit = [e for e in _audit(first) if e[1] == "action.approved"]
+    assert audit == [("bob", "action.approved")]
+
+
+def test_tokens_create_list_revoke_rotate_and_expiry(fresh, monkeypatch):
+    run = fresh
+    monkeypatch.delenv("OPSLOOP_TOKEN")
+    first = run("tokens", "create", "--name", "root", "--role", "admin")  # bootstrap: no admin yet
+    assert first.exit_code == 0, first.output
+    admin = first.stdout.strip()
+    refused = run("tokens", "create", "--name", "carol", "--role", "viewer")
+    assert refused.exit_code == 2 and "OPSLOOP_TOKEN" in refused.stderr  # now it takes an admin's token
+    monkeypatch.setenv("OPSLOOP_TOKEN", admin)
+    for reserved in ("policy", "opsloop", "System"):
+        res = run("tokens", "create", "--name", reserved, "--role", "approver")
+        assert res.exit_code == 2 and "reserved" in res.stderr
+    carol = run("tokens", "create", "--name", "carol", "--role", "approver", "--expires-in", "1h").stdout.strip()
+    listed = {t["name"]: t for t in json.loads(run("tokens", "list", "--json").stdout)}
+    assert listed["carol"]["state"] == "active" and listed["carol"]["expires_at"] and "token_hash" not in listed["carol"]
+    assert carol not in run("tokens", "list").stdout
+    rotated = run("tokens", "rotate", "carol").stdout.strip()
+    assert rotated.startswith("opl_") and rotated != carol
+    assert _identity(carol) is None and _identity(rotated) == ("carol", "approver")
+    assert run("tokens", "revoke", "carol").exit_code == 0
+    assert _identity(rotated) is None
+    again = run("tokens", "revoke", "carol")
+    assert again.exit_code == 1 and "revoked already" in again.stderr
+    states = lambda: {t["name"]: t["state"] for t in json.loads(run("tokens", "list", "--json").stdout)}
+    assert states()["carol"] == "revoked"
+    from datetime import timedelta
+
+    from opsloop.config import Settings
+    from opsloop.store import repository as repo
+
+    with open_store(Settings().resolved_database_url()).begin() as s:
+        short = repo.create_token(s, "dora", "viewer", repo.now() + timedelta(seconds=1))
+    assert _identity(short) == ("dora", "viewer")
+    import time
+
+    time.sleep(1.1)
+    assert _identity(short) is None
+    assert states()["dora"] == "expired" and states()["root"] == "active"
+    verbs = {v for _a, v in _audit("carol")}
+    assert {"token.created", "token.rotated", "token.revoked"} <= verbs
+
+
+def _identity(token: str):
+    from opsloop.config import Settings
+    from opsloop.store import repository as repo
+
+    with open_store(Settings().resolved_database_url())() as s:
+        return repo.token_identity(s, token)
+
+
+def _audit(subject: str) -> list[tuple[str, str]]:
+    from opsloop.config import Settings
+    from opsloop.store import repository as repo
+
+    with open_store(Settings().resolved_database_url())() as s:
+        return [(e.actor, e.verb) for e in repo.list_audit(s, 10_000) if e.subject == subject]
+
+
+def _cycle_with_actions(run, tmp_path) -> list[str]:
+    incidents = _cycle_with_incidents(run, tmp_path)
+    assert incidents
+    return [a["id"] for a in json.loads(run("actions", "list", "--status", "proposed", "--json").stdout)]

@@ -563,8 +563,12 @@ def audit_verify(session: SessionDep, _: Viewer) -> AuditVerifyOut:
 
 @router.post("/tokens", tags=["admin"], status_code=status.HTTP_201_CREATED,
              responses={409: {"description": "a token of that name exists"}})
-def create_token(body: TokenIn, store: StoreDep, _: Admin) -> TokenOut:
-    """Create an API token (shown once)."""
+def create_token(body: TokenIn, store: StoreDep, caller: Admin) -> TokenOut:
+    """Create an API token (shown once), valid for ``expires_in_days`` (``null``: until revoked);
+    reserved names (``policy``, ``opsloop``, ``system``, ``admin``) get 422."""
+    from datetime import timedelta
+
+    expires = repo.now() + timedelta(days=body.expires_in_days) if body.expires_in_days else None
     with store.begin() as s:
-        token = repo.create_token(s, body.name, body.role)
+        token = repo.create_token(s, body.name, body.role, expires, actor=caller.name)
     return TokenOut(name=body.name, role=body.role, token=token)

@@ -90,6 +90,7 @@ class IncidentMoveIn(_In):
 class TokenIn(_In):
     name: str = Field(min_length=1, max_length=128)
     role: str = Field(pattern="^(viewer|operator|approver|admin)$")
+    expires_in_days: float | None = Field(90.0, ge=1 / 24, le=3660)  # at least an hour
 
 
 class TokenOut(BaseModel):

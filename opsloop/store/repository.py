@@ -649,28 +649,101 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(session: Session, name: str, role: str) -> str:
-    """Create an API token for ``name`` with ``role``; returns the token (only its hash is stored).
+RESERVED_NAMES = frozenset({"policy", "opsloop", "system", "admin"})
+"""Names the automation acts under (and the bootstrap admin): no token may take one."""
 
-    Raises ``ValueError`` for an unknown role, ``Conflict`` if the name is taken.
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """A token as listed (never its secret): owner ``name``, ``role``, UTC times; ``state`` is
+    ``active``, ``expired`` or ``revoked``."""
+
+    name: str
+    role: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    state: str
+
+
+def _token_state(row: TokenRow, at: datetime) -> str:
+    if row.revoked_at is not None:
+        return "revoked"
+    return "expired" if row.expires_at is not None and row.expires_at <= at else "active"
+
+
+def create_token(session: Session, name: str, role: str, expires_at: datetime | None = None,
+                 actor: str = "admin") -> str:
+    """Create an API token for ``name`` with ``role``, valid until ``expires_at`` (UTC; ``None``:
+    until revoked); returns the token (only its hash is stored). Audited as ``actor``.
+
+    Raises ``ValueError`` for an unknown role, a reserved name (:data:`RESERVED_NAMES`) or an
+    expiry in the past, ``Conflict`` if the name is taken.
     """
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
+    if name.strip().lower() in RESERVED_NAMES or not name.strip():
+        raise ValueError(f"the token name {name!r} is reserved for opsloop's own actors ({', '.join(sorted(RESERVED_NAMES))})")
+    if expires_at is not None and expires_at <= now():
+        raise ValueError(f"expiry {expires_at.isoformat()} is in the past")
     if session.execute(select(TokenRow).where(TokenRow.name == name)).scalar_one_or_none() is not None:
         raise Conflict(f"a token named {name!r} exists")
     token = "opl_" + secrets.token_urlsafe(32)
-    session.add(TokenRow(name=name, role=role, token_hash=_token_hash(token), created_at=now()))
+    session.add(TokenRow(name=name, role=role, token_hash=_token_hash(token), created_at=now(), expires_at=expires_at))
     session.flush()
-    append_audit(session, "admin", "token.created", name, {"role": role})
+    append_audit(session, actor, "token.created", name,
+                 {"role": role, "expires_at": expires_at.isoformat() if expires_at else None})
     return token
 
 
 def token_identity(session: Session, token: str) -> tuple[str, str] | None:
-    """(name, role) of a valid, unrevoked token, else ``None``."""
+    """(name, role) of a valid token (not revoked, not expired), else ``None``."""
     row = session.execute(select(TokenRow).where(TokenRow.token_hash == _token_hash(token))).scalar_one_or_none()
-    if row is None or row.revoked_at is not None:
+    if row is None or _token_state(row, now()) != "active":
         return None
     return row.name, row.role
+
+
+def list_tokens(session: Session) -> list[TokenInfo]:
+    """Every token by name, with its state."""
+    at = now()
+    return [TokenInfo(r.name, r.role, r.created_at, r.expires_at, r.revoked_at, _token_state(r, at))
+            for r in session.execute(select(TokenRow).order_by(TokenRow.name)).scalars()]
+
+
+def has_admin_token(session: Session) -> bool:
+    """Whether an active admin token exists (until then the CLI may create the first token)."""
+    return any(t.role == "admin" and t.state == "active" for t in list_tokens(session))
+
+
+def revoke_token(session: Session, name: str, actor: str) -> TokenInfo:
+    """Revoke ``name``'s token (audited); ``NotFound`` if unknown, ``Conflict`` if already revoked."""
+    row = session.execute(select(TokenRow).where(TokenRow.name == name)).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"no token named {name!r}")
+    changed = session.execute(update(TokenRow).where(TokenRow.id == row.id, TokenRow.revoked_at.is_(None))
+                              .values(revoked_at=now())).rowcount
+    if not changed:
+        raise Conflict(f"the token {name!r} is revoked already")
+    session.refresh(row)
+    append_audit(session, actor, "token.revoked", name, {"role": row.role})
+    return TokenInfo(row.name, row.role, row.created_at, row.expires_at, row.revoked_at, "revoked")
+
+
+def rotate_token(session: Session, name: str, actor: str, expires_at: datetime | None = None) -> str:
+    """A new secret for ``name`` (same role; the old secret stops working at once), valid until
+    ``expires_at``; audited. ``NotFound`` if unknown, ``Conflict`` if revoked."""
+    row = session.execute(select(TokenRow).where(TokenRow.name == name)).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"no token named {name!r}")
+    if row.revoked_at is not None:
+        raise Conflict(f"the token {name!r} is revoked; create a new one")
+    token = "opl_" + secrets.token_urlsafe(32)
+    row.token_hash, row.expires_at, row.created_at = _token_hash(token), expires_at, now()
+    session.flush()
+    append_audit(session, actor, "token.rotated", name,
+                 {"role": row.role, "expires_at": expires_at.isoformat() if expires_at else None})
+    return token
 
 
 def list_audit(session: Session, limit: int = 100, after: int = 0) -> list[AuditEvent]:

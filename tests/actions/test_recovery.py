@@ -242,6 +242,10 @@ def test_cli_resolve_and_retry(tmp_path, sqlite_url, monkeypatch):
 
     cli = CliRunner()
 
+    with store.begin() as s:
+        tokens = {n: repo.create_token(s, n, "operator") for n in ("carol", "dave")}
+    monkeypatch.setenv("OPSLOOP_TOKEN", tokens["carol"])
+
     def run(*args: str):
         return cli.invoke(app, ["actions", *args], catch_exceptions=False)
 
@@ -249,13 +253,13 @@ def test_cli_resolve_and_retry(tmp_path, sqlite_url, monkeypatch):
     assert bad.exit_code == 2 and "--outcome: 'done' is not one of succeeded, failed" in bad.stderr
     empty = run("resolve", crashed.id, "--outcome", "failed", "--note", " ")
     assert empty.exit_code == 2 and "--note must not be empty" in empty.stderr
-    ok = run("resolve", crashed.id, "--outcome", "succeeded", "--note", "ticket exists", "--actor", "carol")
+    ok = run("resolve", crashed.id, "--outcome", "succeeded", "--note", "ticket exists")
     assert ok.exit_code == 0 and f"{crashed.id} ({crashed.type}) is now succeeded" in ok.stdout
     again = run("resolve", crashed.id, "--outcome", "failed", "--note", "x")
     assert again.exit_code == 1 and len(again.stderr.strip().splitlines()) == 1
     assert f"action {crashed.id} is succeeded, not unknown" in again.stderr
     assert run("retry", other.id).exit_code == 1
-    retried = run("retry", second.id[:12], "--actor", "dave")  # an unambiguous id prefix
+    retried = run("retry", second.id[:12], "--token", tokens["dave"])  # an unambiguous id prefix
     assert retried.exit_code == 0 and "is now succeeded" in retried.stdout
     actors = {(a, v) for a, v, _ in _events(store, crashed.id) + _events(store, second.id)}
     assert {("carol", "action.succeeded"), ("dave", "action.executing"), ("dave", "action.succeeded")} <= actors

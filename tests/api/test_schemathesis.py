@@ -36,6 +36,7 @@ SEMANTIC = {
     "POST /logs": "NDJSON lines must each be a log row in the contract",
     "POST /webhooks/alertmanager": "alerts must carry a fingerprint and times Alertmanager sends",
     "POST /maintenance": "end must be after start",
+    "POST /tokens": "the names opsloop's own actors use are reserved (case-insensitive)",
 }
 
 

@@ -194,3 +194,19 @@ def test_strict_inputs_and_honest_errors(api):
         for method, o in ops.items():
             if o.get("security"):
                 assert {"401", "403", "422"} <= set(o["responses"]), (method, path)
+
+
+def test_tokens_over_http_refuse_reserved_names_and_expire(api):
+    client, tokens, _ = api
+    h = auth(tokens["admin"])
+    for name in ("policy", "opsloop", "system"):
+        res = client.post("/tokens", headers=h, json={"name": name, "role": "approver"})
+        assert res.status_code == 422 and "reserved" in res.json()["detail"]
+    made = client.post("/tokens", headers=h, json={"name": "eve", "role": "viewer", "expires_in_days": 1}).json()
+    assert client.get("/me", headers=auth(made["token"])).json() == {"name": "eve", "role": "viewer"}
+    with open_store(client.app.state.settings.database_url).begin() as s:
+        s.execute(repo.text("UPDATE tokens SET expires_at = '2000-01-01 00:00:00' WHERE name = 'eve'"))
+    assert client.get("/me", headers=auth(made["token"])).status_code == 401
+    with open_store(client.app.state.settings.database_url).begin() as s:
+        repo.revoke_token(s, "alice", "admin-user")
+    assert client.get("/me", headers=auth(tokens["alice"])).status_code == 401
