@@ -1,7 +1,7 @@
 """series snapshots: the series behind each anomaly of an incident, with its expected band
 
 Revision ID: 0008
-Revises: 0006 (set to 0007 when merged after the token-expiry migration)
+Revises: 0007
 Create Date: 2026-12-02
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 from opsloop.store.models import UTCDateTime
 
 revision = "0008"
-down_revision = "0006"  # main: "0007" once 0007_token_expiry is committed
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
