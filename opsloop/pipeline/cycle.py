@@ -50,6 +50,7 @@ from opsloop.pipeline.detect import (
 )
 from opsloop.pipeline.observe import Signals
 from opsloop.pipeline.paging import PagingJudge, page
+from opsloop.pipeline.series import snapshot_series
 from opsloop.rag.documents import load_default_documents, load_documents
 from opsloop.rag.index import RunbookIndex
 from opsloop.rag.store import open_knowledge_base
@@ -318,6 +319,7 @@ def run_cycle(
         assessed, rules = decide(candidates, signals, index, settings, degradations, llm_counts, pack, store)
     with clock.stage("act"), store.begin() as session:
         incidents, act_counts = act(session, assessed, settings, rules, pack)
+        snapshot_series(session, incidents, signals, pack, settings)
         report = CycleReport(
             id=repo.cycle_id(window or signals.window, pack.name), window=window or signals.window,
             counts={**signals.counts(), "anomalies": len(anomalies), "clusters": len(clusters),

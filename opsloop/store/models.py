@@ -283,3 +283,22 @@ class LLMCacheRow(Base):
     key: Mapped[str] = mapped_column(String(256), primary_key=True)
     value: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
+
+
+class AnomalySeriesRow(Base):
+    """The series behind one anomaly of an incident, snapshotted at cycle time (see
+    :mod:`opsloop.store.series`); ``points`` column-wise: ``{"ts": [...], "observed": [...], ...}``."""
+
+    __tablename__ = "anomaly_series"
+    incident_id: Mapped[str] = mapped_column(ForeignKey("incidents.id"), primary_key=True)
+    anomaly_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    metric: Mapped[str] = mapped_column(Text)
+    labels: Mapped[dict[str, Any]]
+    unit: Mapped[str] = mapped_column(String(64))
+    direction: Mapped[str] = mapped_column(String(8))
+    detector: Mapped[str] = mapped_column(String(32))
+    start: Mapped[datetime]
+    end: Mapped[datetime]
+    peak: Mapped[datetime]
+    points: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]
