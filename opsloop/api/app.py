@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
 from opsloop import __version__
-from opsloop.api import openapi
+from opsloop.api import openapi, series
 from opsloop.api.ingest import router as ingest_router
 from opsloop.api.limits import BodyLimits
 from opsloop.api.metrics import Metrics
@@ -72,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(router)
     app.include_router(ingest_router)
     app.include_router(recovery_router)
+    app.include_router(series.router)
     openapi.install(app)
 
     app.add_middleware(BodyLimits, store=app.state.store)
