@@ -4,19 +4,18 @@ approvers (``alice``, ``bob``) for critical actions."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from opsloop.api.app import create_app
 from opsloop.config import Settings
 from opsloop.store import repository as repo
 from opsloop.store.session import open_store
+from tests.live import free_port, serve
+
+PAGES = Path(__file__).resolve().parents[2] / "opsloop" / "ui" / "pages"
 
 
 @dataclass(frozen=True)
@@ -26,24 +25,6 @@ class LiveApi:
     url: str
     tokens: dict[str, str]
     settings: Settings
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def serve(app, port: int) -> uvicorn.Server:
-    """Start ``app`` on 127.0.0.1:``port`` in a daemon thread; returns once it accepts requests."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the test API did not start in 30 s")
-        time.sleep(0.05)
-    return server
 
 
 @pytest.fixture(scope="session")
@@ -73,3 +54,25 @@ def live_api(demo_home) -> LiveApi:
     server = serve(create_app(settings), port)
     yield LiveApi(url=f"http://127.0.0.1:{port}", tokens=tokens, settings=settings)
     server.should_exit = True
+
+
+@pytest.fixture
+def signed_in(live_api):
+    """``app(page, role="approver", **query)``: an AppTest of the app on ``opsloop/ui/pages/<page>.py``
+    with a user of ``role`` signed in (its session holds the token, as after the sign-in form)."""
+    from streamlit.testing.v1 import AppTest
+
+    from opsloop.domain import Role
+    from opsloop.ui.session import User
+
+    def app(page: str, role: str = "approver", token_name: str | None = None, **query: str) -> AppTest:
+        at = AppTest.from_file(str(PAGES.parent / "app.py"), default_timeout=60)
+        at.switch_page(f"pages/{page}.py")
+        name = token_name or role
+        at.session_state["opsloop_user"] = User(name=f"{name}-user" if name in repo.ROLES else name,
+                                                role=Role(role), token=live_api.tokens[name], api=live_api.url)
+        for k, v in query.items():
+            at.query_params[k] = v
+        return at.run()
+
+    return app
