@@ -874,7 +874,14 @@ def _register_schedule() -> None:
     app.command("schedule")(schedule)
 
 
+def _register_ui() -> None:
+    from opsloop.ui.cli import ui
+
+    app.command("ui")(ui)
+
+
 _register_schedule()
+_register_ui()
 
 
 if __name__ == "__main__":
