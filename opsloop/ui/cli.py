@@ -44,7 +44,8 @@ def ui(
     env = {**os.environ, "OPSLOOP_API_URL": target}
     child = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
                               "--server.address", host, "--server.port", str(port),
-                              "--browser.gatherUsageStats", "false", "--global.developmentMode", "false"], env=env)
+                              "--browser.gatherUsageStats", "false", "--global.developmentMode", "false",
+                              "--client.toolbarMode", "viewer"], env=env)
 
     def forward(signum, _frame):
         child.send_signal(signum)
