@@ -72,7 +72,8 @@ def _points(data: dict[str, list]) -> list[SeriesPoint]:
 
 def save_series(session: Session, incident_id: str, series: list[AnomalySeries]) -> None:
     """Store ``series`` for the incident, replacing the snapshot of each anomaly key given (others
-    are kept: an anomaly an earlier cycle saw keeps its snapshot). Runs in the caller's transaction."""
+    are kept: an anomaly an earlier cycle saw keeps its snapshot). Two anomalies of one key (the same
+    problem seen twice in one window) keep the later one's. Runs in the caller's transaction."""
     if not series:
         return
     keys = [s.anomaly_key for s in series]
@@ -80,13 +81,14 @@ def save_series(session: Session, incident_id: str, series: list[AnomalySeries])
         select(AnomalySeriesRow).where(AnomalySeriesRow.incident_id == incident_id,
                                        AnomalySeriesRow.anomaly_key.in_(keys))).scalars()}
     t = now()
-    for s in series:
+    for s in sorted(series, key=lambda x: (x.end, x.peak)):
         values = {"metric": s.metric, "labels": dict(s.labels), "unit": s.unit, "direction": s.direction,
                   "detector": s.detector, "start": s.start, "end": s.end, "peak": s.peak,
                   "points": _columns(s.points), "updated_at": t}
         row = rows.get(s.anomaly_key)
         if row is None:
-            session.add(AnomalySeriesRow(incident_id=incident_id, anomaly_key=s.anomaly_key, **values))
+            rows[s.anomaly_key] = AnomalySeriesRow(incident_id=incident_id, anomaly_key=s.anomaly_key, **values)
+            session.add(rows[s.anomaly_key])
         else:
             for name, value in values.items():
                 setattr(row, name, value)
