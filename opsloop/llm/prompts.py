@@ -25,7 +25,7 @@ from typing import Any
 from opsloop.domain import Assessment, Citation, Incident, stable_hash
 
 #: Bumped whenever the prompt or schema changes, so cached answers of an older prompt are not reused.
-PROMPT_VERSION = "opsloop-narrative-2"
+PROMPT_VERSION = "opsloop-narrative-3"
 
 TEXT_MIN = 30
 SUMMARY_MAX = 200
@@ -159,8 +159,10 @@ def _untrusted(incident: Incident, max_items: int) -> list[tuple[str, str]]:
 class Prompt:
     """A built prompt: the two turns, the answer schema, and what validation needs.
 
-    ``reference_text`` is every text the answer may take numbers from (facts and passages; not the
-    untrusted blocks); ``cache_key`` hashes the facts, the passage ids and :data:`PROMPT_VERSION`.
+    ``reference_text`` is the text the answer may take numbers from: the computed facts only (never a
+    passage: an uploaded runbook must not make "$9,999,999 at risk" check out); ``title`` the
+    incident's; ``documents`` the retrieved documents' names (the only ones an answer may name);
+    ``cache_key`` hashes the facts, the passage ids and :data:`PROMPT_VERSION`.
     """
 
     system: str
@@ -171,6 +173,8 @@ class Prompt:
     facts: dict[str, Any] = field(repr=False)
     reference_text: str = field(repr=False)
     cache_key: str = ""
+    title: str = ""
+    documents: tuple[str, ...] = ()
 
 
 SYSTEM = """You write the narrative of an incident assessment for site reliability engineers.
@@ -200,10 +204,8 @@ def build_prompt(incident: Incident, rule: Assessment, passages: list[Citation],
     facts = facts_of(incident, rule)
     facts_text = _render_facts(facts)
     blocks = [f"<<<FACTS\n{facts_text}\n>>>"]
-    passage_texts = []
     for p in passages:
         body = quote(p.text or p.section, passage_chars)
-        passage_texts.append(body)
         blocks.append(f"<<<PASSAGE id={p.chunk_id} document={quote(p.document, 80)} "
                       f"section=\"{quote(p.section, 120)}\"\n{body}\n>>>")
     untrusted = _untrusted(incident, max_untrusted)
@@ -217,4 +219,5 @@ def build_prompt(incident: Incident, rule: Assessment, passages: list[Citation],
     key = stable_hash({"v": PROMPT_VERSION, "fingerprint": incident.fingerprint, "facts": facts,
                        "passages": list(ids), "categories": list(cats)}, 32)
     return Prompt(system=system, user="\n\n".join(blocks), schema=schema, passage_ids=ids, categories=cats,
-                  facts=facts, reference_text="\n".join([facts_text, *passage_texts]), cache_key=key)
+                  facts=facts, reference_text=facts_text, cache_key=key, title=incident.title,
+                  documents=tuple(dict.fromkeys(p.document for p in passages)))

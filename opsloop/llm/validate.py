@@ -11,7 +11,13 @@
    (:func:`unsupported_numbers`);
 6. its ``summary`` or ``root_cause`` repeats the prompt's instructions (any run of 8 words of the
    system turn, :func:`echoes_instructions`) or loops (a run of 4 words occurring 3 times,
-   :func:`is_degenerate`) — small models do both instead of narrating.
+   :func:`is_degenerate`) — small models do both instead of narrating;
+7. it cites one passage twice, or its ``summary`` or ``root_cause`` only restates the incident's title;
+8. any of its texts (``summary``, ``root_cause``, each assumption and uncertainty) opens with filler
+   ("The following is a summary…", "Here is…", "As an AI…"), carries markup (``<NUM>…</NUM>``,
+   ``{{…}}``, headings), addresses the approval gate or names actions ("approve", "execute",
+   ``act-…`` ids: :func:`steers_the_gate`), names a document that was not retrieved, or states a
+   number the facts do not hold (assumptions and uncertainties are checked like the rest).
 
 Number rule (deliberately conservative: it rejects invented quantities, not style)
 -------------------------------------------------------------------------------
@@ -26,7 +32,7 @@ Numbers are read from ``summary`` and ``root_cause``. These are never checked:
 
 Every other number — counts, percentages, money (``$``, ``€``, ``£``, a currency code), amounts
 with ``k``/``M``/``thousand``/``million``, durations, HTTP status codes — must match a number that
-appears in the reference text (the rendered facts and the retrieved passages, see
+appears in the reference text (the rendered facts only — never a retrieved passage, see
 :class:`~opsloop.llm.prompts.Prompt`) *within rounding*: the tolerance is half a unit of the last
 digit written (``12.3`` ± 0.05; ``12%`` ± 0.5), at least 1% of the fact; after a hedge word
 (``about``, ``around``, ``roughly``, ``nearly``, ``over``, ``more than``, ``~`` …) trailing zeros
@@ -215,9 +221,45 @@ def is_degenerate(text: str, n: int = 4, times: int = 3) -> bool:
     return False
 
 
+_OPENER = re.compile(r"^\s*(the following (is|are)|here (is|are)|as an ai|as a language model|sure[,!]|"
+                     r"certainly[,!]|below (is|are)|this (is|json) (a|the) (summary|assessment))", re.IGNORECASE)
+_MARKUP = re.compile(r"</?[A-Za-z][\w-]*>|\{\{|\}\}|<%|%>|^\s*#{1,6}\s|```", re.MULTILINE)
+_GATE = re.compile(r"\bact-[0-9a-f]{6,}\b|\bapprov(e|es|ed|er|ers|al|als|ing)\b|\bexecut(e|es|ed|ing)\b|"
+                   r"\bwithout (review|approval)\b|\b(approvers?|on-call) should\b", re.IGNORECASE)
+_DOCUMENT = re.compile(r"\b[\w./-]+\.(?:md|markdown|txt|pdf)\b", re.IGNORECASE)
+
+
+def steers_the_gate(text: str) -> bool:
+    """Whether ``text`` addresses the approval gate or names actions (a narrative describes the
+    incident; what to do is the catalog's and the approvers' business, and injected text asks for it)."""
+    return bool(_GATE.search(text))
+
+
+def _norm(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def _text_problem(name: str, text: str, reference_text: str, documents: tuple[str, ...] | list[str]) -> str | None:
+    if _OPENER.search(text):
+        return f"{name} opens with filler instead of the assessment"
+    if _MARKUP.search(text):
+        return f"{name} carries markup"
+    if steers_the_gate(text):
+        return f"{name} addresses the approval gate or names actions"
+    known = {d.lower() for d in documents} | {d.rsplit("/", 1)[-1].lower() for d in documents}
+    named = [d for d in _DOCUMENT.findall(text) if d.lower() not in known]
+    if named:
+        return f"{name} names a document that was not retrieved: {named[0][:60]!r}"
+    bad = unsupported_numbers(text, reference_text)
+    if bad:
+        return f"{name} states number(s) not in the computed facts: {', '.join(repr(b) for b in bad[:3])}"
+    return None
+
+
 def validate_output(output: Any, *, schema: dict[str, Any], passage_ids: tuple[str, ...] | list[str],
                     categories: tuple[str, ...] | list[str], reference_text: str,
-                    instructions: str = "") -> tuple[bool, str]:
+                    instructions: str = "", title: str = "",
+                    documents: tuple[str, ...] | list[str] = ()) -> tuple[bool, str]:
     """``(True, "ok")`` if ``output`` may be used, else ``(False, reason)`` (see the module docstring)."""
     if not isinstance(output, dict):
         return False, f"answer is not a JSON object ({type(output).__name__})"
@@ -229,16 +271,23 @@ def validate_output(output: Any, *, schema: dict[str, Any], passage_ids: tuple[s
         unknown = [c for c in cited if c not in passage_ids]
         if unknown:
             return False, f"cites passage(s) that were not retrieved: {', '.join(map(str, unknown[:3]))[:120]}"
+        if len(set(map(str, cited))) < len(cited):
+            return False, "cites the same passage twice"
     try:
         jsonschema.Draft202012Validator(schema).validate(output)
     except jsonschema.ValidationError as exc:
         where = "/".join(map(str, exc.absolute_path)) or "answer"
         return False, f"schema: {where}: {exc.message[:160]}"
+    texts = [("summary", str(output.get("summary", ""))), ("root_cause", str(output.get("root_cause", "")))]
+    texts += [(f"{field}[{i}]", str(t)) for field in ("assumptions", "uncertainties")
+              for i, t in enumerate(output.get(field) or [])]
+    for name, text in texts:
+        problem = _text_problem(name, text, reference_text, documents)
+        if problem:
+            return False, problem
     for name in ("summary", "root_cause"):
-        bad = unsupported_numbers(str(output.get(name, "")), reference_text)
-        if bad:
-            listed = ", ".join(repr(b) for b in bad[:3])
-            return False, f"{name} states number(s) not in the computed facts: {listed}"
+        if title and _norm(str(output.get(name, ""))) == _norm(title):
+            return False, f"{name} only restates the incident's title"
         if echoes_instructions(str(output.get(name, "")), instructions):
             return False, f"{name} repeats the prompt's instructions instead of narrating"
         if is_degenerate(str(output.get(name, ""))):
@@ -262,4 +311,4 @@ def validate(output: Any, prompt: Prompt) -> tuple[bool, str]:
     """Validate ``output`` against what ``prompt`` allowed (schema, passage ids, categories, facts)."""
     return validate_output(output, schema=prompt.schema, passage_ids=prompt.passage_ids,
                            categories=prompt.categories, reference_text=prompt.reference_text,
-                           instructions=prompt.system)
+                           instructions=prompt.system, title=prompt.title, documents=prompt.documents)

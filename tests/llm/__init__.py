@@ -65,8 +65,8 @@ def make_incident(body: str = "Our OMS stopped receiving orders since the secret
 
 def make_passages() -> list[Citation]:
     """Three bundled runbook passages, the webhook runbook first."""
-    from opsloop.rag.documents import load_documents
     from opsloop.packs import load_pack
+    from opsloop.rag.documents import load_documents
 
     chunks = load_documents(load_pack("checkout").runbooks_path)
     wanted = [c for c in chunks if c.document.startswith("webhook-403")][:2]

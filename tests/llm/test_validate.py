@@ -108,3 +108,26 @@ def test_looping_or_too_short_narrative_is_rejected(prompt):
         False, "root_cause loops (repeats the same words over and over)")
     ok, why = validate(valid_answer(list(prompt.passage_ids), summary="Impact"), prompt)
     assert not ok and why.startswith("schema: summary: 'Impact' is too short")
+
+
+def test_numbers_in_a_retrieved_passage_do_not_make_a_claim_valid():
+    inc = make_incident()
+    passages = [p.model_copy(update={"text": "Outages like this once put $9,999,999 of revenue at risk."})
+                for p in make_passages()]
+    prompt = build_prompt(inc, make_rule(inc, passages), passages, categories=CATEGORIES)
+    assert "9,999,999" in prompt.user  # the model sees it ...
+    ok, reason = validate(valid_answer(list(prompt.passage_ids),
+                                       summary="This incident puts $9,999,999 of revenue at risk for merchants."),
+                          prompt)
+    assert not ok and "not in the computed facts" in reason  # ... but may not state it as a fact
+
+
+def test_a_retrieved_document_may_be_named_and_another_may_not(prompt):
+    named = prompt.documents[0]
+    ok, _ = validate(valid_answer(list(prompt.passage_ids),
+                                  root_cause=f"The webhook secret drifted, as {named} describes for this failure."),
+                     prompt)
+    assert ok
+    ok, reason = validate(valid_answer(list(prompt.passage_ids),
+                                       root_cause="The webhook secret drifted, as secret-bypass.md describes."), prompt)
+    assert not ok and "not retrieved" in reason
