@@ -118,10 +118,16 @@ def _observe(body: SignalsIn, workdir: Path, root: Path) -> Signals:
     kpis = [_server_path(p, root) for p in body.kpis_paths or []]
     if body.kpis:
         kpis.append(inline("kpis", body.kpis, None))
+    return _observe_staged(workdir, tickets=inline("tickets", body.tickets, body.tickets_path),
+                           logs=inline("logs", body.logs, body.logs_path), kpis=kpis, start=body.start, end=body.end)
+
+
+def _observe_staged(workdir: Path, **inputs) -> Signals:
+    """:func:`observe` on inputs staged under ``workdir``, with errors and quarantined rows naming the
+    user's file (or the inline signal), never the staging path; 422 for unusable inputs."""
     try:
-        signals = observe(tickets=inline("tickets", body.tickets, body.tickets_path),
-                          logs=inline("logs", body.logs, body.logs_path), kpis=kpis, start=body.start, end=body.end)
-    except (InputError, ValueError) as exc:  # inline rows are named by their signal, not a staging path
+        signals = observe(**inputs)
+    except (InputError, ValueError) as exc:
         raise HTTPException(422, _unstaged(str(exc), workdir)) from None
     signals.quarantined = [q.model_copy(update={"file": _unstaged(q.file, workdir)}) for q in signals.quarantined]
     return signals
@@ -190,12 +196,8 @@ async def _observe_files(tickets: UploadFile | None, logs: UploadFile | None, kp
         raise HTTPException(422, "give at least one of the files tickets, logs, kpis")
     staged_kpis = [await _staged(k, f"kpis{i}", workdir) for i, k in enumerate(kpis)]
     staged = {"tickets": await _staged(tickets, "tickets", workdir), "logs": await _staged(logs, "logs", workdir)}
-    try:
-        signals = await run_in_threadpool(observe, **staged, kpis=[k for k in staged_kpis if k is not None])
-    except (InputError, ValueError) as exc:  # name the user's file, not where it was staged
-        raise HTTPException(422, _unstaged(str(exc), workdir)) from None
-    signals.quarantined = [q.model_copy(update={"file": _unstaged(q.file, workdir)}) for q in signals.quarantined]
-    return signals
+    return await run_in_threadpool(_observe_staged, workdir, **staged,
+                                   kpis=[k for k in staged_kpis if k is not None])
 
 
 def _unstaged(text: str, workdir: Path) -> str:

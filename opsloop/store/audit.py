@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from opsloop.domain import ActionStatus
+from opsloop.domain import ActionStatus, AuditEvent
 from opsloop.store.models import ActionRow, AuditRow, IncidentRow
 
 GENESIS = "0" * 64
@@ -189,6 +189,12 @@ def _state_problems(session: Session, status_of: dict[str, str]) -> list[str]:
             elif trail != status and not (kind == "incident" and status == "mitigating" and trail != "resolved"):
                 out.append(f"{kind} {rid} is {status} but its audit events lead to {trail} (changed outside opsloop)")
     return out
+
+
+def event_from_row(r: AuditRow) -> AuditEvent:
+    """The stored event as the domain's :class:`~opsloop.domain.AuditEvent`."""
+    return AuditEvent(seq=r.seq, at=r.at, actor=r.actor, verb=r.verb, subject=r.subject, detail=r.detail,
+                      prev_hash=r.prev_hash, hash=r.hash)
 
 
 def head(session: Session) -> Head | None:

@@ -23,6 +23,7 @@ from opsloop.domain import (
     ProposedAction,
     Severity,
 )
+from opsloop.store import audit
 from opsloop.store.models import ActionRow, AuditRow, CycleRow, IncidentRow
 from opsloop.store.repository import NotFound, action_from_row, incident_from_row
 
@@ -113,11 +114,6 @@ def search_cycles(session: Session, limit: int = 50, offset: int = 0) -> tuple[l
     return [CycleReport.model_validate(r.report) for r in rows], count
 
 
-def _audit_event(r: AuditRow) -> AuditEvent:
-    return AuditEvent(seq=r.seq, at=r.at, actor=r.actor, verb=r.verb, subject=r.subject, detail=r.detail,
-                      prev_hash=r.prev_hash, hash=r.hash)
-
-
 def search_audit(session: Session, actor: str | None = None, verb: str | None = None, subject: str | None = None,
                  since: datetime | None = None, until: datetime | None = None, limit: int = 100,
                  offset: int = 0) -> tuple[list[AuditEvent], int]:
@@ -136,7 +132,7 @@ def search_audit(session: Session, actor: str | None = None, verb: str | None = 
         q = q.where(AuditRow.at < until)
     count = session.execute(select(func.count()).select_from(q.subquery())).scalar_one()
     rows = session.execute(q.order_by(AuditRow.seq.desc()).limit(limit).offset(offset)).scalars()
-    return [_audit_event(r) for r in rows], count
+    return [audit.event_from_row(r) for r in rows], count
 
 
 @dataclass(frozen=True)
@@ -175,7 +171,7 @@ def incident_timeline(session: Session, incident_id: str) -> list[TimelineEntry]
                              .order_by(AuditRow.seq)).scalars()
     out = [TimelineEntry(row.first_seen, "opsloop", "incident.first_seen", incident_id,
                          f"first anomalous evidence: {row.title}")]
-    out += [TimelineEntry(e.at, e.actor, e.verb, e.subject, _sentence(e, titles)) for e in map(_audit_event, events)]
+    out += [TimelineEntry(e.at, e.actor, e.verb, e.subject, _sentence(e, titles)) for e in map(audit.event_from_row, events)]
     if row.times_seen > 1:
         out.append(TimelineEntry(row.updated_at, "opsloop", "incident.updated", incident_id,
                                  f"seen again in {row.times_seen - 1} later cycle(s); evidence until "

@@ -748,8 +748,7 @@ def rotate_token(session: Session, name: str, actor: str, expires_at: datetime |
 
 def list_audit(session: Session, limit: int = 100, after: int = 0) -> list[AuditEvent]:
     rows = session.execute(select(AuditRow).where(AuditRow.seq > after).order_by(AuditRow.seq).limit(limit)).scalars()
-    return [AuditEvent(seq=r.seq, at=r.at, actor=r.actor, verb=r.verb, subject=r.subject, detail=r.detail,
-                       prev_hash=r.prev_hash, hash=r.hash) for r in rows]
+    return [audit.event_from_row(r) for r in rows]
 
 
 # -- maintenance windows ------------------------------------------------------------------------
