@@ -6,6 +6,7 @@ stdout. Input errors exit with code 2 and a message naming the file, line and fi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -139,6 +140,11 @@ def _parse_time(value: str | None, name: str) -> datetime | None:
     return None
 
 
+#: How the CLI and the UI name an assessment's narrative state.
+NARRATIVE = {"rules": "by the rules (no model configured)", "pending": "pending (the model has not answered yet)",
+             "written": "written by the model", "fell_back": "fell back to the rules"}
+
+
 def _incident_json(inc: Incident) -> dict[str, Any]:
     a = inc.assessment
     return {
@@ -147,6 +153,11 @@ def _incident_json(inc: Incident) -> dict[str, Any]:
         "last_seen": inc.last_seen.isoformat(), "category": a.category if a else None,
         "confidence": a.confidence if a else None, "generated_by": a.generated_by if a else None,
         "llm_latency_s": a.latency_s if a else None, "llm_fallback_reason": a.fallback_reason if a else None,
+        "narrative": a.narrative.value if a else None,
+        "hypotheses": [{"category": h.category, "confidence": h.confidence, "supporting": len(h.supporting),
+                        "contrary": len(h.contrary)} for h in a.hypotheses] if a else [],
+        "insufficient_evidence": a.insufficient_evidence if a else None,
+        "mitigation": [m.text for m in a.mitigation] if a else [],
         "affected": inc.affected,
         "revenue_at_risk_per_hour": a.risk.revenue_at_risk_per_hour if a else None,
         "anomalies": len(inc.anomalies), "clusters": [c.label for c in inc.clusters],
@@ -192,6 +203,26 @@ def _pack(settings: Settings):
         _fail(str(exc))
 
 
+def _narrate(store, settings: Settings, pack, result, stage):
+    """Narrate the cycle's pending incidents after the cycle committed them (nothing without a
+    model); the narration's counts and time are added to the stored cycle report."""
+    from opsloop.pipeline.narration import narrate_pending
+    from opsloop.store import repository as repo
+
+    if settings.llm.backend == "off" or not result.incidents:
+        return result
+    stage("narrate: the LLM writes the narratives")
+    done = narrate_pending(store, settings, pack, incident_ids=[i.id for i in result.incidents])
+    report = result.report
+    report.counts.update(done.counts)
+    report.degradations.extend(done.degradations)
+    report.stage_seconds["narrate"] = done.seconds
+    with store.begin() as session:
+        repo.update_cycle_counts(session, report.id, report.counts)
+        incidents = [repo.get_incident(session, i.id) for i in result.incidents]
+    return dataclasses.replace(result, incidents=incidents, report=report)
+
+
 def _run(settings: Settings, tickets, logs, kpis, runbooks, start, end, as_json: bool, extra=None):
     from opsloop.pipeline.cycle import run_cycle
     from opsloop.pipeline.observe import observe
@@ -203,6 +234,8 @@ def _run(settings: Settings, tickets, logs, kpis, runbooks, start, end, as_json:
         with _progress("observe: loading signals") as stage:
             signals = observe(tickets=tickets, logs=logs, kpis=kpis, start=start, end=end)
             result = run_cycle(signals, store, settings, runbooks=runbooks, progress=stage, pack=pack)
+            stored = time.perf_counter() - t0
+            result = _narrate(store, settings, pack, result, stage)
     except InputError as exc:
         _fail(str(exc))
     except (FileNotFoundError, ValueError) as exc:
@@ -211,6 +244,7 @@ def _run(settings: Settings, tickets, logs, kpis, runbooks, start, end, as_json:
     report = result.report
     if as_json:
         doc = {"report": report.model_dump(mode="json"), "wall_seconds": round(wall, 2),
+               "stored_seconds": round(stored, 2),
                "incidents": [_incident_json(i) for i in result.incidents]}
         if extra:
             doc.update(extra(result))
@@ -364,11 +398,29 @@ def incidents_show(incident_id: str, as_json: JsonOpt = False) -> None:
     out.print(f"affected: {json.dumps(inc.affected)}", highlight=False)
     if a:
         by = a.generated_by + (f" in {a.latency_s:.1f} s" if a.latency_s is not None else "")
-        out.print(f"\n[bold]Assessment[/] ({by}, category {a.category}, confidence {a.confidence:.2f})", highlight=False)
+        rules = f"; the rules said {a.rule_category}" if a.rule_category else ""
+        out.print(f"\n[bold]Assessment[/] ({by}, category {a.category}{rules}, confidence {a.confidence:.2f}; "
+                  f"narrative {NARRATIVE[a.narrative]})", highlight=False)
         if a.fallback_reason:
             out.print(f"[yellow]LLM narrative not used:[/] {a.fallback_reason}", highlight=False)
-        out.print(a.summary, highlight=False)
+        out.print(a.summary, highlight=False, markup=False)
         out.print(f"[bold]Root cause:[/] {a.root_cause}", highlight=False)
+        if a.hypotheses:
+            out.print("[bold]Hypotheses[/]" + (" [yellow](insufficient evidence to tell them apart)[/]"
+                                              if a.insufficient_evidence else "") + ":", highlight=False)
+            for n, h in enumerate(a.hypotheses, 1):
+                out.print(f"  {n}. {h.title} ({h.category}, confidence {h.confidence:.2f})", highlight=False,
+                          markup=False)
+                if h.explanation and a.narrative.value == "written":
+                    out.print(f"     {h.explanation}", highlight=False, markup=False)
+                for x in h.supporting:
+                    out.print(f"     + {x}", highlight=False, markup=False)
+                for x in h.contrary:
+                    out.print(f"     - {x}", highlight=False, markup=False)
+        if a.mitigation:
+            out.print(f"[bold]Mitigation[/] (quoted from {a.mitigation[0].document}):", highlight=False)
+            for m in a.mitigation:
+                out.print(f"  › {m.text}  [{m.section.split(' > ')[-1]}]", highlight=False, markup=False)
         out.print("[bold]Evidence:[/]")
         for e in a.evidence:
             out.print(f"  • {e}", highlight=False)

@@ -304,14 +304,63 @@ class LogSignature(_Model):
     rate: float
 
 
+class SectionKind(str, Enum):
+    """What a runbook section is for (see :func:`opsloop.rag.sections.section_kind`): how the
+    problem shows (``symptoms``), how to find its cause (``diagnosis``), what to do (``mitigation``)
+    and how to tell it is over (``verification``); ``other`` for the rest (impact, escalation...)."""
+
+    symptoms = "symptoms"
+    diagnosis = "diagnosis"
+    mitigation = "mitigation"
+    verification = "verification"
+    other = "other"
+
+
 class Citation(_Model):
-    """A retrieved runbook passage that an assessment relies on."""
+    """A retrieved runbook passage that an assessment relies on; ``kind`` is its section's."""
 
     chunk_id: str
     document: str
     section: str
     score: float
     text: str = ""
+    kind: SectionKind = SectionKind.other
+
+
+class Hypothesis(_Model):
+    """One candidate explanation of an incident: a category of the domain pack, the evidence items
+    that ``supporting`` it and those ``contrary`` to it (sentences), and a ``confidence`` in [0, 1]
+    from their balance (see :func:`opsloop.pipeline.hypotheses.rank`). ``explanation``: why, in a
+    sentence (the rules' root-cause text, or the model's when a model ranked it)."""
+
+    category: str
+    title: str
+    confidence: float = Field(ge=0.0, le=1.0)
+    explanation: str = ""
+    supporting: list[str] = Field(default_factory=list)
+    contrary: list[str] = Field(default_factory=list)
+
+
+class MitigationStep(_Model):
+    """A step quoted verbatim (whitespace collapsed) from a runbook's mitigation section:
+    ``section`` is its heading path, ``chunk_id`` the passage it is quoted from."""
+
+    text: str
+    document: str
+    section: str
+    chunk_id: str
+
+
+class Narrative(str, Enum):
+    """Who wrote an assessment's prose: ``rules`` (no model configured), ``pending`` (a model is
+    configured and has not answered yet: narration runs after the cycle is stored), ``written``
+    (a model's answer validated) or ``fell_back`` (the model's answer was not used; the rules' text
+    stands and ``fallback_reason`` says why)."""
+
+    rules = "rules"
+    pending = "pending"
+    written = "written"
+    fell_back = "fell_back"
 
 
 class RiskReport(_Model):
@@ -339,7 +388,13 @@ class Assessment(_Model):
     ``generated_by``: ``"rules"`` or ``"<backend>:<model>"`` of the LLM that wrote the narrative;
     ``latency_s``: seconds spent getting the LLM narrative (a cache hit costs about 0; ``None`` when
     no LLM was asked); ``fallback_reason``: why an LLM narrative was asked for and not used (``None``
-    otherwise).
+    otherwise); ``narrative``: where the prose stands (:class:`Narrative`).
+
+    ``hypotheses``: up to three ranked explanations with their supporting and contrary evidence
+    (the first is ``category``'s unless a model re-ranked them); ``insufficient_evidence``: nothing
+    separates the top two (or nothing supports any); ``mitigation``: steps quoted from the top
+    hypothesis' runbook's mitigation section; ``rule_category``: the rules' category when a model's
+    answer changed ``category`` with evidence for its choice (both are shown), else ``None``.
     """
 
     summary: str
@@ -352,7 +407,12 @@ class Assessment(_Model):
     blast_radius: dict[str, list[str]] = Field(default_factory=dict)
     risk: RiskReport = Field(default_factory=RiskReport)
     citations: list[Citation] = Field(default_factory=list)
+    hypotheses: list[Hypothesis] = Field(default_factory=list)
+    insufficient_evidence: bool = False
+    mitigation: list[MitigationStep] = Field(default_factory=list)
+    rule_category: str | None = None
     generated_by: str = "rules"
+    narrative: Narrative = Narrative.rules
     latency_s: float | None = None
     fallback_reason: str | None = None
 

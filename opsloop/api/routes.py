@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile, status
+from fastapi import APIRouter, BackgroundTasks, File, HTTPException, Query, Request, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -43,6 +43,7 @@ from opsloop.api.schemas import (
     TokenOut,
     UploadOut,
 )
+from opsloop.config import Settings
 from opsloop.data.loaders import InputError
 from opsloop.domain import (
     ActionStatus,
@@ -61,6 +62,7 @@ from opsloop.pipeline.observe import Signals, observe
 from opsloop.rag.documents import SUPPORTED, load_default_documents, uploads_dir
 from opsloop.store import queries
 from opsloop.store import repository as repo
+from opsloop.store.session import Store
 
 router = APIRouter()
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
@@ -156,14 +158,26 @@ def _reasoned(signals: Signals, settings, store) -> ObserveOut:
 
 
 @router.post("/cycles", tags=["cycles"], status_code=status.HTTP_201_CREATED)
-def run_cycle_route(body: SignalsIn, request: Request, store: StoreDep, settings: SettingsDep, _: Operator) -> CycleOut:
-    """Run one observe → reason → decide → act cycle and store its results."""
+def run_cycle_route(body: SignalsIn, request: Request, store: StoreDep, settings: SettingsDep, _: Operator,
+                    background: BackgroundTasks) -> CycleOut:
+    """Run one observe → reason → decide → act cycle and store its results. With a model
+    configured, the narratives are written after the response (the incidents' ``narrative`` is
+    ``pending`` until then)."""
     from opsloop.pipeline.cycle import run_cycle
 
     with tempfile.TemporaryDirectory() as tmp:
         signals = _observe(body, Path(tmp), settings.home)
     result = run_cycle(signals, store, settings, trigger="api")
+    queue_narration(background, store, settings, [i.id for i in result.incidents])
     return CycleOut(report=result.report, incident_ids=[i.id for i in result.incidents])
+
+
+def queue_narration(background: BackgroundTasks, store: Store, settings: Settings, incident_ids: list[str]) -> None:
+    """Narrate ``incident_ids`` after the response is sent (nothing without a model)."""
+    if settings.llm.backend != "off" and incident_ids:
+        from opsloop.pipeline.narration import narrate_pending
+
+        background.add_task(narrate_pending, store, settings, None, incident_ids)
 
 
 Limit = Annotated[int, Query(ge=1, le=500, description="Items per page.")]
@@ -211,8 +225,9 @@ _UPLOAD_ERRORS = {413: {"description": "a file is too large"}, 415: {"descriptio
 
 
 @router.post("/cycles/files", tags=["cycles"], status_code=status.HTTP_201_CREATED, responses=_UPLOAD_ERRORS)
-async def run_cycle_files(store: StoreDep, settings: SettingsDep, _: Operator, tickets: UploadOpt = None,
-                          logs: UploadOpt = None, kpis: Annotated[list[UploadFile], File()] = []  # noqa: B006
+async def run_cycle_files(store: StoreDep, settings: SettingsDep, _: Operator, background: BackgroundTasks,
+                          tickets: UploadOpt = None, logs: UploadOpt = None,
+                          kpis: Annotated[list[UploadFile], File()] = []  # noqa: B006
                           ) -> CycleOut:
     """Run one cycle on uploaded files (any subset of tickets, logs and KPI files) and store its results."""
     from opsloop.pipeline.cycle import run_cycle
@@ -220,6 +235,7 @@ async def run_cycle_files(store: StoreDep, settings: SettingsDep, _: Operator, t
     with tempfile.TemporaryDirectory() as tmp:
         signals = await _observe_files(tickets, logs, kpis, Path(tmp))
         result = await run_in_threadpool(run_cycle, signals, store, settings, trigger="api")
+    queue_narration(background, store, settings, [i.id for i in result.incidents])
     return CycleOut(report=result.report, incident_ids=[i.id for i in result.incidents])
 
 

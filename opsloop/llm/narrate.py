@@ -11,8 +11,12 @@ What a validated answer may change, and what it may not:
 * ``summary``, ``root_cause``, ``assumptions`` (appended to the rules' ones), ``uncertainties``
   (appended to the rules' ones) and ``citations`` (its picks among the retrieved passages; the
   rules' citations if it picks none) come from the model;
-* ``category`` comes from the model (one of the allowed categories); when it differs from the rules'
-  category an uncertainty line says so;
+* ``category`` stays the rules' unless the model picks another allowed one *and* cites evidence
+  (``category_evidence``: ``E1``… ids) that the rules count for that category's hypothesis; then
+  ``rule_category`` keeps the rules' and an uncertainty line says so (both shown). A suggestion
+  without such evidence leaves the rules' category and is noted;
+* ``hypotheses``: the model's ranking and ``why`` for the rules' hypotheses (their evidence for and
+  against stays the rules'), plus at most one it adds with the evidence it cites;
 * ``confidence`` is ``min(model, rules)``: the model can lower the confidence, never raise it, so it
   cannot push an action over the auto-execute threshold;
 * ``evidence``, ``blast_radius`` and ``risk`` are always the rules' (computed facts);
@@ -33,7 +37,7 @@ from collections.abc import Iterator, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
-from opsloop.domain import Assessment, Citation, Incident
+from opsloop.domain import Assessment, Citation, Hypothesis, Incident, Narrative
 from opsloop.llm.base import LLM, LLMBadOutput, LLMError
 from opsloop.llm.prompts import Prompt, build_prompt
 from opsloop.llm.validate import validate
@@ -54,7 +58,50 @@ def _fallback(rule: Assessment, reason: str, latency: float) -> Assessment:
     note = f"LLM narrative not used ({reason}); the rule-based narrative stands"
     return rule.model_copy(update={"uncertainties": _dedupe([*rule.uncertainties, note]),
                                    "generated_by": "rules", "fallback_reason": reason,
-                                   "latency_s": round(latency, 4)})
+                                   "narrative": Narrative.fell_back, "latency_s": round(latency, 4)})
+
+
+def _cited(rule: Assessment, ids: list[str]) -> list[str]:
+    """The evidence lines the ids ``E1``… name (unknown ids dropped; the schema allows none)."""
+    out = []
+    for ref in dict.fromkeys(ids):
+        i = int(ref[1:]) - 1 if ref[:1] == "E" and ref[1:].isdigit() else -1
+        if 0 <= i < len(rule.evidence):
+            out.append(rule.evidence[i])
+    return out
+
+
+def _category(rule: Assessment, out: dict[str, Any]) -> tuple[str, str | None]:
+    """(the category to store, the model's rejected suggestion or ``None``): the rules' category,
+    unless the model picked another allowed one and cited evidence the rules count for it."""
+    want = out["category"]
+    if want == rule.category:
+        return want, None
+    backing = next((h for h in rule.hypotheses if h.category == want), None)
+    cited = _cited(rule, out.get("category_evidence") or [])
+    if backing is not None and any(line in backing.supporting for line in cited):
+        return want, None
+    return rule.category, want
+
+
+def _hypotheses(rule: Assessment, out: dict[str, Any]) -> list[Hypothesis]:
+    """The model's ranking of the rules' hypotheses, with its ``why``; the evidence for and against
+    each stays the rules'. A hypothesis the model adds carries the evidence it cites and no more
+    confidence than the rules' weakest one."""
+    by_cat = {h.category: h for h in rule.hypotheses}
+    floor = min((h.confidence for h in rule.hypotheses), default=0.0)
+    ranked: list[Hypothesis] = []
+    for h in out.get("hypotheses") or []:
+        cat = h["category"]
+        if cat in {x.category for x in ranked}:
+            continue
+        if cat in by_cat:
+            ranked.append(by_cat[cat].model_copy(update={"explanation": h["why"].strip()}))
+        elif len(ranked) < len(rule.hypotheses) + 1:
+            ranked.append(Hypothesis(category=cat, title=cat, confidence=round(min(floor, float(out["confidence"])), 2),
+                                     explanation=h["why"].strip(), supporting=_cited(rule, h.get("evidence") or [])))
+    ranked += [h for h in rule.hypotheses if h.category not in {x.category for x in ranked}]
+    return ranked
 
 
 def _narrated(rule: Assessment, out: dict[str, Any], passages: list[Citation], generated_by: str,
@@ -62,16 +109,25 @@ def _narrated(rule: Assessment, out: dict[str, Any], passages: list[Citation], g
     by_id = {p.chunk_id: p for p in passages}
     picked = [by_id[i] for i in dict.fromkeys(out["citations"]) if i in by_id]
     uncertainties = [*rule.uncertainties, *out["uncertainties"]]
-    if out["category"] != rule.category:
+    category, refused = _category(rule, out)
+    if category != rule.category:
         uncertainties.append(f"the rules categorise this as {rule.category} (confidence {rule.confidence:.2f}); "
-                             f"{out['category']} is the LLM's reading")
-    return Assessment(
-        summary=out["summary"].strip(), root_cause=out["root_cause"].strip(), category=out["category"],
-        confidence=round(min(float(out["confidence"]), rule.confidence), 2), evidence=list(rule.evidence),
-        assumptions=_dedupe([*rule.assumptions, *out["assumptions"]]), uncertainties=_dedupe(uncertainties),
-        blast_radius=dict(rule.blast_radius), risk=rule.risk, citations=picked or list(rule.citations),
-        generated_by=generated_by, latency_s=round(latency, 4),
-    )
+                             f"{category} is the LLM's reading, on the evidence it cites")
+    if refused:
+        uncertainties.append(f"the LLM suggested {refused} without citing evidence the rules count for it; "
+                             f"the rules' {rule.category} stands")
+    hypotheses = _hypotheses(rule, out)
+    if category != rule.category:
+        hypotheses = sorted(hypotheses, key=lambda h: h.category != category)
+    return rule.model_copy(update={
+        "summary": out["summary"].strip(), "root_cause": out["root_cause"].strip(), "category": category,
+        "rule_category": rule.category if category != rule.category else None,
+        "confidence": round(min(float(out["confidence"]), rule.confidence), 2),
+        "assumptions": _dedupe([*rule.assumptions, *out["assumptions"]]), "uncertainties": _dedupe(uncertainties),
+        "citations": picked or list(rule.citations), "hypotheses": hypotheses,
+        "generated_by": generated_by, "narrative": Narrative.written, "latency_s": round(latency, 4),
+        "fallback_reason": None,
+    })
 
 
 def narrate(incident: Incident, rule_assessment: Assessment, passages: list[Citation], llm: LLM | None,

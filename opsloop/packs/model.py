@@ -102,25 +102,34 @@ class Rule(_Spec):
 
     def matches(self, facts: dict[str, object]) -> bool:
         """Whether evidence with ``facts`` (:meth:`opsloop.evidence._Evidence.attributes`) matches."""
-        if self.evidence is not None and facts.get("evidence") not in self.evidence:
-            return False
-        if self.metric is not None and not any(fnmatchcase(str(facts.get("metric", "")), g) for g in self.metric):
-            return False
-        if self.not_metric is not None and any(fnmatchcase(str(facts.get("metric", "")), g) for g in self.not_metric):
-            return False
+        return self.evidence_fits(facts) and self.mismatch(facts) is None
+
+    def evidence_fits(self, facts: dict[str, object]) -> bool:
+        """Whether the rule is about this kind of evidence at all (its ``evidence`` types, if any)."""
+        return self.evidence is None or facts.get("evidence") in self.evidence
+
+    def mismatch(self, facts: dict[str, object]) -> str | None:
+        """The first condition (besides the evidence type) that ``facts`` fail, in words, e.g.
+        ``"endpoint POST /v1/pay does not contain 'webhook'"``; ``None`` when all hold. Used as
+        contrary evidence for a hypothesis whose rule nearly matched."""
+        metric = str(facts.get("metric", ""))
+        if self.metric is not None and not any(fnmatchcase(metric, g) for g in self.metric):
+            return f"metric {metric} is not one of {', '.join(self.metric)}"
+        if self.not_metric is not None and any(fnmatchcase(metric, g) for g in self.not_metric):
+            return f"metric {metric} is excluded ({', '.join(self.not_metric)})"
         if self.status is not None:
             status = facts.get("status")
             codes = status if isinstance(status, list) else [status]
             if not any(c in self.status for c in codes):
-                return False
+                return f"status {status} is not {'/'.join(map(str, self.status))}"
         if self.endpoint_contains is not None and self.endpoint_contains.lower() not in str(
                 facts.get("endpoint", "")).lower():
-            return False
+            return f"endpoint {facts.get('endpoint', '?')} does not contain '{self.endpoint_contains}'"
         for key in ("upstream", "downstream", "direction"):
             want = getattr(self, key)
             if want is not None and facts.get(key) != want:
-                return False
-        return True
+                return f"{key} is {facts.get(key, 'unknown')}, not {want}"
+        return None
 
 
 class CategorySpec(_Spec):

@@ -25,7 +25,6 @@ from opsloop.domain import (
     Incident,
     Severity,
     TicketCluster,
-    stable_hash,
 )
 
 ALL = "all"

@@ -36,7 +36,6 @@ from opsloop.domain import (
     TicketCluster,
     Window,
 )
-from opsloop.llm import LRUCache, llm_from_settings, narrate
 from opsloop.packs import load_pack
 from opsloop.packs.model import Pack
 from opsloop.pipeline.correlate import continues, correlate
@@ -48,6 +47,7 @@ from opsloop.pipeline.detect import (
     detect_kpis,
     detect_log_errors,
 )
+from opsloop.pipeline.narration import queued
 from opsloop.pipeline.observe import Signals
 from opsloop.pipeline.paging import PagingJudge, page
 from opsloop.pipeline.series import snapshot_series
@@ -59,7 +59,6 @@ from opsloop.store import repository as repo
 from opsloop.store.session import Store
 from opsloop.store.state import (
     StoreEmbeddingCache,
-    StoreLLMCache,
     load_drain_states,
     load_themes,
     save_drain_states,
@@ -208,20 +207,16 @@ def runbook_index(runbooks: Path | None, settings: Settings, degradations: list[
 
 
 def decide(candidates: list[Incident], signals: Signals, index: RunbookIndex | None, settings: Settings,
-           degradations: list[str] | None = None, counts: dict[str, int] | None = None, pack: Pack | None = None,
-           store: Store | None = None) -> tuple[list[Incident], dict[str, Assessment]]:
-    """Log signatures, risk report, severity (the pack's rules) and assessment for each candidate.
-
-    The assessment is the rule-based one, narrated by the configured LLM when its answer validates
-    (:func:`opsloop.llm.narrate`); LLM answers are cached in ``store`` (in memory without one).
-    Returns the incidents and, one per incident, the rule-based assessments, from which actions are
-    proposed (the LLM never picks actions).
+           degradations: list[str] | None = None, pack: Pack | None = None) -> tuple[list[Incident], list[Assessment]]:
+    """Log signatures, risk report, severity (the pack's rules) and rule-based assessment for each
+    candidate. With a model configured the assessment is stored ``pending``: the narrative is
+    written after the cycle commits (:mod:`opsloop.pipeline.narration`). Returns the incidents and,
+    one per incident, the rule-based assessments, from which actions are proposed (the LLM never
+    picks actions).
     """
     degradations = degradations if degradations is not None else []
-    counts = counts if counts is not None else {}
     pack = pack or load_pack(settings.pack)
-    llm = llm_from_settings(settings.llm)
-    cache = (StoreLLMCache(store) if store is not None else LRUCache()) if llm else None
+    narrated = settings.llm.backend != "off"
     out: list[Incident] = []
     rules: list[Assessment] = []
     for inc in candidates:
@@ -235,18 +230,7 @@ def decide(candidates: list[Incident], signals: Signals, index: RunbookIndex | N
         inc = inc.model_copy(update={"signatures": sigs, "severity": incident_severity(inc, risk, pack.severity)})
         rule = assess(inc, index, risk, pack, k=settings.rag.top_k)
         rules.append(rule)
-        assessment = rule
-        if llm is not None:
-            assessment, meta = narrate(inc, rule, rule.citations, llm, cache, categories=pack.category_names,
-                                       timeout=settings.llm.timeout)
-            key = "llm_cache_hits" if meta["cache_hit"] else "llm_calls"
-            counts[key] = counts.get(key, 0) + 1
-            if meta["fallback_reason"]:
-                counts["llm_fallbacks"] = counts.get("llm_fallbacks", 0) + 1
-                degradations.append(f"LLM narrative for '{inc.title}' not used: {meta['fallback_reason']}")
-            else:
-                counts["llm_validated"] = counts.get("llm_validated", 0) + 1
-        out.append(inc.model_copy(update={"assessment": assessment}))
+        out.append(inc.model_copy(update={"assessment": queued(rule) if narrated else rule}))
     return out, rules
 
 
@@ -314,9 +298,8 @@ def run_cycle(
     with clock.stage("retrieve"):
         if candidates and index is None:
             index = runbook_index(runbooks, settings, degradations, store, pack)
-    llm_counts: dict[str, int] = {}
     with clock.stage("assess"):
-        assessed, rules = decide(candidates, signals, index, settings, degradations, llm_counts, pack, store)
+        assessed, rules = decide(candidates, signals, index, settings, degradations, pack)
     with clock.stage("act"), store.begin() as session:
         incidents, act_counts = act(session, assessed, settings, rules, pack)
         snapshot_series(session, incidents, signals, pack, settings)
@@ -325,7 +308,7 @@ def run_cycle(
             counts={**signals.counts(), "anomalies": len(anomalies), "clusters": len(clusters),
                     "incidents": len(incidents), "context": len(context),
                     "maintenance_suppressed": learned.maintenance_suppressed,
-                    **act_counts, "actions_auto_executed": 0, "actions_failed": 0, **llm_counts},
+                    **act_counts, "actions_auto_executed": 0, "actions_failed": 0},
             stage_seconds=clock.seconds, degradations=degradations, quarantined=signals.quarantined,
             incident_ids=[i.id for i in incidents], parameters=learned.parameters, context=context,
         )

@@ -12,20 +12,21 @@ import numpy as np
 import pandas as pd
 
 from opsloop.detectors.severity import at_least, at_most
-from opsloop.domain import SEVERITY_RANK, Anomaly, Assessment, Citation, Incident, RiskReport, Severity
-from opsloop.packs.model import CategorySpec, Pack, RevenueSpec, SeverityRules
+from opsloop.domain import (
+    SEVERITY_RANK,
+    Assessment,
+    Citation,
+    Incident,
+    MitigationStep,
+    RiskReport,
+    SectionKind,
+    Severity,
+)
+from opsloop.packs.model import Pack, RevenueSpec, SeverityRules
 from opsloop.pipeline.correlate import CONTRACT_LABELS
+from opsloop.pipeline.hypotheses import rank
 from opsloop.rag.index import RunbookIndex
-
-
-def categorize(anomalies: list[Anomaly], pack: Pack) -> tuple[CategorySpec, float]:
-    """The pack's first category with a rule matching one of ``anomalies`` (its fallback category
-    if none does) and that category's base confidence."""
-    facts = [a.evidence.attributes() for a in anomalies]
-    for cat in pack.categories:
-        if any(rule.matches(f) for rule in cat.rules for f in facts):
-            return cat, cat.confidence
-    return pack.fallback, pack.fallback.confidence
+from opsloop.rag.sections import steps
 
 
 def build_query(incident: Incident) -> str:
@@ -49,11 +50,36 @@ def _evidence_lines(incident: Incident) -> list[str]:
     return lines
 
 
-def choose_citations(hits: list[Citation], category: str, index: RunbookIndex, k: int) -> list[Citation]:
-    """Up to ``k`` retrieved passages, those from the runbook of ``category`` first."""
+def choose_citations(hits: list[Citation], category: str, index: RunbookIndex, k: int,
+                     mitigation: list[Citation] | None = None) -> list[Citation]:
+    """Up to ``k`` retrieved passages, those from the runbook of ``category`` first; the first
+    ``mitigation`` passage (the one the quoted steps come from) is always among them."""
     same = [h for h in hits if index.category_of(h.document) == category]
     rest = [h for h in hits if h not in same]
-    return (same + rest)[:k]
+    chosen = (same + rest)[:k]
+    if mitigation and mitigation[0].chunk_id not in {c.chunk_id for c in chosen}:
+        chosen = [*chosen[: max(k - 1, 0)], mitigation[0]]
+    return chosen
+
+
+def mitigation_passages(index: RunbookIndex, category: str, hits: list[Citation]) -> list[Citation]:
+    """The mitigation passages of ``category``'s runbook (the first document naming it), else of
+    the best retrieved document that has a mitigation section; empty when none has one."""
+    docs = [*index.documents_of(category), *dict.fromkeys(h.document for h in hits)]
+    for doc in dict.fromkeys(docs):
+        found = index.passages(doc, SectionKind.mitigation)
+        if found:
+            return found
+    return []
+
+
+def mitigation_steps(passages: list[Citation], limit: int = 6) -> list[MitigationStep]:
+    """Up to ``limit`` steps quoted from ``passages`` (:func:`opsloop.rag.sections.steps`), in order."""
+    out: list[MitigationStep] = []
+    for p in passages:
+        for text in steps(p.text, limit=limit):
+            out.append(MitigationStep(text=text, document=p.document, section=p.section, chunk_id=p.chunk_id))
+    return out[:limit]
 
 
 def _scope(affected: dict[str, list[str]], labels: list[str]) -> str:
@@ -69,37 +95,52 @@ def _scope(affected: dict[str, list[str]], labels: list[str]) -> str:
 
 
 def assess(incident: Incident, index: RunbookIndex | None, risk: RiskReport, pack: Pack, k: int = 3) -> Assessment:
-    """Rule-based assessment: category by :func:`categorize` with the pack's root-cause text,
-    confidence raised when the best retrieved runbook agrees, evidence lines (each with its
-    detector's unit), blast radius and citations."""
-    cat, confidence = categorize(incident.anomalies, pack)
-    category = cat.name
+    """Rule-based assessment: ranked hypotheses (:func:`opsloop.pipeline.hypotheses.rank`), the top
+    one's category, confidence and root-cause text, evidence lines (each with its detector's unit),
+    mitigation steps quoted from its runbook, blast radius and citations (the mitigation passage
+    among them)."""
+    hits = index.query(build_query(incident), k=max(k * 3, 8)) if index is not None else []
+    hypotheses, insufficient = rank(incident, pack, index, hits)
+    top = hypotheses[0]
+    cat = next(c for c in pack.categories if c.name == top.category)
+    category, confidence = cat.name, top.confidence
     citations: list[Citation] = []
+    mitigation: list[MitigationStep] = []
     uncertainties = []
     if index is not None:
-        hits = index.query(build_query(incident), k=max(k * 3, 8))
-        citations = choose_citations(hits, category, index, k)
-        if citations and index.category_of(citations[0].document) == category:
-            confidence = min(confidence + 0.1, 0.95)
-        elif citations:
-            uncertainties.append(f"the best-matching runbook ({citations[0].document}) is not the {category} runbook")
-    if incident.clusters:
-        confidence = min(confidence + 0.05, 0.95)
-    else:
+        passages = mitigation_passages(index, category, hits)
+        mitigation = mitigation_steps(passages)
+        citations = choose_citations(hits, category, index, k, passages)
+        if hits and index.category_of(hits[0].document) != category:
+            uncertainties.append(f"the best-matching runbook ({hits[0].document}) is not the {category} runbook")
+        if not mitigation:
+            uncertainties.append("no retrieved runbook has a mitigation section to quote")
+    if not incident.clusters:
         uncertainties.append("no support-ticket cluster corroborates this incident yet")
+    if insufficient and len(hypotheses) > 1:
+        uncertainties.append(f"insufficient evidence to tell {hypotheses[0].title} "
+                             f"({hypotheses[0].confidence:.2f}) from {hypotheses[1].title} ({hypotheses[1].confidence:.2f})")
+    elif insufficient:
+        uncertainties.append("insufficient evidence: no category's rules match the anomalies")
+    uncertainties.extend(f"against {top.title}: {c}" for c in top.contrary[:2])
     money = ""
     if risk.revenue_at_risk_per_hour:
         money = f"; about {risk.revenue_at_risk_per_hour:,.0f} {risk.currency}/h of revenue at risk"
     summary = (f"{cat.title}: {incident.title}{_scope(incident.affected, pack.labels)} from "
                f"{incident.first_seen:%Y-%m-%d %H:%M} to {incident.last_seen:%H:%M} UTC{money}.")
+    root_cause = cat.root_cause
+    if insufficient and len(hypotheses) > 1:
+        root_cause = (f"Insufficient evidence to choose: {hypotheses[0].title} or {hypotheses[1].title}. "
+                      f"{cat.root_cause}")
     blast = [*pack.labels, *CONTRACT_LABELS]
     return Assessment(
-        summary=summary, root_cause=cat.root_cause, category=category, confidence=round(confidence, 2),
+        summary=summary, root_cause=root_cause, category=category, confidence=round(confidence, 2),
         evidence=_evidence_lines(incident),
         assumptions=["detector baselines (trailing windows before each anomaly) reflect normal behaviour"],
         uncertainties=uncertainties,
         blast_radius={k2: v for k2, v in incident.affected.items() if k2 in blast},
-        risk=risk, citations=citations, generated_by="rules",
+        risk=risk, citations=citations, hypotheses=hypotheses, insufficient_evidence=insufficient,
+        mitigation=mitigation, generated_by="rules",
     )
 
 

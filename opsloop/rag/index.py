@@ -23,8 +23,9 @@ import faiss
 import numpy as np
 
 from opsloop.clustering.embedders import Embedder
-from opsloop.domain import Citation
+from opsloop.domain import Citation, SectionKind
 from opsloop.rag.documents import Chunk
+from opsloop.rag.sections import section_kind
 from opsloop.rag.text import TOKENIZER_VERSION, tokenize, tokenize_many
 
 Mode = Literal["hybrid", "dense", "bm25"]
@@ -180,7 +181,8 @@ class RunbookIndex:
 
     def _citation(self, i: int, score: float) -> Citation:
         c = self.chunks[i]
-        return Citation(chunk_id=c.id, document=c.document, section=c.section, score=score, text=c.text)
+        return Citation(chunk_id=c.id, document=c.document, section=c.section, score=score, text=c.text,
+                        kind=section_kind(c.section))
 
     def query(self, text: str, k: int = 3, mode: Mode | None = None) -> list[Citation]:
         """Up to ``k`` passages best first (see the class docstring for ``score``)."""
@@ -202,3 +204,13 @@ class RunbookIndex:
     def category_of(self, document: str) -> str | None:
         """The ``category`` front-matter field of ``document``, if it has one."""
         return self._category.get(document)
+
+    def documents_of(self, category: str) -> list[str]:
+        """The documents whose front matter names ``category``, in index order."""
+        return [d for d, c in self._category.items() if c == category]
+
+    def passages(self, document: str, kind: SectionKind | None = None) -> list[Citation]:
+        """``document``'s chunks in reading order (of section ``kind`` only, when given), as
+        citations with score 1.0 (they are chosen by document, not ranked)."""
+        out = [self._citation(i, 1.0) for i, c in enumerate(self.chunks) if c.document == document]
+        return [c for c in out if kind is None or c.kind == kind]

@@ -43,6 +43,7 @@ from opsloop.config import Settings
 from opsloop.domain import ActionStatus, CycleReport, Window
 from opsloop.packs.model import Pack
 from opsloop.pipeline.cycle import run_cycle
+from opsloop.pipeline.narration import narrate_pending
 from opsloop.pipeline.observe import combine
 from opsloop.rag.index import RunbookIndex
 from opsloop.runner.windows import Grid
@@ -179,6 +180,7 @@ class Runner:
         self.runbooks = runbooks
         self.clock = clock or (lambda: datetime.now(UTC))
         self._index: RunbookIndex | None = None  # built by the first cycle that retrieves, then reused
+        self._narrator: threading.Thread | None = None
 
     # -- the lease --------------------------------------------------------------------------------
     def acquire(self) -> None:
@@ -277,7 +279,37 @@ class Runner:
             out.append(outcome)
             if outcome.status in ("failed", "lease_lost"):
                 break
+        self.narrate_async()
         return out
+
+    # -- narration --------------------------------------------------------------------------------
+    def narrate_async(self) -> threading.Thread | None:
+        """Drain the store's narration queue (:func:`~opsloop.pipeline.narration.narrate_pending`)
+        in a background thread, so a slow model never holds up the next window; one at a time (a
+        pass already running picks up what the new windows queued on its next call). ``None``
+        when no model is configured."""
+        if self.settings.llm.backend == "off":
+            return None
+        if self._narrator is not None and self._narrator.is_alive():
+            return self._narrator
+
+        def work() -> None:
+            try:
+                done = narrate_pending(self.store, self.settings, self.pack)
+                if done.counts:
+                    self.log("narration.done", seconds=done.seconds, **done.counts)
+            except Exception as exc:  # noqa: BLE001 - narration must never stop the runner
+                self.log("narration.error", error=f"{type(exc).__name__}: {exc}")
+
+        self._narrator = threading.Thread(target=work, name="opsloop-narrator", daemon=True)
+        self._narrator.start()
+        return self._narrator
+
+    def wait_narration(self, timeout: float | None = None) -> None:
+        """Wait for a running narration pass (at most ``timeout`` seconds); what it has not reached
+        stays pending in the store."""
+        if self._narrator is not None:
+            self._narrator.join(timeout)
 
     def run_window(self, w: Window, wm: str) -> WindowOutcome:
         """Run one window and commit it with the lease fenced and watermark ``wm`` advanced (see the
@@ -452,4 +484,5 @@ class Runner:
                 self.log("tick.sleep", seconds=round(pause, 1), next_window_due=next_due)
                 stop.wait(pause)
         finally:
+            self.wait_narration(None if once else self.settings.llm.timeout + 5)
             self.release()

@@ -20,6 +20,7 @@ from opsloop.domain import (
     ROLES,
     SEVERITY_RANK,
     ActionStatus,
+    Assessment,
     AuditEvent,
     CycleReport,
     Incident,
@@ -263,6 +264,25 @@ def upsert_incident(session: Session, inc: Incident, gap: timedelta,
         row.times_seen += 1
     session.flush()
     return incident_from_row(row), False
+
+
+def set_assessment(session: Session, incident_id: str, assessment: Assessment, expected: Assessment) -> bool:
+    """Replace incident ``incident_id``'s assessment with ``assessment`` if the stored one is still
+    ``expected`` (compare-and-set: a cycle that re-assessed the incident meanwhile wins). Returns
+    whether it was written; ``NotFound`` if there is no such incident. The row is locked (``FOR
+    UPDATE`` on PostgreSQL) between the read and the write."""
+    row = session.execute(select(IncidentRow).where(IncidentRow.id == incident_id).with_for_update()).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"no incident {incident_id!r}")
+    data = dict(row.data or {})
+    if data.get("assessment") != expected.model_dump(mode="json"):
+        return False
+    data["assessment"] = assessment.model_dump(mode="json")
+    row.data = data
+    row.category = assessment.category
+    row.updated_at = now()
+    session.flush()
+    return True
 
 
 def list_incidents(session: Session, status: str | None = None) -> list[Incident]:
