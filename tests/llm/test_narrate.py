@@ -73,8 +73,9 @@ def test_bad_answers_fall_back_to_rules_with_reason(case, answer, reason):
     assert meta["fallback_reason"].startswith(reason), meta["fallback_reason"]
     # the rule assessment stands; the reason is stored with it and is also its last uncertainty
     assert out.fallback_reason == meta["fallback_reason"] and out.latency_s == meta["latency_s"] >= 0
+    assert out.narrative.value == "fell_back"
     assert out.model_copy(update={"uncertainties": rule.uncertainties, "fallback_reason": None,
-                                  "latency_s": None}) == rule
+                                  "latency_s": None, "narrative": rule.narrative}) == rule
     assert out.uncertainties[-1].startswith(f"LLM narrative not used ({reason}")
 
 
