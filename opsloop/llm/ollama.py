@@ -1,7 +1,15 @@
 """Ollama backend through the official ``ollama`` Python client (``POST /api/chat``).
 
 Structured output: the JSON schema is passed as ``format`` (Ollama compiles it into a grammar);
-``temperature`` 0 and ``num_predict`` bound the answer. ``timeout`` is the budget for the whole call,
+``temperature`` 0 and ``num_predict`` bound the answer (default: the schema's upper bound,
+:func:`~opsloop.llm.sizing.answer_tokens`, at least 256 tokens).
+
+Context: Ollama's default window is 2048 tokens and it *silently* truncates a longer prompt, so
+opsloop always sends ``num_ctx``: the configured one, else one sized per call
+(:func:`~opsloop.llm.sizing.context_for` of the estimated prompt tokens plus ``num_predict``, rounded
+up to 1024 tokens). Ollama reloads the model when ``num_ctx`` changes; the rounding keeps that rare,
+and a configured ``num_ctx`` pins it. A prompt beyond the sizing cap (32768 tokens) is refused with
+:class:`LLMUnavailable`. ``timeout`` is the budget for the whole call,
 retries included: each attempt gets what is left of it, and between attempts the backoff doubles
 (``backoff``, ``2*backoff``, ...) without outlasting the deadline.
 
@@ -23,6 +31,7 @@ import httpx
 from pydantic import ValidationError
 
 from opsloop.llm.base import LLMBadOutput, LLMError, LLMTimeout, LLMUnavailable, parse_json_object
+from opsloop.llm.sizing import answer_budget, context_for, estimate_chat
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
 DEFAULT_MODEL = "llama3.2"
@@ -38,22 +47,37 @@ class OllamaLLM:
 
     ``host``: server URL (default ``$OLLAMA_HOST`` or ``http://127.0.0.1:11434``); ``model``: an
     Ollama model tag already pulled on that server; ``retries``: extra attempts after the first;
-    ``backoff``: seconds before the first retry; ``max_tokens``: ``num_predict``; ``keep_alive``:
-    how long Ollama keeps the model loaded; ``num_ctx``: context window.
+    ``backoff``: seconds before the first retry; ``max_tokens``: ``num_predict`` in tokens (default
+    ``None``: sized from the answer schema); ``keep_alive``: how long Ollama keeps the model loaded;
+    ``num_ctx``: context window in tokens (default ``None``: sized per call).
     """
 
     name = "ollama"
 
     def __init__(self, host: str | None = None, model: str = DEFAULT_MODEL, retries: int = 2,
-                 backoff: float = 0.5, max_tokens: int = 384, keep_alive: str | float | None = None,
+                 backoff: float = 0.5, max_tokens: int | None = None, keep_alive: str | float | None = None,
                  num_ctx: int | None = None) -> None:
         self.host = host or os.environ.get("OLLAMA_HOST") or DEFAULT_HOST
         self.model = model
         self.retries = max(int(retries), 0)
         self.backoff = float(backoff)
-        self.max_tokens = int(max_tokens)
+        self.max_tokens = int(max_tokens) if max_tokens else None
         self.keep_alive = keep_alive
         self.num_ctx = num_ctx
+
+    def options(self, messages: list[dict[str, str]], schema: dict[str, Any]) -> dict[str, Any]:
+        """The request's ``options``: temperature 0, seed 0, ``num_predict`` and ``num_ctx`` (tokens;
+        see the module docstring). Raises :class:`LLMUnavailable` when a sized context would exceed
+        the cap."""
+        num_predict = answer_budget(schema, self.max_tokens)
+        if self.num_ctx:
+            num_ctx = int(self.num_ctx)
+        else:
+            try:
+                num_ctx = context_for(estimate_chat(messages), num_predict)
+            except ValueError as exc:
+                raise LLMUnavailable(f"not sent to Ollama: {exc}") from None
+        return {"temperature": 0.0, "seed": 0, "num_predict": num_predict, "num_ctx": num_ctx}
 
     def generate(self, prompt: str, schema: dict[str, Any], timeout: float,
                  system: str | None = None) -> dict[str, Any]:
@@ -64,9 +88,7 @@ class OllamaLLM:
             raise LLMUnavailable(f"the ollama client is not installed ({exc})") from exc
         messages = ([{"role": "system", "content": system}] if system else []) + [
             {"role": "user", "content": prompt}]
-        options: dict[str, Any] = {"temperature": 0.0, "seed": 0, "num_predict": self.max_tokens}
-        if self.num_ctx:
-            options["num_ctx"] = int(self.num_ctx)
+        options = self.options(messages, schema)
         deadline = time.monotonic() + timeout
         last: LLMError | None = None
         attempts = 0
@@ -121,5 +143,5 @@ class OllamaLLM:
         if not isinstance(content, str):
             raise LLMBadOutput("Ollama's response has no message content")
         if getattr(response, "done_reason", None) == "length":
-            raise LLMBadOutput(f"answer truncated at num_predict={self.max_tokens}")
+            raise LLMBadOutput(f"answer truncated at num_predict={options['num_predict']}")
         return parse_json_object(content)

@@ -17,6 +17,8 @@ import pytest
 from opsloop.llm import get_llm, narrate
 from opsloop.llm.base import LLMBadOutput, LLMError, LLMTimeout, LLMUnavailable
 from opsloop.llm.ollama import OllamaLLM
+from opsloop.llm.prompts import build_prompt
+from opsloop.llm.sizing import answer_tokens, estimate_chat
 from opsloop.packs import load_pack
 
 CATEGORIES = load_pack("checkout").category_names
@@ -139,8 +141,45 @@ def test_valid_answer_through_the_real_client(server, case):
     req = server.requests[0]
     assert req["path"] == "/api/chat" and req["model"] == "llama3.2" and req["stream"] is False
     assert req["format"]["properties"]["category"]["enum"][0] == "webhook_auth"  # the schema is the format
-    assert req["options"]["temperature"] == 0 and req["options"]["num_predict"] == 384
+    # num_predict: the schema's bound; num_ctx always sent (Ollama's 2048 default truncates silently)
+    assert req["options"]["temperature"] == 0 and req["options"]["num_predict"] == answer_tokens(req["format"])
+    assert req["options"]["num_ctx"] >= estimate_chat(req["messages"]) + req["options"]["num_predict"]
+    assert req["options"]["num_ctx"] % 1024 == 0
     assert [m["role"] for m in req["messages"]] == ["system", "user"]
+    assert req["messages"][1]["content"] == build_prompt(inc, rule, passages, categories=CATEGORIES).user
+
+
+def test_num_ctx_is_sized_for_a_long_prompt(server, case):
+    inc, rule, passages = case
+    prompt = build_prompt(inc, rule, passages, categories=CATEGORIES)
+    long_user = prompt.user + "\n" + "\n".join(p.text for p in passages) * 12  # ~ 30,000 characters
+    OllamaLLM(host=server.url).generate(long_user, prompt.schema, 5, system=prompt.system)
+    options, messages = server.requests[0]["options"], server.requests[0]["messages"]
+    need = estimate_chat(messages) + options["num_predict"]
+    assert options["num_predict"] == answer_tokens(prompt.schema) and need > 8000
+    assert need <= options["num_ctx"] < need + 1024 and options["num_ctx"] % 1024 == 0
+    # a short prompt gets Ollama's 2048 (still sent); a configured max_tokens is the num_predict
+    OllamaLLM(host=server.url, max_tokens=99).generate("hi", {"type": "object"}, 5)
+    assert server.requests[1]["options"] == {"temperature": 0, "seed": 0, "num_predict": 99, "num_ctx": 2048}
+    # an unbounded schema still gets at least 256 answer tokens
+    OllamaLLM(host=server.url).generate("hi", {"type": "object"}, 5)
+    assert server.requests[2]["options"]["num_predict"] == 256
+
+
+def test_configured_num_ctx_wins(server, case):
+    inc, rule, passages = case
+    prompt = build_prompt(inc, rule, passages, categories=CATEGORIES)
+    long_user = prompt.user + "\n" + "\n".join(p.text for p in passages) * 12
+    get_llm("ollama", host=server.url, num_ctx=4096, max_tokens=300).generate(long_user, prompt.schema, 5)
+    assert server.requests[0]["options"]["num_ctx"] == 4096
+    assert server.requests[0]["options"]["num_predict"] == 300
+
+
+def test_prompt_beyond_the_sizing_cap_is_not_sent(server):
+    with pytest.raises(LLMUnavailable, match=r"not sent to Ollama: prompt of ~\d+ tokens \+ 256 answer tokens "
+                                             r"needs a \d+-token context, more than the cap of 32768 tokens"):
+        OllamaLLM(host=server.url).generate("word " * 120_000, {"type": "object"}, 5)
+    assert server.requests == []
 
 
 def test_answers_written_by_the_embedded_model_through_the_real_client(server):
