@@ -41,11 +41,19 @@ def run_seed(seed: int, days: int, workdir: Path) -> dict:
     result = run_cycle(signals, store, Settings(home=workdir, pack="checkout"))
     wall = time.perf_counter() - t1
     m = match_ground_truth(result.incidents, truth)
+    by_id = {i.id: i for i in result.incidents}
+    found = [by_id[f["incidents"][0]].assessment for f in m["found"]]
+    truth_cat = {f["name"]: next(g.get("category") for g in truth if g["id"] == f["truth"]) for f in m["found"]}
+    top_ok = sum(by_id[f["incidents"][0]].assessment.hypotheses[0].category == truth_cat[f["name"]] for f in m["found"])
     return {
         "seed": seed, "days": days, "injected": len(truth), "incidents": len(result.incidents),
         "found": len(m["found"]), "missed": [x["name"] for x in m["missed"]],
         "false_incidents": len(m["false_incidents"]), "recall": round(m["recall"], 3),
         "precision": round(m["precision"], 3), "category_accuracy": round(m["category_accuracy"], 3),
+        "top_hypothesis_correct": top_ok,
+        "with_hypotheses_for_and_against": sum(bool(a.hypotheses and a.hypotheses[0].supporting) and
+                                               any(h.contrary for h in a.hypotheses) for a in found),
+        "with_quoted_mitigation": sum(bool(a.mitigation) for a in found),
         "simulate_s": round(t_sim, 2), "observe_s": round(t_obs, 2), "cycle_wall_s": round(wall, 2),
         "stage_s": result.report.stage_seconds, "log_events": result.report.counts["log_events"],
     }

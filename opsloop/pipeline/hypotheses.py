@@ -21,7 +21,9 @@ The confidence of a hypothesis is its category's base confidence from the pack, 
 its runbook is the best retrieved one and by 0.05 when a ticket cluster corroborates the incident
 (capped at 0.95), times ``S / (S + C)`` for supporting weight ``S`` and contrary weight ``C``. With
 nothing against it this is exactly the confidence the rules have always given. Hypotheses are
-ranked by confidence, ties in the pack's order; at most three with support are kept. The evidence
+ranked by confidence, ties in the pack's order; at most three with support are kept. A category
+that only a runbook or tickets point at (no anomaly matches its rules) is an alternative, with
+"no anomaly matches its rules" against it (weight 1). The evidence
 is *insufficient* when no category's rules match (only the pack's fallback remains) or the top two
 are within :data:`TIE` of each other.
 
@@ -141,8 +143,10 @@ def rank(incident: Incident, pack: Pack, index: RunbookIndex | None,
     corroborated = bool(incident.clusters)
     scored = []
     for t in tallies.values():
-        if not t.rule_support:
-            continue  # runbook or ticket agreement alone does not make a hypothesis
+        if (t is fallback and not t.rule_support) or not t.support:
+            continue
+        if not t.rule_support:  # a runbook or tickets point at it, no anomaly does: an alternative
+            t.contrary.insert(0, ("no anomaly matches its rules", 1.0))
         s, c = t.weight(t.support), t.weight(t.contrary)
         base = t.cat.confidence + (0.1 if t.runbook_top else 0.0) + (0.05 if corroborated else 0.0)
         conf = min(base, 0.95) * s / (s + c) if s > 0 else 0.0
