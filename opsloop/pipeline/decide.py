@@ -99,8 +99,9 @@ def assess(incident: Incident, index: RunbookIndex | None, risk: RiskReport, pac
     one's category, confidence and root-cause text, evidence lines (each with its detector's unit),
     mitigation steps quoted from its runbook, blast radius and citations (the mitigation passage
     among them)."""
-    hits = index.query(build_query(incident), k=max(k * 3, 8)) if index is not None else []
-    hypotheses, insufficient = rank(incident, pack, index, hits)
+    ranked = index.query(build_query(incident), k=max(k * 3, 30)) if index is not None else []
+    hits = ranked[: max(k * 3, 8)]
+    hypotheses, insufficient = rank(incident, pack, index, ranked)
     top = hypotheses[0]
     cat = next(c for c in pack.categories if c.name == top.category)
     category, confidence = cat.name, top.confidence

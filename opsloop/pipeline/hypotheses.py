@@ -11,8 +11,8 @@ incident, never from a model:
   but does match another's is left unexplained by it: against it (weight 0.5) when it began no
   later than the category's own evidence, a likely consequence (listed, weight 0) when it began
   after (a cause precedes its effects: a conversion drop that follows an error spike);
-* **runbooks** — the best retrieved passage belonging to the category's runbook supports it
-  (weight 0.5 at rank 1, 0.25 lower down);
+* **runbooks** — the category's runbook among the three best retrieved documents supports it
+  (weight 0.5 when it is the best, 0.25 as second or third);
 * **tickets and log templates** — each ticket cluster (its label and terms) and log template is
   looked up in the runbook index on its own: when the best match is the category's runbook, it
   supports it (weight 0.5). This is how tickets count as a signal.
@@ -71,6 +71,8 @@ def _corroboration(incident: Incident, index: RunbookIndex | None) -> list[tuple
     log template of ``incident`` (at most three clusters and two templates)."""
     if index is None:
         return []
+    index.prime([f"{c.label}. {' '.join(c.top_terms)}" for c in incident.clusters[:3]]
+                + [s.template for s in incident.signatures[:2]])
     out = []
     for c in incident.clusters[:3]:
         hits = index.query_documents(f"{c.label}. {' '.join(c.top_terms)}", k=1)
@@ -124,15 +126,17 @@ def rank(incident: Incident, pack: Pack, index: RunbookIndex | None,
             else:
                 t.contrary.append((f"{a.headline()} is not explained by it", 0.5))
     if index is not None:
+        docs = list(dict.fromkeys(h.document for h in hits))[:3]
         seen: set[str] = set()
-        for rank_, h in enumerate(hits):
-            cat = index.category_of(h.document)
+        for rank_, doc in enumerate(docs):
+            cat = index.category_of(doc)
             if cat in tallies and cat not in seen:
                 seen.add(cat)
                 t = tallies[cat]
                 t.runbook_top = rank_ == 0
-                t.support.append(((f"the '{_runbook_title(index, h.document)}' runbook is the "
-                                  f"{'best' if rank_ == 0 else f'#{rank_ + 1}'} retrieved match"), 0.5 if rank_ == 0 else 0.25))
+                where = "best" if rank_ == 0 else f"#{rank_ + 1}"
+                t.support.append((f"the '{_runbook_title(index, doc)}' runbook is the {where} retrieved match",
+                                  0.5 if rank_ == 0 else 0.25))
     for text, cat, _doc in _corroboration(incident, index):
         if cat in tallies:
             tallies[cat].support.append((text, 0.5))

@@ -108,6 +108,10 @@ def _rank(scores: np.ndarray, depth: int, positive_only: bool = False) -> list[i
     return [int(i) for i in cand[order]]
 
 
+#: Query vectors a :class:`RunbookIndex` keeps (see :meth:`RunbookIndex.prime`).
+QUERY_CACHE = 256
+
+
 class RunbookIndex:
     """Dense + BM25 index over ``chunks`` embedded with ``embedder``.
 
@@ -136,6 +140,7 @@ class RunbookIndex:
             raise ValueError(f"dense index holds {dense.ntotal} vectors for {len(self.chunks)} chunks")
         self.dense = dense
         self.bm25 = bm25 if bm25 is not None else BM25.build(tokenize_many([c.embed_text for c in self.chunks]))
+        self._queries: dict[str, np.ndarray] = {}
         self._category = {}
         for c in self.chunks:
             if "category" in c.meta:
@@ -150,8 +155,23 @@ class RunbookIndex:
     def dim(self) -> int:
         return int(self.dense.d)
 
+    def prime(self, texts: list[str]) -> None:
+        """Embed the query ``texts`` in one batch so that their :meth:`query` calls reuse the
+        vectors (a batch costs about one call; the last :data:`QUERY_CACHE` queries are kept)."""
+        todo = list(dict.fromkeys(t for t in texts if t.strip() and t not in self._queries))
+        if todo and self.chunks:
+            for t, v in zip(todo, np.asarray(self.embedder.embed(todo), dtype=np.float32), strict=True):
+                self._remember(t, v)
+
+    def _remember(self, text: str, vector: np.ndarray) -> None:
+        self._queries[text] = vector
+        while len(self._queries) > QUERY_CACHE:
+            self._queries.pop(next(iter(self._queries)))
+
     def _dense_rank(self, text: str, depth: int) -> list[tuple[int, float]]:
-        q = np.ascontiguousarray(self.embedder.embed([text]), dtype=np.float32)
+        if text not in self._queries:
+            self._remember(text, np.asarray(self.embedder.embed([text]), dtype=np.float32)[0])
+        q = np.ascontiguousarray(self._queries[text][None, :], dtype=np.float32)
         if self.kind == "hnsw":
             faiss.ParameterSpace().set_index_parameter(self.dense, "efSearch", max(64, depth))
         scores, ids = self.dense.search(q, min(depth, len(self.chunks)))
