@@ -75,7 +75,8 @@ class LLMConfig(_Group):
     and ``None`` means the backend's default (see :func:`opsloop.llm.factory.get_llm`): ``model``
     (the Ollama model name, or a ``.gguf`` path for llama.cpp), ``host`` (the Ollama URL),
     ``threads`` (llama.cpp), ``max_tokens`` (per answer), ``retries`` (Ollama, after the first
-    attempt).
+    attempt), ``context_tokens`` (the context window: Ollama's ``num_ctx``, llama.cpp's ``n_ctx``;
+    ``None`` sizes it from each prompt and the answer schema, see :mod:`opsloop.llm.sizing`).
     """
 
     backend: LLMKind = "off"
@@ -85,6 +86,7 @@ class LLMConfig(_Group):
     threads: int | None = Field(None, ge=1)
     max_tokens: int | None = Field(None, gt=0)
     retries: int | None = Field(None, ge=0)
+    context_tokens: int | None = Field(None, ge=256)
 
 
 class ActionsConfig(_Group):
@@ -128,6 +130,7 @@ FLAT_ENV: dict[str, tuple[str, str]] = {
     "OPSLOOP_LLM_TIMEOUT": ("llm", "timeout"),
     "OPSLOOP_LLM_THREADS": ("llm", "threads"),
     "OPSLOOP_LLM_MAX_TOKENS": ("llm", "max_tokens"),
+    "OPSLOOP_LLM_CONTEXT_TOKENS": ("llm", "context_tokens"),
     "OPSLOOP_LLM_RETRIES": ("llm", "retries"),
     "OPSLOOP_KPI_Z_THRESHOLD": ("detection", "kpi_z_threshold"),
     "OPSLOOP_COUNT_THRESHOLD": ("detection", "count_threshold"),

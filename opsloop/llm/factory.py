@@ -67,4 +67,5 @@ def llm_from_settings(config: LLMConfig) -> LLM | None:
     Its ``None`` fields take the backend's defaults; its ``timeout`` is for the caller to pass to
     :func:`~opsloop.llm.narrate.narrate`."""
     return get_llm(config.backend, model=config.model, host=config.host, threads=config.threads,
-                   max_tokens=config.max_tokens, retries=config.retries)
+                   max_tokens=config.max_tokens, retries=config.retries, num_ctx=config.context_tokens,
+                   n_ctx=config.context_tokens)
