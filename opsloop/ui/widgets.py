@@ -12,7 +12,13 @@ _COLOURS = {
     "proposed": "blue", "approved": "violet", "executing": "orange", "succeeded": "green", "failed": "red",
     "rejected": "gray", "expired": "gray", "unknown": "red",
     "ok": "green", "degraded": "orange", "down": "red",
+    "narrative by the rules": "gray", "narrative pending": "blue", "narrative written": "green",
+    "narrative fell back": "orange",
 }
+
+#: The chip naming an assessment's narrative state (:class:`opsloop.domain.Narrative`).
+NARRATIVE_CHIP = {"rules": "narrative by the rules", "pending": "narrative pending",
+                  "written": "narrative written", "fell_back": "narrative fell back"}
 
 
 def chip(word: str, prefix: str = "") -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 
 from opsloop.api.schemas import IncidentSummary
+from opsloop.domain import Incident
 
 
 def _incidents(live_api) -> list[IncidentSummary]:
@@ -43,6 +44,12 @@ def test_incident_page_shows_assessment_chart_passages_and_revenue(signed_in, li
     assert at.title[0].value == top.title
     text = _texts(at)
     assert "**Summary.**" in text and "Root cause" in text
+    detail = httpx.get(f"{live_api.url}/incidents/{top.id}",
+                       headers={"Authorization": f"Bearer {live_api.tokens['viewer']}"}).json()
+    a = Incident.model_validate(detail).assessment
+    assert "**Hypotheses**" in text and f"1. **{a.hypotheses[0].title}**" in text
+    assert "✅" in text and "**Mitigation** (quoted from" in text and a.mitigation[0].text in text
+    assert "narrative by the rules" in text
     subheaders = [s.value for s in at.subheader]
     for name in ("Assessment", "Anomalous series", "Runbook passages", "Revenue at risk", "Timeline"):
         assert name in subheaders

@@ -11,7 +11,7 @@ from opsloop.store.series import AnomalySeries
 from opsloop.ui.charts import series_chart
 from opsloop.ui.client import ApiError
 from opsloop.ui.session import require_user, show_error
-from opsloop.ui.widgets import chip, chips, money, when
+from opsloop.ui.widgets import NARRATIVE_CHIP, chip, chips, money, when
 
 user = require_user()
 api = user.client()
@@ -62,8 +62,27 @@ if a is None:
 else:
     st.markdown(f"**Summary.** {a.summary}")
     st.markdown(f"**Root cause.** {a.root_cause}")
-    st.markdown(f"**Category** `{a.category}` · **confidence** {a.confidence:.0%} · written by {a.generated_by}"
-                + (f" (fell back to the rules: {a.fallback_reason})" if a.fallback_reason else ""))
+    st.markdown(f"**Category** `{a.category}`" + (f" (the rules said `{a.rule_category}`)" if a.rule_category else "")
+                + f" · **confidence** {a.confidence:.0%} · written by {a.generated_by}")
+    st.markdown(chips(NARRATIVE_CHIP[a.narrative.value])
+                + (f" {a.fallback_reason}" if a.narrative.value == "fell_back" and a.fallback_reason else ""))
+    if a.hypotheses:
+        st.markdown("**Hypotheses**" + (" — *insufficient evidence to tell them apart*" if a.insufficient_evidence else ""))
+        for n, h in enumerate(a.hypotheses, 1):
+            with st.container(border=True):
+                st.markdown(f"{n}. **{h.title}** (`{h.category}`) · confidence {h.confidence:.0%}")
+                if h.explanation:
+                    st.caption(h.explanation)
+                for x in h.supporting:
+                    st.markdown(f"- ✅ {x}")
+                for x in h.contrary:
+                    st.markdown(f"- ❌ {x}")
+                if not h.contrary:
+                    st.caption("nothing found against it")
+    if a.mitigation:
+        st.markdown(f"**Mitigation** (quoted from `{a.mitigation[0].document}`)")
+        for m in a.mitigation:
+            st.markdown(f"> {m.text}\n>\n> — *{m.section.split(' > ')[-1]}*")
     for title, items in (("Evidence", a.evidence), ("Assumptions", a.assumptions),
                          ("Uncertainties", a.uncertainties)):
         if items:
