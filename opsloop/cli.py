@@ -363,6 +363,32 @@ def cycle(
     _run(settings, tickets, logs, kpi_paths, runbooks, _parse_time(start, "start"), _parse_time(end, "end"), as_json)
 
 
+@app.command()
+def narrate(
+    incident: Annotated[list[str] | None, typer.Option(help="Only these incident ids (repeatable).")] = None,
+    budget: Annotated[float | None, typer.Option(help="Stop taking new incidents after this many seconds.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the pending LLM narratives (incidents stored by cycles while a model is configured)."""
+    from opsloop.pipeline.narration import narrate_pending
+
+    settings = _settings()
+    if settings.llm.backend == "off":
+        _fail("no LLM is configured (OPSLOOP_LLM=ollama or llamacpp): nothing to narrate")
+    done = narrate_pending(_store(settings), settings, _pack(settings), incident_ids=incident or None,
+                           budget_seconds=budget)
+    if as_json:
+        typer.echo(json.dumps({"counts": done.counts, "degradations": done.degradations, "seconds": done.seconds}))
+        return
+    c = done.counts
+    total = c.get("llm_validated", 0) + c.get("llm_fallbacks", 0)
+    out.print(f"narratives: {c.get('llm_validated', 0)} of {total} written by the model, "
+              f"{c.get('llm_fallbacks', 0)} fell back to the rules, {c.get('narratives_superseded', 0)} superseded "
+              f"by a newer cycle, in {done.seconds:.1f} s", highlight=False)
+    for d in done.degradations:
+        err.print(f"[yellow]degraded:[/] {d}", highlight=False)
+
+
 @incidents_app.command("list")
 def incidents_list(
     status: Annotated[str | None, typer.Option(

@@ -137,7 +137,9 @@ def test_cycle_shows_which_assessments_fell_back_from_the_llm_and_why(run, tmp_p
     assert incidents
     shown = json.loads(run("incidents", "show", incidents[0]["id"], "--json").stdout)["assessment"]
     assert shown["generated_by"] == "rules" and shown["fallback_reason"].startswith("unavailable: cannot connect")
-    assert shown["latency_s"] >= 0
+    assert shown["latency_s"] >= 0 and shown["narrative"] == "fell_back"
+    again = run("narrate")  # the cycle drained the queue: nothing is pending
+    assert again.exit_code == 0 and "narratives: 0 of 0" in again.stdout, again.output
     assert "LLM narrative not used: unavailable" in run("incidents", "show", incidents[0]["id"]).stdout
 
 
