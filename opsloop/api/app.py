@@ -33,9 +33,14 @@ def _error(status: int, detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
 
 
+def _is_array(schema: dict) -> bool:
+    return schema.get("type") == "array" or any(_is_array(s) for s in schema.get("anyOf", []))
+
+
 def reject_unknown_query(request: Request) -> None:
-    """422 for a query parameter the route does not take (a typo must not silently widen a filter).
-    The names a route takes are read from the app's OpenAPI document."""
+    """422 for a query parameter the route does not take (a typo must not silently widen a filter),
+    and for a single-valued one given twice (``?actor=a&actor=b`` would silently keep the last).
+    The names a route takes, and which of them are lists, are read from the app's OpenAPI document."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute) or not route.include_in_schema or not request.query_params:
         return
@@ -43,13 +48,18 @@ def reject_unknown_query(request: Request) -> None:
     known_by_route = getattr(app.state, "query_names", None)
     if known_by_route is None:
         known_by_route = app.state.query_names = {
-            (method.upper(), path): {p["name"] for p in op.get("parameters", []) if p.get("in") == "query"}
+            (method.upper(), path): {p["name"]: _is_array(p.get("schema", {}))
+                                     for p in op.get("parameters", []) if p.get("in") == "query"}
             for path, ops in app.openapi().get("paths", {}).items() for method, op in ops.items()}
-    known = known_by_route.get((request.method, route.path_format), set())
-    unknown = sorted(set(request.query_params) - known)
+    known = known_by_route.get((request.method, route.path_format), {})
+    unknown = sorted(set(request.query_params) - set(known))
     if unknown:
         raise HTTPException(422, f"unknown query parameter(s) {', '.join(map(repr, unknown))}; "
                                  f"this route takes {', '.join(sorted(known)) or 'none'}")
+    repeated = sorted(n for n in set(request.query_params) if not known[n] and len(request.query_params.getlist(n)) > 1)
+    if repeated:
+        raise HTTPException(422, f"query parameter(s) {', '.join(map(repr, repeated))} given more than once; "
+                                 "each takes one value")
 
 
 def _allowed_methods(app: FastAPI, path: str) -> list[str]:

@@ -178,6 +178,8 @@ def test_strict_inputs_and_honest_errors(api):
     assert res.status_code == 422 and "ISO-8601" in res.text  # not read as a Unix time
     res = client.get("/incidents", headers=h, params={"sevrity": "high"})
     assert res.status_code == 422 and "'sevrity'" in res.json()["detail"]
+    res = client.get("/audit", headers=h, params=[("actor", "alice"), ("actor", "bob")])
+    assert res.status_code == 422 and "more than once" in res.json()["detail"]  # not silently the last one
     res = client.post("/incidents/x/timeline", headers=h)
     assert res.status_code == 405 and res.headers["allow"] == "GET"
     assert client.request("PUT", "/cycles", headers=h).headers["allow"] == "GET, POST"
