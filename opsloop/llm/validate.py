@@ -308,7 +308,7 @@ _FACT_RATE = re.compile(r"^\s*(?:[A-Za-z$€£]{1,12})?\s*(?:/|\bper\s+)\s*(seco
 _FACT_PERCENT = re.compile(r"^\s*(percent|per cent|pct)\b", re.IGNORECASE)
 _FACT_MONEY = re.compile(r"^\s*([A-Za-z]{3,7})\b")
 #: An evidence line of a series whose metric name carries a time unit (``latency_ms{…} rose to 1747``).
-_METRIC_UNIT = re.compile(r"^\W*[A-Za-z_:][\w:]*?_(ms|milliseconds|msec|seconds|secs|sec|s|minutes|mins|min|"
+_METRIC_UNIT = re.compile(r"^\W*(?:E\d+:\s*)?[A-Za-z_:][\w:]*?_(ms|milliseconds|msec|seconds|secs|sec|s|minutes|mins|min|"
                           r"hours|h)(?:\{[^}]*\})?\s+(?:rose|fell)\s+to\b")
 _METRIC_VALUE = re.compile(r"(?:\b(?:rose|fell)\s+to|\bexpected|\bbaseline)\s*$")
 #: A value after a key whose name ends in a time unit (``duration_hours: 1.42``, ``"p95_ms"=1747``).
@@ -503,6 +503,8 @@ def _near(value: float, half: float, candidates: np.ndarray, relative: float = 0
 
 def _matches(m: Mention, ref: Reference) -> bool:
     half = m.unit / 2.0
+    if not m.derive:  # a code (HTTP 500): exactly as the facts write it, no rounding allowance
+        return _near(m.value, 0.0, ref.written, relative=0.0)
     if m.kind == "time":
         return _near(m.value * m.factor, half * m.factor, ref.seconds) or _near(m.value, half, ref.plain)
     if _near(m.value, half, ref.written):
