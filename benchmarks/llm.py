@@ -31,13 +31,14 @@ quoted values removed), ``latency_p50_s`` / ``latency_p95_s`` per narrate() call
     HF_HUB_OFFLINE=1 python benchmarks/llm.py --backends fake-ollama --n 6
     HF_HUB_OFFLINE=1 python benchmarks/llm.py --backends ollama --ollama-host http://127.0.0.1:11434
 
-Figures (2026-12-03 06:20 UTC, shared 2-core machine at load ~2.3, validator of main at e4093b1, 6 demo
-incidents): fake-ollama good 1 of 12 validated (the validator does not yet accept derived numbers:
-``85 minutes`` from 09:05-10:30, ``2.6 s`` for 2595 ms, ``a 473% increase``, ``116 USD per minute``),
-hostile 12 of 68 validated (all category-only changes, stored with the rules' category; 68 of 68 as
-expected), degenerate 0 of 108; p50 0.027 s, p95 0.08 s per narrate() call. llamacpp (SmolLM2-135M,
-1 thread): 1 of 6 validated (3 summaries with markup, 2 truncated at 384 tokens), p50 26.5 s, p95
-41.3 s, 25.4 generated and 124 prompt tokens/s, 2,187 prompt tokens on average.
+Figures (2026-12-03 06:50 UTC, shared 2-core machine at load ~2.7, validator of h-validate 761c1f9, the
+6 demo incidents): fake-ollama good 11 of 12 validated (``good-latency-pool-saturation`` rejected: its
+``2.6 s`` for 2595 ms and ``0.45 s`` for 453.2 ms are not read as conversions, because the metric-unit
+rule does not match an evidence line behind its ``- E2:`` prefix), hostile 12 of 68 validated (all
+category-only changes, stored with the rules' category; 68 of 68 as expected), degenerate 0 of 108;
+p50 0.026 s, p95 0.07 s per narrate() call. llamacpp (SmolLM2-135M, 1 thread): 1 of 6 validated (a
+fluent but invented summary; 3 summaries with markup, 2 answers truncated at 384 tokens), p50 32.7 s,
+p95 41.0 s, 23.4 generated and 113 prompt tokens/s, 2,187 prompt tokens on average.
 """
 
 from __future__ import annotations
