@@ -1,16 +1,14 @@
 """The Ollama backend through the real ``ollama`` client, over HTTP, against a local server that speaks
-``POST /api/chat``: answers written by the embedded SmolLM2 model (as a real Ollama would, from the
-request's messages and ``format`` schema), scripted valid answers, retries, timeouts, refused
-connections, malformed bodies."""
+Ollama's ``POST /api/chat`` (:mod:`tests.fake_ollama`): answers written by the embedded SmolLM2 model
+(as a real Ollama would, from the request's messages and ``format`` schema), scripted valid answers,
+retries, timeouts, refused connections, malformed bodies."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -22,6 +20,8 @@ from opsloop.llm.sizing import answer_tokens, estimate_chat
 from opsloop.packs import load_pack
 
 CATEGORIES = load_pack("checkout").category_names
+from tests.fake_ollama import FakeOllama as _FakeOllama
+from tests.fake_ollama import Reply
 from tests.llm import make_incident, make_passages, make_rule, small_case, valid_answer
 
 
@@ -32,91 +32,49 @@ def canned(request: dict) -> dict:
     return valid_answer(ids)
 
 
-class FakeOllama(ThreadingHTTPServer):
-    """Serves ``/api/chat`` per the next scripted behaviour (the last one repeats)."""
-
-    daemon_threads = True
+class FakeOllama(_FakeOllama):
+    """The fake Ollama server of :mod:`tests.fake_ollama`, answering ``/api/chat`` per the next
+    scripted behaviour (the last one repeats)."""
 
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(self._scripted, models=("llama3.2", "smollm2"))
         self.script: list[str] = ["ok"]
-        self.requests: list[dict] = []
         self.sleep = 2.0
         #: the embedded backend that writes the answers in ``embedded`` mode
         self.embedded = None
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-    def handle_error(self, request, client_address) -> None:
-        pass  # a client that gave up (timeout tests) leaves a broken pipe behind
-
     def next_mode(self) -> str:
         return self.script.pop(0) if len(self.script) > 1 else self.script[0]
 
-
-class _Handler(BaseHTTPRequestHandler):
-    server: FakeOllama
-
-    def log_message(self, *args) -> None:  # keep pytest output clean
-        pass
-
-    def _send(self, status: int, body: bytes | str, ctype: str = "application/json") -> None:
-        data = body.encode() if isinstance(body, str) else body
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_POST(self) -> None:
-        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.requests.append({"path": self.path, **request})
-        mode = self.server.next_mode()
-        if self.path != "/api/chat":
-            return self._send(404, json.dumps({"error": "not found"}))
-        content: str
+    def _scripted(self, request: dict) -> Reply:
+        mode = self.next_mode()
         if mode == "sleep":
-            time.sleep(self.server.sleep)
-            mode = "ok"
+            return Reply(content=json.dumps(canned(request)), delay=self.sleep)
         if mode == "embedded":  # the model writes the content, constrained by the request's format
             options = request.get("options") or {}
-            self.server.embedded.max_tokens = int(options.get("num_predict", 384))
+            self.embedded.max_tokens = int(options.get("num_predict", 384))
             try:
-                content = self.server.embedded.chat(request["messages"], request.get("format") or {}, 60.0)
+                return Reply(content=self.embedded.chat(request["messages"], request.get("format") or {}, 60.0))
             except LLMError as exc:
-                return self._send(500, json.dumps({"error": str(exc)}))
-        elif mode == "ok":
-            content = json.dumps(canned(request))
-        elif mode == "content_not_json":
-            content = "Here is the assessment: the webhooks are failing."
-        elif mode == "body_not_json":
-            return self._send(200, "<html>proxy error</html>", "text/html")
-        elif mode == "wrong_shape":
-            return self._send(200, json.dumps({"model": request["model"], "done": True}))
-        elif mode == "503":
-            return self._send(503, json.dumps({"error": "server busy"}))
-        elif mode == "404":
-            return self._send(404, json.dumps({"error": f"model '{request['model']}' not found"}))
-        elif mode == "400":
-            return self._send(400, json.dumps({"error": "invalid format schema"}))
-        else:
+                return Reply(status=500, error=str(exc))
+        replies = {
+            "ok": lambda: Reply(content=json.dumps(canned(request))),
+            "content_not_json": lambda: Reply(content="Here is the assessment: the webhooks are failing."),
+            "body_not_json": lambda: Reply(body="<html>proxy error</html>", content_type="text/html"),
+            "wrong_shape": lambda: Reply(body=json.dumps({"model": request["model"], "done": True})),
+            "503": lambda: Reply(status=503, error="server busy"),
+            "404": lambda: Reply(status=404, error=f"model '{request['model']}' not found"),
+            "400": lambda: Reply(status=400, error="invalid format schema"),
+        }
+        if mode not in replies:
             raise AssertionError(mode)
-        answer = {"model": request["model"], "created_at": "2024-05-14T11:31:00Z",
-                  "message": {"role": "assistant", "content": content}, "done": True, "done_reason": "stop",
-                  "total_duration": 1_000_000, "eval_count": 42}
-        self._send(200, json.dumps(answer))
+        return replies[mode]()
 
 
 @pytest.fixture
 def server():
-    srv = FakeOllama()
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with FakeOllama() as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")
