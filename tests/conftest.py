@@ -61,3 +61,21 @@ def store_url(request, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'opsloop.db'}"
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture(scope="session")
+def demo_home(tmp_path_factory) -> Path:
+    """An OPSLOOP_HOME whose SQLite store holds one demo cycle (checkout pack, seed 7, 7 days,
+    rule-based assessments, MiniLM): shared by the UI and the LLM answer-set tests."""
+    from opsloop.config import Settings
+    from opsloop.packs.checkout.simulator import simulate, write_scenario
+    from opsloop.pipeline.cycle import run_cycle
+    from opsloop.pipeline.observe import observe
+    from opsloop.store.session import open_store
+
+    home = tmp_path_factory.mktemp("demo-home")
+    settings = Settings(home=home, pack="checkout")
+    paths = write_scenario(simulate(seed=7, days=7), home / "scenario")
+    signals = observe(tickets=paths["tickets"], logs=paths["logs"], kpis=[paths["kpis"]])
+    run_cycle(signals, open_store(settings.resolved_database_url()), settings)
+    return home

@@ -25,7 +25,7 @@ from opsloop.llm.base import LLMUnavailable
 from opsloop.llm.ollama import OllamaLLM
 from opsloop.llm.prompts import build_prompt
 from opsloop.packs import load_pack
-from tests.fake_ollama import FakeOllama, Reply, applies, count_tokens, demo_cases, load_answers, render
+from tests.fake_ollama import FakeOllama, Reply, applies, count_tokens, load_answers, render
 
 CATEGORIES = load_pack("checkout").category_names
 ENTRIES = load_answers()
@@ -119,9 +119,14 @@ def test_the_answer_set_covers_the_issue():
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    """The demo's incidents and their rule-based assessments (one rules-only cycle, 3 days, seed 7)."""
-    cases = demo_cases(tmp_path_factory.mktemp("answer-set"))
+def demo(demo_home):
+    """The demo's incidents and their rule-based assessments (the session's rules-only demo cycle)."""
+    from opsloop.config import Settings
+    from opsloop.store import repository as repo
+    from opsloop.store.session import open_store
+
+    with open_store(Settings(home=demo_home, pack="checkout").resolved_database_url())() as s:
+        cases = [(inc, inc.assessment) for inc in repo.list_incidents(s) if inc.assessment is not None]
     assert len({rule.category for _, rule in cases}) >= 5, [rule.category for _, rule in cases]
     return cases
 
@@ -136,7 +141,10 @@ def outcomes(demo, fake):
             if not applies(entry, rule.category):
                 continue
             prompt = build_prompt(inc, rule, rule.citations, categories=CATEGORIES)
-            reply = render(entry, prompt)
+            try:
+                reply = render(entry, prompt)
+            except KeyError:  # the answer talks about evidence this incident does not have
+                continue
             fake.responder = lambda request, reply=reply: reply
             n = len(fake.requests)
             out, meta = narrate(inc, rule, rule.citations, llm, None, categories=CATEGORIES, timeout=10)
@@ -147,10 +155,11 @@ def outcomes(demo, fake):
 
 
 @pytest.mark.slow
-def test_every_demo_incident_has_good_answers(demo):
-    for _, rule in demo:
-        good = [e["name"] for e in ENTRIES if e["set"] == "good" and applies(e, rule.category)]
-        assert len(good) >= 2, (rule.category, good)
+def test_every_demo_incident_has_good_answers(demo, outcomes):
+    good = {e["name"] for e in ENTRIES if e["set"] == "good"}
+    for inc, rule in demo:
+        replayed = [n for n in good for row in outcomes[n] if row["incident"] == inc.title]
+        assert len(replayed) >= 1, (rule.category, replayed)
 
 
 @pytest.mark.slow

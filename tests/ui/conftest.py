@@ -28,21 +28,6 @@ class LiveApi:
 
 
 @pytest.fixture(scope="session")
-def demo_home(tmp_path_factory) -> Path:
-    """An OPSLOOP_HOME whose SQLite store holds one demo cycle (checkout pack, rule-based assessments)."""
-    from opsloop.packs.checkout.simulator import simulate, write_scenario
-    from opsloop.pipeline.cycle import run_cycle
-    from opsloop.pipeline.observe import observe
-
-    home = tmp_path_factory.mktemp("ui-home")
-    settings = Settings(home=home, pack="checkout")
-    paths = write_scenario(simulate(seed=7, days=7), home / "scenario")
-    signals = observe(tickets=paths["tickets"], logs=paths["logs"], kpis=[paths["kpis"]])
-    run_cycle(signals, open_store(settings.resolved_database_url()), settings)
-    return home
-
-
-@pytest.fixture(scope="session")
 def live_api(demo_home) -> LiveApi:
     settings = Settings(home=demo_home, pack="checkout")
     store = open_store(settings.resolved_database_url())
