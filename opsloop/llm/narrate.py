@@ -17,8 +17,9 @@ What a validated answer may change, and what it may not:
   without such evidence leaves the rules' category and is noted;
 * ``hypotheses``: the model's ranking and ``why`` for the rules' hypotheses (their evidence for and
   against stays the rules'), plus at most one it adds with the evidence it cites;
-* ``confidence`` is ``min(model, rules)``: the model can lower the confidence, never raise it, so it
-  cannot push an action over the auto-execute threshold;
+* ``confidence`` is ``min(model, rules)`` (the rules' confidence in the stored category): the model
+  can lower the confidence, never raise it, so it cannot push an action over the auto-execute
+  threshold;
 * ``evidence``, ``blast_radius`` and ``risk`` are always the rules' (computed facts);
 * ``latency_s`` and ``fallback_reason`` record how it was written.
 
@@ -84,6 +85,13 @@ def _category(rule: Assessment, out: dict[str, Any]) -> tuple[str, str | None]:
     return rule.category, want
 
 
+def _confidence_of(rule: Assessment, category: str) -> float:
+    """The rules' confidence in ``category``: the assessment's for its own, else that hypothesis'."""
+    if category == rule.category:
+        return rule.confidence
+    return next((h.confidence for h in rule.hypotheses if h.category == category), rule.confidence)
+
+
 def _hypotheses(rule: Assessment, out: dict[str, Any]) -> list[Hypothesis]:
     """The model's ranking of the rules' hypotheses, with its ``why``; the evidence for and against
     each stays the rules'. A hypothesis the model adds carries the evidence it cites and no more
@@ -91,13 +99,15 @@ def _hypotheses(rule: Assessment, out: dict[str, Any]) -> list[Hypothesis]:
     by_cat = {h.category: h for h in rule.hypotheses}
     floor = min((h.confidence for h in rule.hypotheses), default=0.0)
     ranked: list[Hypothesis] = []
+    added = 0
     for h in out.get("hypotheses") or []:
         cat = h["category"]
         if cat in {x.category for x in ranked}:
             continue
         if cat in by_cat:
             ranked.append(by_cat[cat].model_copy(update={"explanation": h["why"].strip()}))
-        elif len(ranked) < len(rule.hypotheses) + 1:
+        elif not added:
+            added += 1
             ranked.append(Hypothesis(category=cat, title=cat, confidence=round(min(floor, float(out["confidence"])), 2),
                                      explanation=h["why"].strip(), supporting=_cited(rule, h.get("evidence") or [])))
     ranked += [h for h in rule.hypotheses if h.category not in {x.category for x in ranked}]
@@ -122,7 +132,7 @@ def _narrated(rule: Assessment, out: dict[str, Any], passages: list[Citation], g
     return rule.model_copy(update={
         "summary": out["summary"].strip(), "root_cause": out["root_cause"].strip(), "category": category,
         "rule_category": rule.category if category != rule.category else None,
-        "confidence": round(min(float(out["confidence"]), rule.confidence), 2),
+        "confidence": round(min(float(out["confidence"]), _confidence_of(rule, category)), 2),
         "assumptions": _dedupe([*rule.assumptions, *out["assumptions"]]), "uncertainties": _dedupe(uncertainties),
         "citations": picked or list(rule.citations), "hypotheses": hypotheses,
         "generated_by": generated_by, "narrative": Narrative.written, "latency_s": round(latency, 4),

@@ -50,8 +50,36 @@ def test_model_category_differing_from_rules_is_noted(case):
     inc, rule, passages = case
     llm = FakeLLM(valid_answer(ids(passages), category="api_auth", confidence=0.3))
     out, _ = narrate(inc, rule, passages, llm, categories=CATEGORIES, timeout=TIMEOUT)
-    assert out.category == "api_auth" and out.confidence == 0.3
+    assert out.category == "api_auth" and out.confidence == 0.3 and out.rule_category == "webhook_auth"
     assert any("the rules categorise this as webhook_auth" in u for u in out.uncertainties)
+    assert out.hypotheses[0].category == "api_auth"  # both readings shown, the model's first
+
+
+def test_a_category_change_without_evidence_keeps_the_rules_category(case):
+    inc, rule, passages = case
+    for evidence in ([], ["E2"]):  # nothing cited; or a line the rules do not count for api_auth
+        llm = FakeLLM(valid_answer(ids(passages), category="api_auth", category_evidence=evidence))
+        out, meta = narrate(inc, rule, passages, llm, categories=CATEGORIES, timeout=TIMEOUT)
+        assert meta["fallback_reason"] is None and out.narrative.value == "written"
+        assert out.category == rule.category == "webhook_auth" and out.rule_category is None
+        assert any("suggested api_auth without citing evidence" in u for u in out.uncertainties)
+
+
+def test_the_model_ranks_the_rules_hypotheses_and_adds_at_most_one(case):
+    inc, rule, passages = case
+    ranking = [{"category": "error_spike", "why": "Errors on the webhook endpoint.", "evidence": ["E1"]},
+               {"category": "event_loss", "why": "Orders may be lost downstream.", "evidence": ["E1"]},
+               {"category": "latency", "why": "Slow deliveries could time out.", "evidence": []}]
+    out, _ = narrate(inc, rule, passages, FakeLLM(valid_answer(ids(passages), hypotheses=ranking)),
+                     categories=CATEGORIES, timeout=TIMEOUT)
+    cats = [h.category for h in out.hypotheses]
+    rules_cats = [h.category for h in rule.hypotheses]
+    assert cats[0] == "error_spike" and out.hypotheses[0].explanation == "Errors on the webhook endpoint."
+    assert len(set(cats) - set(rules_cats)) == 1 and "event_loss" in cats and "latency" not in cats
+    added = next(h for h in out.hypotheses if h.category == "event_loss")
+    assert added.confidence <= min(h.confidence for h in rule.hypotheses) and added.supporting == [rule.evidence[0]]
+    by_cat = {h.category: h for h in rule.hypotheses}
+    assert out.hypotheses[0].supporting == by_cat["error_spike"].supporting  # evidence stays the rules'
 
 
 @pytest.mark.parametrize("answer, reason", [
