@@ -45,7 +45,7 @@ def test_the_prompt_for_a_ticket_full_of_pii_contains_none():
     text = prompt.system + "\n" + prompt.user
     for original, placeholder in PII.items():
         assert original not in text, original
-        assert placeholder in text, placeholder
+        assert placeholder.replace("<", "[").replace(">", "]") in text, placeholder
     # the computed facts the answer is checked against still carry their numbers and ids
     assert "412 of 1530 calls" in prompt.reference_text and "m-17" in prompt.user
 

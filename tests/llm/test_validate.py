@@ -63,7 +63,7 @@ def test_no_passages_means_no_citations():
     "The ratio fell to 45% of normal.",                 # ratio 0.45 as a percentage
     "In 2024 the v2 signer (SmolLM2, p95, ch-7a36b, 5xx) broke 3 merchants.",
     "There are 2 possible explanations; see step 4 of the runbook.",
-    "All 3 merchants (HTTP 401/403) were hit over 2.5 hours.",
+    "All 3 merchants (HTTP 403) were hit over 2.5 hours.",
 ])
 def test_numbers_consistent_with_facts_pass(text):
     assert unsupported_numbers(text, FACTS) == []
@@ -74,6 +74,7 @@ def test_numbers_consistent_with_facts_pass(text):
     ("The error rate reached 42% of calls.", "42%"),
     ("About $12,000 of revenue is at risk.", "$12,000"),
     ("Calls failed with HTTP 500.", "500"),
+    ("Calls failed with HTTP 401.", "401"),  # a code is exact: 403 was computed, 401 is within 1% of it
     ("7 merchants are affected.", "7"),
     ("It lasted 45 minutes.", "45"),
     ("6,912.50 EUR and 1.2 million orders", "1.2"),
