@@ -19,9 +19,10 @@ import time
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from opsloop.config import Settings
-from opsloop.domain import Assessment, Incident, Narrative
+from opsloop.domain import Assessment, Incident, IncidentStatus, Narrative
 from opsloop.llm import llm_from_settings, narrate
 from opsloop.llm.base import LLM
 from opsloop.packs import load_pack
@@ -46,9 +47,11 @@ class NarrationReport:
         self.counts[key] = self.counts.get(key, 0) + n
 
 
-def pending(session, incident_ids: list[str] | None = None) -> list[Incident]:
-    """Stored incidents whose assessment waits for its narrative (of ``incident_ids`` only, when given)."""
-    q = select(IncidentRow)
+def pending(session: Session, incident_ids: list[str] | None = None) -> list[Incident]:
+    """Stored incidents whose assessment waits for its narrative (of ``incident_ids`` only, when
+    given): open ones before resolved ones, most recently updated first."""
+    resolved = IncidentRow.status == IncidentStatus.resolved.value
+    q = select(IncidentRow).order_by(resolved, IncidentRow.updated_at.desc())
     if incident_ids is not None:
         q = q.where(IncidentRow.id.in_(incident_ids))
     out = []

@@ -229,3 +229,30 @@ def test_live_a_window_waits_for_a_failing_source_and_is_never_given_up(tmp_path
         assert get_watermark(s, runner.watermark_name()) == datetime(2026, 11, 2, 6, tzinfo=UTC)
         detail = dict(list_watermarks(s, "source:flaky")[0][3])
         assert detail["last_error"] is None and detail["last_success"]  # recovered, and /health says so
+
+
+def test_the_runner_narrates_after_its_windows_in_the_background(tmp_path):
+    """With a model configured, windows store pending assessments and return; a background pass
+    then narrates them (here the model is down, so each falls back with the reason)."""
+    from opsloop.config import LLMConfig
+    from opsloop.domain import Narrative
+
+    ts = pd.date_range("2026-11-01", periods=2 * 1440, freq="1min", tz="UTC")
+    v = np.random.default_rng(2).normal(100, 5, len(ts))
+    v[1440 + 120 : 1440 + 180] += 150
+    path = tmp_path / "kpis.csv"
+    pd.DataFrame({"ts": ts, "metric": "queue_depth", "value": v}).to_csv(path, index=False)
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    llm = LLMConfig(backend="ollama", host="http://127.0.0.1:9", retries=0, timeout=5)
+    events = []
+    runner = Runner(store, Settings(home=tmp_path, embedder="tfidf", llm=llm), load_pack("generic"),
+                    [FileSource(kpis=[path])], RunnerConfig(grid=Grid(timedelta(hours=6))),
+                    log=lambda event, **k: events.append((event, k)))
+    runner.replay(datetime(2026, 11, 2, tzinfo=UTC), datetime(2026, 11, 2, 12, tzinfo=UTC))
+    runner.wait_narration(60)
+    with store() as s:
+        incidents = repo.list_incidents(s)
+    assert incidents and all(i.assessment.narrative is Narrative.fell_back for i in incidents)
+    assert all(i.assessment.fallback_reason.startswith("unavailable") for i in incidents)
+    done = [k for e, k in events if e == "narration.done"]
+    assert done and done[0]["llm_fallbacks"] == len(incidents)
