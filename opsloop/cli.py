@@ -140,11 +140,6 @@ def _parse_time(value: str | None, name: str) -> datetime | None:
     return None
 
 
-#: How the CLI and the UI name an assessment's narrative state.
-NARRATIVE = {"rules": "by the rules (no model configured)", "pending": "pending (the model has not answered yet)",
-             "written": "written by the model", "fell_back": "fell back to the rules"}
-
-
 def _incident_json(inc: Incident) -> dict[str, Any]:
     a = inc.assessment
     return {
@@ -426,7 +421,7 @@ def incidents_show(incident_id: str, as_json: JsonOpt = False) -> None:
         by = a.generated_by + (f" in {a.latency_s:.1f} s" if a.latency_s is not None else "")
         rules = f"; the rules said {a.rule_category}" if a.rule_category else ""
         out.print(f"\n[bold]Assessment[/] ({by}, category {a.category}{rules}, confidence {a.confidence:.2f}; "
-                  f"narrative {NARRATIVE[a.narrative]})", highlight=False)
+                  f"{a.narrative.phrase})", highlight=False)
         if a.fallback_reason:
             out.print(f"[yellow]LLM narrative not used:[/] {a.fallback_reason}", highlight=False)
         out.print(a.summary, highlight=False, markup=False)

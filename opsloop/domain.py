@@ -362,6 +362,11 @@ class Narrative(str, Enum):
     written = "written"
     fell_back = "fell_back"
 
+    @property
+    def phrase(self) -> str:
+        """How the CLI and the UI say it: ``narrative by the rules``, ``… pending``, ``… fell back``."""
+        return "narrative " + {"rules": "by the rules", "fell_back": "fell back"}.get(self.value, self.value)
+
 
 class RiskReport(_Model):
     """Revenue at risk for one incident.

@@ -38,11 +38,11 @@ a typed placeholder; no other placeholder is ever produced:
     ``Mrs``, ``Ms``, ``Mx``, ``Dr``, ``Prof``; the honorific is replaced together with the name).
     The words are cut at the first word of a small stop list (``team``, ``all``, ``there``,
     ``everyone``, ``support``, ``again``, ``the``, ``in``, ``advance``, ``customer`` …), so ``Hi team,``,
-    ``Dear Support Team``, ``Thanks in advance`` and ``Thanks, the checkout`` stay as written.
+    ``Dear Support Team``, ``Thanks in advance`` and ``Thanks, the service`` stay as written.
 
 Deliberately kept (so that the facts the model reasons about survive): timestamps and dates
 (``2024-05-01 14:05:03``, ``2024-05-01T14:05:03Z``), times, HTTP methods, paths and status codes,
-durations (``1747ms``), hostnames and pod names (``checkout-7d9f8c6b5-x2k4q``), UUIDs, order and
+durations (``1747ms``), hostnames and pod names (``api-7d9f8c6b5-x2k4q``), UUIDs, order and
 other ids (``order-123``), MAC addresses, decimals, ordinary numbers, long digit runs that fail the
 Luhn check, CamelCase identifiers, and log-template wildcards (``<*>``).
 

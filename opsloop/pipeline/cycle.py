@@ -207,18 +207,16 @@ def runbook_index(runbooks: Path | None, settings: Settings, degradations: list[
 
 
 def decide(candidates: list[Incident], signals: Signals, index: RunbookIndex | None, settings: Settings,
-           degradations: list[str] | None = None, pack: Pack | None = None) -> tuple[list[Incident], list[Assessment]]:
+           degradations: list[str] | None = None, pack: Pack | None = None) -> list[Incident]:
     """Log signatures, risk report, severity (the pack's rules) and rule-based assessment for each
     candidate. With a model configured the assessment is stored ``pending``: the narrative is
-    written after the cycle commits (:mod:`opsloop.pipeline.narration`). Returns the incidents and,
-    one per incident, the rule-based assessments, from which actions are proposed (the LLM never
-    picks actions).
+    written after the cycle commits (:mod:`opsloop.pipeline.narration`). Returns the assessed
+    incidents; actions are proposed from these rule-based assessments (the LLM never picks actions).
     """
     degradations = degradations if degradations is not None else []
     pack = pack or load_pack(settings.pack)
     narrated = settings.llm.backend != "off"
     out: list[Incident] = []
-    rules: list[Assessment] = []
     for inc in candidates:
         logs = signals.logs
         for label in pack.correlation_labels:  # the log lines of the incident's scope
@@ -229,9 +227,8 @@ def decide(candidates: list[Incident], signals: Signals, index: RunbookIndex | N
         risk = risk_report(inc, signals.kpis, pack.revenue)
         inc = inc.model_copy(update={"signatures": sigs, "severity": incident_severity(inc, risk, pack.severity)})
         rule = assess(inc, index, risk, pack, k=settings.rag.top_k)
-        rules.append(rule)
         out.append(inc.model_copy(update={"assessment": queued(rule) if narrated else rule}))
-    return out, rules
+    return out
 
 
 def act(session: Session, incidents: list[Incident], settings: Settings,
@@ -299,9 +296,9 @@ def run_cycle(
         if candidates and index is None:
             index = runbook_index(runbooks, settings, degradations, store, pack)
     with clock.stage("assess"):
-        assessed, rules = decide(candidates, signals, index, settings, degradations, pack)
+        assessed = decide(candidates, signals, index, settings, degradations, pack)
     with clock.stage("act"), store.begin() as session:
-        incidents, act_counts = act(session, assessed, settings, rules, pack)
+        incidents, act_counts = act(session, assessed, settings, pack=pack)
         snapshot_series(session, incidents, signals, pack, settings)
         report = CycleReport(
             id=repo.cycle_id(window or signals.window, pack.name), window=window or signals.window,

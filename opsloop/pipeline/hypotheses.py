@@ -59,13 +59,6 @@ class _Tally:
         return sum(w for _, w in items)
 
 
-def _runbook_title(index: RunbookIndex, document: str) -> str:
-    for c in index.chunks:
-        if c.document == document:
-            return str(c.meta.get("title") or c.section.split(" > ")[0])
-    return document
-
-
 def _corroboration(incident: Incident, index: RunbookIndex | None) -> list[tuple[str, str | None, str]]:
     """(evidence sentence, category of the best-matching runbook, document) per ticket cluster and
     log template of ``incident`` (at most three clusters and two templates)."""
@@ -79,13 +72,13 @@ def _corroboration(incident: Incident, index: RunbookIndex | None) -> list[tuple
         if hits:
             doc = hits[0].document
             out.append(((f"{c.size} support tickets about '{c.label}' read like the "
-                        f"'{_runbook_title(index, doc)}' runbook"), index.category_of(doc), doc))
+                        f"'{index.title_of(doc)}' runbook"), index.category_of(doc), doc))
     for s in incident.signatures[:2]:
         hits = index.query_documents(s.template, k=1)
         if hits:
             doc = hits[0].document
             out.append(((f"log template '{s.template[:80]}' ({s.count} events) reads like the "
-                        f"'{_runbook_title(index, doc)}' runbook"), index.category_of(doc), doc))
+                        f"'{index.title_of(doc)}' runbook"), index.category_of(doc), doc))
     return out
 
 
@@ -135,7 +128,7 @@ def rank(incident: Incident, pack: Pack, index: RunbookIndex | None,
                 t = tallies[cat]
                 t.runbook_top = rank_ == 0
                 where = "best" if rank_ == 0 else f"#{rank_ + 1}"
-                t.support.append((f"the '{_runbook_title(index, doc)}' runbook is the {where} retrieved match",
+                t.support.append((f"the '{index.title_of(doc)}' runbook is the {where} retrieved match",
                                   0.5 if rank_ == 0 else 0.25))
     for text, cat, _doc in _corroboration(incident, index):
         if cat in tallies:

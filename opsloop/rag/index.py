@@ -142,7 +142,9 @@ class RunbookIndex:
         self.bm25 = bm25 if bm25 is not None else BM25.build(tokenize_many([c.embed_text for c in self.chunks]))
         self._queries: dict[str, np.ndarray] = {}
         self._category = {}
+        self._title: dict[str, str] = {}
         for c in self.chunks:
+            self._title.setdefault(c.document, str(c.meta.get("title") or c.section.split(" > ")[0]))
             if "category" in c.meta:
                 self._category.setdefault(c.document, str(c.meta["category"]))
 
@@ -224,6 +226,10 @@ class RunbookIndex:
     def category_of(self, document: str) -> str | None:
         """The ``category`` front-matter field of ``document``, if it has one."""
         return self._category.get(document)
+
+    def title_of(self, document: str) -> str:
+        """``document``'s title (front matter, else its first section), or its name if not indexed."""
+        return self._title.get(document, document)
 
     def documents_of(self, category: str) -> list[str]:
         """The documents whose front matter names ``category``, in index order."""

@@ -16,10 +16,6 @@ _COLOURS = {
     "narrative fell back": "orange",
 }
 
-#: The chip naming an assessment's narrative state (:class:`opsloop.domain.Narrative`).
-NARRATIVE_CHIP = {"rules": "narrative by the rules", "pending": "narrative pending",
-                  "written": "narrative written", "fell_back": "narrative fell back"}
-
 
 def chip(word: str, prefix: str = "") -> None:
     """A coloured badge showing ``word`` (a severity, status, risk or health)."""

@@ -11,7 +11,7 @@ from opsloop.store.series import AnomalySeries
 from opsloop.ui.charts import series_chart
 from opsloop.ui.client import ApiError
 from opsloop.ui.session import require_user, show_error
-from opsloop.ui.widgets import NARRATIVE_CHIP, chip, chips, money, when
+from opsloop.ui.widgets import chip, chips, money, when
 
 user = require_user()
 api = user.client()
@@ -64,7 +64,7 @@ else:
     st.markdown(f"**Root cause.** {a.root_cause}")
     st.markdown(f"**Category** `{a.category}`" + (f" (the rules said `{a.rule_category}`)" if a.rule_category else "")
                 + f" · **confidence** {a.confidence:.0%} · written by {a.generated_by}")
-    st.markdown(chips(NARRATIVE_CHIP[a.narrative.value])
+    st.markdown(chips(a.narrative.phrase)
                 + (f" {a.fallback_reason}" if a.narrative.value == "fell_back" and a.fallback_reason else ""))
     if a.hypotheses:
         st.markdown("**Hypotheses**" + (" — *insufficient evidence to tell them apart*" if a.insufficient_evidence else ""))
