@@ -108,7 +108,7 @@ def _rank(scores: np.ndarray, depth: int, positive_only: bool = False) -> list[i
     return [int(i) for i in cand[order]]
 
 
-#: Query vectors a :class:`RunbookIndex` keeps (see :meth:`RunbookIndex.prime`).
+#: Primed query vectors a :class:`RunbookIndex` holds at most (see :meth:`RunbookIndex.prime`).
 QUERY_CACHE = 256
 
 
@@ -158,22 +158,21 @@ class RunbookIndex:
         return int(self.dense.d)
 
     def prime(self, texts: list[str]) -> None:
-        """Embed the query ``texts`` in one batch so that their :meth:`query` calls reuse the
-        vectors (a batch costs about one call; the last :data:`QUERY_CACHE` queries are kept)."""
+        """Embed the query ``texts`` in one batch for the :meth:`query` calls that follow: each
+        primed vector is used once, by the first query of its text (a batch costs about one call;
+        at most :data:`QUERY_CACHE` wait). Queries of unprimed texts embed as before."""
         todo = list(dict.fromkeys(t for t in texts if t.strip() and t not in self._queries))
         if todo and self.chunks:
             for t, v in zip(todo, np.asarray(self.embedder.embed(todo), dtype=np.float32), strict=True):
-                self._remember(t, v)
-
-    def _remember(self, text: str, vector: np.ndarray) -> None:
-        self._queries[text] = vector
-        while len(self._queries) > QUERY_CACHE:
-            self._queries.pop(next(iter(self._queries)))
+                self._queries[t] = v
+            while len(self._queries) > QUERY_CACHE:
+                self._queries.pop(next(iter(self._queries)))
 
     def _dense_rank(self, text: str, depth: int) -> list[tuple[int, float]]:
-        if text not in self._queries:
-            self._remember(text, np.asarray(self.embedder.embed([text]), dtype=np.float32)[0])
-        q = np.ascontiguousarray(self._queries[text][None, :], dtype=np.float32)
+        vector = self._queries.pop(text, None)
+        if vector is None:
+            vector = np.asarray(self.embedder.embed([text]), dtype=np.float32)[0]
+        q = np.ascontiguousarray(vector[None, :], dtype=np.float32)
         if self.kind == "hnsw":
             faiss.ParameterSpace().set_index_parameter(self.dense, "efSearch", max(64, depth))
         scores, ids = self.dense.search(q, min(depth, len(self.chunks)))

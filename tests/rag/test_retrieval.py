@@ -70,3 +70,17 @@ def test_prometheus_operator_symptom_benchmark(minilm):
     assert res["hybrid"]["recall@3"] >= 0.85, res["hybrid"]["misses"]
     assert res["hybrid"]["recall@3"] >= max(res["dense"]["recall@3"], res["bm25"]["recall@3"])
     assert res["hybrid"]["mrr"] >= max(res["dense"]["mrr"], res["bm25"]["mrr"])
+
+
+def test_primed_queries_rank_as_unprimed_ones_and_are_used_once():
+    from opsloop.clustering.embedders import TfidfEmbedder
+    from opsloop.packs import load_pack
+    from opsloop.rag.documents import load_documents
+    from opsloop.rag.index import RunbookIndex
+
+    index = RunbookIndex(load_documents(load_pack("checkout").runbooks_path), TfidfEmbedder())
+    texts = ["webhook 403 signature verification failed", "checkout is slow, p95 latency up"]
+    plain = [index.query(t, k=3) for t in texts]
+    index.prime(texts)
+    assert [index.query(t, k=3) for t in texts] == plain
+    assert index._queries == {}  # each primed vector serves one query; later queries embed as before
