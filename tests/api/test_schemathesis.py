@@ -4,7 +4,14 @@ model for every 4xx), schema-violating requests rejected, schema-valid ones acce
 right ``Allow`` for undeclared methods.
 
 Schema-valid but semantically invalid input is exempt from "schema-valid requests are accepted" on
-the routes listed in ``SEMANTIC``: what makes their input valid cannot be said in JSON Schema."""
+the routes listed in ``SEMANTIC``: what makes their input valid cannot be said in JSON Schema.
+
+The examples are derandomized (the same every run). With fresh random examples each run,
+schemathesis' negative mutations now and then produce a request whose *serialised* form is valid
+(a one-element array for a string query parameter is sent as ``?subject=true``; an added query
+parameter dropped in serialisation) and report it as accepted negative data: a CI run failed once on
+``GET /audit?subject=true``. Derandomized, the check still fails when the app stops refusing unknown
+or repeated query parameters (tried: ``GET /audit`` fails)."""
 
 from __future__ import annotations
 
@@ -41,7 +48,7 @@ SEMANTIC = {
 
 
 @schema.parametrize()
-@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=20, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_schema(case):
     key = f"{case.method.upper()} {case.path}"
     excluded = [positive_data_acceptance] if key in SEMANTIC else []
