@@ -74,9 +74,9 @@ from opsloop.clustering.dbscan import FaissDBSCAN, normalise
 from opsloop.clustering.embedders import MiniLMEmbedder, _load_minilm
 from opsloop.clustering.hdbscan import FaissHDBSCAN
 from opsloop.clustering.surges import ticket_surges
-from opsloop.packs import load_pack
 from opsloop.clustering.themes import CachedEmbedder, InMemoryEmbeddingCache
 from opsloop.clustering.tickets import cluster, split_bursts, ticket_texts
+from opsloop.packs import load_pack
 from opsloop.packs.checkout import ticket_templates as tt
 from opsloop.packs.checkout.simulator import DEFAULT_START, simulate
 
@@ -222,7 +222,7 @@ def it_tickets(n: int, seed: int, embedder) -> dict:
                         "majority": truth_counts.index[0], "majority_share": round(float(truth_counts.iloc[0] / c.size), 2)})
     return {
         "sample": {"n": len(tickets), "of": int(pd.read_csv(IT_TICKETS, usecols=["Topic_group"]).shape[0]), "seed": seed,
-                   "labels": int(len(set(y)))},
+                   "labels": len(set(y))},
         "convention": "*_all: every sampled ticket, noise (-1) counted as one label of its own; *_clustered: noise excluded",
         "ours_default": partition_scores(y, res.labels) | {"seconds": round(ours_s, 2), "graph": res.stats.get("graph")},
         "tfidf_kmeans_k8": partition_scores(y, kmeans),

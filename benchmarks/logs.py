@@ -60,9 +60,9 @@ from drain3.template_miner_config import TemplateMinerConfig
 
 from opsloop.clustering.drain import LogTemplateMiners, detect_templates, grouping_accuracy, template_config
 from opsloop.clustering.masking import mask_messages
+from opsloop.domain import Window
 from opsloop.packs import load_pack
 from opsloop.packs.checkout.simulator import simulate
-from opsloop.domain import Window
 
 SLACK = pd.Timedelta(minutes=30)
 LOGHUB = Path("/work/shared/datasets/loghub_2k")

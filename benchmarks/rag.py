@@ -39,8 +39,8 @@ from pathlib import Path
 import numpy as np
 
 from opsloop.clustering.embedders import MiniLMEmbedder, get_embedder
-from opsloop.rag.documents import Chunk, load_documents
 from opsloop.packs import load_pack
+from opsloop.rag.documents import Chunk, load_documents
 from opsloop.rag.index import MODES, RunbookIndex
 
 HERE = Path(__file__).resolve().parent

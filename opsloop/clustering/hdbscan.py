@@ -288,7 +288,7 @@ def vote_noise(labels: np.ndarray, dist: np.ndarray, idx: np.ndarray, min_votes:
     first = order[np.unique(row[order], return_index=True)[1]]
     win = first[counts[first] >= min_votes]
     labels[noise[row[win]]] = label[win]
-    return labels, int(len(win))
+    return labels, len(win)
 
 
 def _renumber(labels: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ import pandas as pd
 from opsloop.clustering.masking import mask_messages
 from opsloop.domain import LogSignature, stable_hash
 
+
 def signatures(logs: pd.DataFrame, start: datetime, end: datetime, baseline_hours: float = 24.0,
                top: int = 5, min_lift: float = 3.0, min_count: int = 5) -> list[LogSignature]:
     """Warning/error templates seen at least ``min_count`` times in ``[start, end]`` whose rate there

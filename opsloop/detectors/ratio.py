@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
 from pydantic import Field
 
 from opsloop.detectors.base import BaseDetector, DetectorConfig

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import numpy as np
 
-
 #: A window of ``w`` buckets is tested only once its baseline holds ``BASELINE_WINDOWS * w`` buckets
 #: of data: a rate estimated from less than a few windows' worth is no firmer than the window's own.
 BASELINE_WINDOWS = 4

@@ -24,7 +24,15 @@ import numpy as np
 import pandas as pd
 
 from opsloop.detectors.base import BaseDetector, DetectorConfig
-from opsloop.detectors.causal import alpha_of, count_seen, ew_mean, lag, robust_scale, rolling_sum, scale_floor
+from opsloop.detectors.causal import (
+    alpha_of,
+    count_seen,
+    ew_mean,
+    lag,
+    robust_scale,
+    rolling_sum,
+    scale_floor,
+)
 from opsloop.detectors.forecast import robust_forecast
 from opsloop.detectors.seasonality import calendar_periods, step_seconds
 

@@ -161,8 +161,7 @@ def advance_watermark(
             session.expire_all()
             row = session.get(WatermarkRow, name)
             assert row is not None
-    if value > row.value:
-        row.value = value
+    row.value = max(row.value, value)
     row.updated_at = at
     if detail is not None:
         row.detail = detail

@@ -678,7 +678,7 @@ def _episodes(rng: np.random.Generator, world: _World, per_day: float, minutes: 
 def _apply_background(rng: np.random.Generator, world: _World, bg: Background) -> list[dict[str, Any]]:
     """Set ``world.base`` and ``world.effects`` from ``bg``; returns the benign events' ground truth."""
     b = world.base = bg.base
-    T = world.n_minutes  # noqa: N806
+    T = world.n_minutes
     traffic, live_from = np.ones(T), np.zeros(world.n_merchants, dtype=np.int64)
     deploy, lag_ms, lookup_503 = np.zeros((T, len(STAGES)), dtype=bool), np.zeros(T, dtype=np.int64), np.zeros(T)
     deploys = []
