@@ -50,6 +50,9 @@ class _Evidence(BaseModel):
     #: Its source already required the condition to hold (an alert rule's ``for:``): it counts as
     #: sustained for the paging rules however short its span in the window.
     sustained: ClassVar[bool] = False
+    #: A sample of a KPI series: how many events it stands for is read from the pack's volume
+    #: series, not from the evidence (:meth:`abnormal_events` is None).
+    kpi: ClassVar[bool] = False
 
     metric: str
     labels: dict[str, str] = Field(default_factory=dict)
@@ -102,6 +105,17 @@ class _Evidence(BaseModel):
         """Raw example lines (log messages) behind the evidence: untrusted text (none by default)."""
         return list(getattr(self, "examples", []))
 
+    def abnormal_events(self) -> float | None:
+        """How many events in the span were abnormal (calls failed beyond the baseline, downstream
+        events missing, log lines, tickets), the size an SRE weighs a count anomaly by; None when
+        the evidence is not a count (a KPI, an alert)."""
+        return None
+
+    def expected_events(self) -> float | None:
+        """How many events the baseline expected in the span, where the evidence itself knows
+        (so ``abnormal_events() / expected_events()`` is the share that failed); None otherwise."""
+        return None
+
     def attributes(self) -> dict[str, object]:
         """Facts a category rule may test: ``evidence`` (this variant's type), ``metric``,
         ``direction`` and the series labels; variants add their own (``status``, ``endpoint``...)."""
@@ -115,6 +129,7 @@ class RobustZEvidence(_Evidence):
     """
 
     detector: ClassVar[str] = "robust_z"
+    kpi: ClassVar[bool] = True
     type: Literal["robust_z"] = "robust_z"
     unit: Literal["robust z"] = "robust z"
     points: int = 1
@@ -126,6 +141,7 @@ class EnsembleEvidence(_Evidence):
     strongest member, Tippett's minimum-p combination; see :mod:`opsloop.detectors.ensemble`)."""
 
     detector: ClassVar[str] = "ensemble"
+    kpi: ClassVar[bool] = True
     type: Literal["ensemble"] = "ensemble"
     unit: Literal["-log10 p"] = "-log10 p"
     member: str | None = None
@@ -163,6 +179,10 @@ class ErrorRateEvidence(_Evidence):
     def query_terms(self) -> list[str]:
         return [self.headline(), f"http {self.status} {self.endpoint} {' '.join(self.services)}", *self.examples[:1]]
 
+    def abnormal_events(self) -> float:
+        """Calls that returned the status beyond the baseline rate: ``errors - expected·requests``."""
+        return self.errors - (self.expected or 0.0) * self.requests
+
     def attributes(self) -> dict[str, object]:
         return {**super().attributes(), "status": self.status, "endpoint": self.endpoint,
                 "service": ",".join(self.services)}
@@ -193,6 +213,12 @@ class EventRatioEvidence(_Evidence):
                 f"(ratio {(self.observed or 0):.2f} vs baseline {(self.expected or 0):.2f}; about {self.missing} "
                 f"missing; -log10 p {self.score:.1f}) {_span(start, end)}")
 
+    def abnormal_events(self) -> float:
+        return float(self.missing)
+
+    def expected_events(self) -> float:
+        return (self.expected or 0.0) * self.upstream
+
     def attributes(self) -> dict[str, object]:
         return {**super().attributes(), "upstream": self.upstream_event, "downstream": self.downstream_event}
 
@@ -218,6 +244,12 @@ class FunnelEvidence(_Evidence):
         return (f"{self.downstream_metric} per {self.upstream_metric}{self._on} fell to {(self.observed or 0):.3f} "
                 f"(baseline {(self.expected or 0):.3f}; about {self.missing:.0f} {self.downstream_metric} missing; "
                 f"-log10 p {self.score:.1f}) {_span(start, end)}")
+
+    def abnormal_events(self) -> float:
+        return self.missing
+
+    def expected_events(self) -> float:
+        return (self.expected or 0.0) * self.upstream
 
     def attributes(self) -> dict[str, object]:
         return {**super().attributes(), "funnel": self.name, "upstream": self.upstream_metric,
@@ -258,6 +290,9 @@ class LogTemplateEvidence(_Evidence):
     def query_terms(self) -> list[str]:
         return [f"{self.service} {self.template}", *self.examples[:1]]
 
+    def abnormal_events(self) -> float:
+        return float(self.count)
+
     def attributes(self) -> dict[str, object]:
         return {**super().attributes(), "service": self.service, "template": self.template,
                 "new": self.new, "failure": self.failure, "endpoint": ",".join(self.endpoints),
@@ -290,6 +325,9 @@ class TicketSurgeEvidence(_Evidence):
 
     def query_terms(self) -> list[str]:
         return [" ".join(self.top_terms) + ". " + self.label]
+
+    def abnormal_events(self) -> float:
+        return float(self.tickets)
 
     def attributes(self) -> dict[str, object]:
         return {**super().attributes(), "theme": self.label}

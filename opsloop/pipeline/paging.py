@@ -49,15 +49,7 @@ import numpy as np
 import pandas as pd
 
 from opsloop.domain import Anomaly, ContextNote, Incident, MaintenanceWindow
-from opsloop.evidence import (
-    EnsembleEvidence,
-    ErrorRateEvidence,
-    EventRatioEvidence,
-    FunnelEvidence,
-    LogTemplateEvidence,
-    RobustZEvidence,
-    TicketSurgeEvidence,
-)
+from opsloop.evidence import ErrorRateEvidence
 from opsloop.packs.model import Pack, PagingRules
 from opsloop.pipeline.correlate import incident_of
 
@@ -128,7 +120,7 @@ class PagingJudge:
         if any(w.covers(a) for w in self.windows):
             return "maintenance"
         ev = a.evidence
-        kpi = isinstance(ev, (RobustZEvidence, EnsembleEvidence))
+        kpi = ev.kpi
         spec = self.pack.metric_spec(ev.metric) if kpi else None
         if spec is not None and spec.volume_only:
             return "expected_volume"
@@ -161,17 +153,12 @@ class PagingJudge:
         return self.series.get(spec.volume, labels)
 
     def _is_thin(self, a: Anomaly, spec) -> bool:
+        """Too few abnormal events (``min_events``) unless the slice failed wholesale (``min_share``);
+        a KPI without a count: too little volume in its span (``min_volume``)."""
         r, ev = self.rules, a.evidence
-        if isinstance(ev, ErrorRateEvidence):
-            excess = ev.errors - (ev.expected or 0.0) * ev.requests
-            return excess < r.min_events and not self._wholesale(self._slice_error_share(a))
-        if isinstance(ev, (EventRatioEvidence, FunnelEvidence)):
-            expected = (ev.expected or 0.0) * ev.upstream
-            return ev.missing < r.min_events and not (expected > 0 and self._wholesale(ev.missing / expected))
-        if isinstance(ev, LogTemplateEvidence):
-            return ev.count < r.min_events
-        if isinstance(ev, TicketSurgeEvidence):
-            return ev.tickets < r.min_events
+        events = ev.abnormal_events()
+        if events is not None:
+            return events < r.min_events and not self._wholesale(self._failed_share(a))
         vol = self._volume(spec, ev.labels)
         if vol is None or r.min_volume <= 0:
             return False
@@ -181,6 +168,18 @@ class PagingJudge:
 
     def _wholesale(self, share: float) -> bool:
         return self.rules.min_share > 0 and share >= self.rules.min_share
+
+    def _failed_share(self, a: Anomaly) -> float:
+        """The share of the span's expected events that were abnormal: from the evidence when it
+        knows what was expected, from the logs for an endpoint's error status (the slice's share,
+        :meth:`_slice_error_share`), else 0 (log lines and tickets have no denominator)."""
+        ev = a.evidence
+        expected = ev.expected_events()
+        if expected is not None:
+            return ev.abnormal_events() / expected if expected > 0 else 0.0
+        if isinstance(ev, ErrorRateEvidence):
+            return self._slice_error_share(a)
+        return 0.0
 
     def _slice_error_share(self, a: Anomaly) -> float:
         """Share of the requests to the anomaly's endpoint in its span, from the values of the pack's
@@ -223,7 +222,7 @@ class PagingJudge:
         """How long a KPI stays past halfway from its expected to its peak value from the peak on
         (a detector that flags only the onset of a level shift still shows a lasting move)."""
         ev = a.evidence
-        if not isinstance(ev, (RobustZEvidence, EnsembleEvidence)) or ev.observed is None or ev.expected is None:
+        if not ev.kpi or ev.observed is None or ev.expected is None:
             return 0.0
         ts, values = self.series.get(ev.metric, ev.labels)
         after = ts >= _ns(a.peak)
@@ -269,10 +268,6 @@ def page(candidates: list[Incident], judge: PagingJudge, labels: Sequence[str] =
     return pages, context
 
 
-#: Evidence whose size is a count of failed requests or events (not a percentile of a few requests).
-_COUNTS = (ErrorRateEvidence, EventRatioEvidence, FunnelEvidence, LogTemplateEvidence)
-
-
 def _corroborated_counts(anomalies: Sequence[Anomaly], reasons: Sequence[str | None],
                          evidence: Sequence[Anomaly]) -> list[Anomaly]:
     """Thin count anomalies of a candidate that pages on a ticket surge: at low traffic a real
@@ -284,7 +279,7 @@ def _corroborated_counts(anomalies: Sequence[Anomaly], reasons: Sequence[str | N
     if not any(a.evidence.corroborating for a in evidence):
         return []
     return [a for a, why in zip(anomalies, reasons, strict=True)
-            if why == "thin" and isinstance(a.evidence, _COUNTS)]
+            if why == "thin" and not a.evidence.corroborating and a.evidence.abnormal_events() is not None]
 
 
 def rules_summary(rules: PagingRules) -> dict[str, float]:

@@ -52,7 +52,6 @@ from opsloop.config import Settings
 from opsloop.detectors.robust_z import trailing_median_mad
 from opsloop.domain import Anomaly, Incident
 from opsloop.evidence import (
-    EnsembleEvidence,
     ErrorRateEvidence,
     EventRatioEvidence,
     FunnelEvidence,
@@ -218,7 +217,7 @@ def _funnel(a: Anomaly, source: SeriesSource, pack: Pack, ds: DetectionSettings)
 def _raw(a: Anomaly, source: SeriesSource, pack: Pack, ds: DetectionSettings) -> _Raw | None:
     """The series ``a``'s detector scored, or ``None`` when the signals hold none for it."""
     ev = a.evidence
-    if isinstance(ev, RobustZEvidence | EnsembleEvidence):
+    if ev.kpi:
         return _kpi(a, source, pack, ds)
     if isinstance(ev, ErrorRateEvidence):
         return _error_share(a, source.logs, ds)

@@ -9,7 +9,13 @@ import pandas as pd
 import pytest
 
 from opsloop.domain import Anomaly, Kind, MaintenanceWindow, Severity
-from opsloop.evidence import ErrorRateEvidence, EventRatioEvidence, RobustZEvidence, TicketSurgeEvidence
+from opsloop.evidence import (
+    ErrorRateEvidence,
+    EventRatioEvidence,
+    LogTemplateEvidence,
+    RobustZEvidence,
+    TicketSurgeEvidence,
+)
 from opsloop.packs.model import CategorySpec, MetricSpec, Pack, PagingRules
 from opsloop.pipeline.correlate import incident_of
 from opsloop.pipeline.paging import PagingJudge, page
@@ -165,6 +171,18 @@ def test_a_paged_incident_is_built_from_its_evidence_only():
     (inc,), context = page([cand], _judge(), ["region"])
     assert context == [] and inc.severity == Severity.medium and inc.anomalies == [evidence]
     assert inc.title == evidence.headline()
+
+
+def test_few_lost_events_page_when_most_of_what_was_expected_failed():
+    wholesale = _judge(pack=PACK.model_copy(update={"paging": RULES.model_copy(update={"min_share": 0.5})}))
+    assert _judge().reason(_lost(9)) == "thin"  # under min_events, and no min_share in RULES
+    assert wholesale.reason(_lost(9)) is None  # 9 of the 0.999 x 17 expected: 53% lost
+    assert wholesale.reason(_lost(8)) == "thin"  # 47%: under half
+    lines = Anomaly(kind=Kind.hard, start=LATE, end=LATE + timedelta(minutes=30), peak=LATE, severity=Severity.high,
+                    evidence=LogTemplateEvidence(metric="log_template", score=30.0, template_id="t1",
+                                                 template="pool exhausted", service="db", count=6,
+                                                 baseline_count=0, baseline_hours=24.0))
+    assert wholesale.reason(lines) == "thin"  # log lines have no denominator: never wholesale
 
 
 def _lost(missing: int) -> Anomaly:
