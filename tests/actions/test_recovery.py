@@ -110,8 +110,11 @@ def test_an_overdue_claim_is_marked_before_the_operator_acts(tmp_path, store_url
     # the catalog's simulated executor: timeout 0.2 s, no retries, no margin
     done = service.resolve(store, old.id, "alice", ActionStatus.failed, "nothing in the ticket queue", settings)
     assert done.status == ActionStatus.failed
-    with pytest.raises(repo.Conflict, match=f"action {fresh.id} is executing, not unknown"):  # still in its deadline
-        service.retry(store, fresh.id, "alice", settings.policy(), settings)
+    # still in its deadline: judged with a deadline that a loaded machine cannot outlast (with 0.2 s,
+    # CI once took longer than that to resolve the old claim, and the fresh one was overdue too)
+    patient = _settings(tmp_path, store_url, timeout_seconds=60.0, retries=0)
+    with pytest.raises(repo.Conflict, match=f"action {fresh.id} is executing, not unknown"):
+        service.retry(store, fresh.id, "alice", patient.policy(), patient)
     assert [v for _, v, _ in _events(store, old.id)][-2:] == ["action.unknown", "action.failed"]
 
 
