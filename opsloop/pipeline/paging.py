@@ -158,7 +158,7 @@ class PagingJudge:
         r, ev = self.rules, a.evidence
         events = ev.abnormal_events()
         if events is not None:
-            return events < r.min_events and not self._wholesale(self._failed_share(a))
+            return events < r.min_events and not self._wholesale(self._failed_share(a, events))
         vol = self._volume(spec, ev.labels)
         if vol is None or r.min_volume <= 0:
             return False
@@ -169,14 +169,15 @@ class PagingJudge:
     def _wholesale(self, share: float) -> bool:
         return self.rules.min_share > 0 and share >= self.rules.min_share
 
-    def _failed_share(self, a: Anomaly) -> float:
-        """The share of the span's expected events that were abnormal: from the evidence when it
-        knows what was expected, from the logs for an endpoint's error status (the slice's share,
-        :meth:`_slice_error_share`), else 0 (log lines and tickets have no denominator)."""
+    def _failed_share(self, a: Anomaly, events: float) -> float:
+        """The share of the span's expected events that the ``events`` abnormal ones are: from the
+        evidence when it knows what was expected, from the logs for an endpoint's error status (the
+        slice's share, :meth:`_slice_error_share`), else 0 (log lines and tickets have no
+        denominator)."""
         ev = a.evidence
         expected = ev.expected_events()
         if expected is not None:
-            return ev.abnormal_events() / expected if expected > 0 else 0.0
+            return events / expected if expected > 0 else 0.0
         if isinstance(ev, ErrorRateEvidence):
             return self._slice_error_share(a)
         return 0.0
